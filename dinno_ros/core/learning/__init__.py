@@ -1,0 +1,1 @@
+"""The learning core: per-robot optimizers, graphs, problems, metrics, experiments."""

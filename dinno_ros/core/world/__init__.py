@@ -1,0 +1,1 @@
+"""The floorplan world: grids, map files, lidar, planner, datasets."""
