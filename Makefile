@@ -1,0 +1,36 @@
+# dinno_ros: the two commands a user needs are `make run` and `make test`; both set up .venv first.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CONFIG ?= lidar.yaml
+ARGS   ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup run test bench clean lock colcon-build
+
+setup:
+	@bash scripts/setup_env.sh
+
+run: setup
+	$(PY) -m dinno_ros.swarm $(CONFIG) $(ARGS)
+
+test: setup
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) bench/exchange.py
+	$(PY) bench/lidar.py
+	$(PY) bench/planner.py
+
+# Build both packages the ROS way with colcon (pip-installed colcon and ROS wheels) into build/ws.
+colcon-build: setup
+	@bash scripts/colcon_build.sh
+
+# Regenerate the pinned closure after editing requirements.txt.
+lock:
+	$(PY) -m pip install -q -r requirements.txt
+	@{ echo "# Full pinned closure of requirements.txt (regenerate: make lock). Installed by make setup."; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v -i '^dinno'; \
+	  echo "setuptools==$$($(PY) -c 'import setuptools; print(setuptools.__version__)')"; } > requirements-lock.txt
+
+clean:
+	rm -rf build install log results .pytest_cache
