@@ -1,0 +1,195 @@
+"""The monitor's bookkeeping (ROS-free): robots' vectors by round in, the learning core's metrics out.
+
+A robot's ``params`` vector tagged round k+1 is its model after the round-k step (robots send a final
+round-R vector after their last round), so the monitor's round k uses the vectors tagged k+1, exactly
+what the offline loop evaluates after round k. Metrics come from the same ``Evaluator`` as the offline
+runner, fed with ``RemoteRobot`` stand-ins whose models hold the received vectors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import torch
+
+from dinno_ros.core.learning.graphs import build_graph, disk_graph
+from dinno_ros.core.learning.metrics import consensus_error
+from dinno_ros.core.learning.simulation import Evaluator, build_problem
+from dinno_ros.core.swarm.spec import SwarmSpec
+
+logger = logging.getLogger(__name__)
+
+
+class RemoteRobot:
+    """What the Evaluator needs of a robot, rebuilt from its messages."""
+
+    def __init__(self, robot_id: int, model: torch.nn.Module) -> None:
+        self.robot_id = robot_id
+        self.model = model
+        self.optimizer = SimpleNamespace(forward_passes=0)
+        self.problem = SimpleNamespace(current_epoch=0.0)
+        self.position: np.ndarray | None = None
+        self._vec: torch.Tensor | None = None
+
+    def load(self, vector: torch.Tensor) -> None:
+        self._vec = vector
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(vector.to(next(self.model.parameters()).device), self.model.parameters())
+
+    def params(self) -> torch.Tensor:
+        return self._vec
+
+
+@dataclass
+class RoundReport:
+    round_k: int
+    robots: list[int]  # robots whose vectors went into this round
+    consensus: dict[str, Any]  # consensus_error() of those vectors
+    evaluation: dict[str, float] | None = None  # the Evaluator's summary on evaluation rounds
+    per_robot: dict[str, list[float]] = field(default_factory=dict)  # e.g. validation_loss per robot
+    lost: list[int] = field(default_factory=list)
+
+
+class SwarmMonitor:
+    """Collects vectors and states; turns each complete round into a RoundReport."""
+
+    def __init__(self, spec: SwarmSpec, lost_after: float | None = None) -> None:
+        self.spec = spec
+        self.problem = build_problem(spec.experiment, spec.pair_key, device="cpu")
+        pair = spec.pair
+        if spec.section.monitor.evaluate_frequency:
+            pair = dataclasses.replace(pair, evaluate_frequency=spec.section.monitor.evaluate_frequency,
+                                       metrics_config=dataclasses.replace(pair.metrics_config, evaluate_frequency=None))
+        self.evaluator = Evaluator(self.problem, pair, spec.rounds, label=f"swarm/{spec.pair_key}")
+        self.robots = {i: RemoteRobot(i, self.problem.base_model()) for i in range(spec.num_robots)}
+        self.graph = None if spec.dynamic_graph else build_graph(spec.experiment.graph, spec.num_robots, spec.experiment.seed)
+        self.lost_after = lost_after if lost_after is not None else spec.section.monitor.lost_after
+        self.vectors: dict[int, dict[int, torch.Tensor]] = {}  # round tag -> robot -> params
+        self.poses: dict[int, dict[int, np.ndarray]] = {}  # round -> robot -> pose
+        self.forward_passes: dict[int, int] = {}
+        self.finished: set[int] = set()
+        self.lost: set[int] = set()
+        self.started = time.monotonic()
+        self.last_seen: dict[int, float] = {}
+        self.next_round = 0
+        self.reports: list[RoundReport] = []
+
+    # input -----------------------------------------------------------------------------------------
+    def put_vector(self, robot: int, round_tag: int, vector: torch.Tensor) -> None:
+        if round_tag >= self.next_round + 1:
+            self.vectors.setdefault(round_tag, {})[robot] = vector
+        self._seen(robot)
+
+    def put_state(self, robot: int, round_k: int, pose: np.ndarray, forward_passes: int, finished: bool) -> None:
+        self.poses.setdefault(round_k, {})[robot] = np.asarray(pose, dtype=np.float64)
+        self.forward_passes[robot] = max(self.forward_passes.get(robot, 0), int(forward_passes))
+        if finished:
+            self.finished.add(robot)
+        self._seen(robot)
+
+    def _seen(self, robot: int) -> None:
+        self.last_seen[robot] = time.monotonic()
+        if robot in self.lost:
+            self.lost.discard(robot)
+            logger.info("robot_%d is back", robot)
+
+    # progress --------------------------------------------------------------------------------------
+    def update_lost(self, now: float | None = None) -> list[int]:
+        """Robots silent for ``lost_after`` s (never seen: after the start-up timeout); returns new ones."""
+        now = time.monotonic() if now is None else now
+        newly = []
+        for i in self.robots:
+            if i in self.lost or i in self.finished:
+                continue
+            since = self.last_seen.get(i)
+            limit = self.lost_after if since is not None else self.spec.section.startup_timeout + self.lost_after
+            if now - (since if since is not None else self.started) > limit:
+                self.lost.add(i)
+                newly.append(i)
+                logger.warning("robot_%d lost: no message for %.0f s", i, limit)
+        return newly
+
+    def _expected(self) -> set[int]:
+        return set(self.robots) - self.lost
+
+    def ready(self) -> bool:
+        k = self.next_round
+        if k >= self.spec.rounds:
+            return False
+        have = set(self.vectors.get(k + 1, {}))
+        if self._expected() <= have and have:
+            return True
+        # robots that moved on past k+1 without us seeing k+1 (lost messages): do not wait for them
+        ahead = any(t > k + 1 for t in self.vectors)
+        return bool(have) and ahead and not (self._expected() - have - self._moved_on(k + 1))
+
+    def _moved_on(self, tag: int) -> set[int]:
+        return {r for t, robots in self.vectors.items() if t > tag for r in robots}
+
+    def process(self) -> list[RoundReport]:
+        """Every round that is complete now, in order."""
+        out = []
+        while self.ready():
+            out.append(self._round(self.next_round))
+            self.vectors.pop(self.next_round + 1, None)
+            self.next_round += 1
+        return out
+
+    def _round(self, k: int) -> RoundReport:
+        vectors = self.vectors[k + 1]
+        ids = sorted(vectors)
+        for i in ids:
+            robot = self.robots[i]
+            robot.load(vectors[i])
+            robot.optimizer.forward_passes = self.forward_passes.get(i, 0)
+            robot.position = self.poses.get(k, {}).get(i, robot.position)
+        report = RoundReport(k, ids, consensus_error([vectors[i] for i in ids]), lost=sorted(self.lost))
+        if self.evaluator.due(k):
+            agents = [self.robots[i] for i in ids]
+            report.evaluation = self.evaluator.evaluate(k, agents, self._graph(k, ids))
+            for name in ("validation_loss", "top1_accuracy"):
+                if name in self.evaluator.metrics and self.evaluator.metrics[name]:
+                    report.per_robot[name] = [float(v) for v in self.evaluator.metrics[name][-1]]
+        self.reports.append(report)
+        return report
+
+    def _graph(self, k: int, ids: list[int]) -> nx.Graph:
+        if self.graph is not None:
+            return self.graph.subgraph(ids).copy()
+        poses = self.poses.get(k, {})
+        xy = np.stack([poses.get(i, np.full(3, 1e12))[:2] for i in ids])
+        return nx.relabel_nodes(disk_graph(xy, self.spec.experiment.graph.comm_radius), dict(enumerate(ids)))
+
+    def done(self) -> bool:
+        """Every robot finished or lost, and every round that can be processed was."""
+        all_out = set(self.robots) <= (self.finished | self.lost)
+        return (self.next_round >= self.spec.rounds) or (all_out and not self.ready())
+
+    def results(self) -> dict[str, Any]:
+        """The experiment runner's results dict, plus the monitor's per-round consensus summary."""
+        out = self.evaluator.results()
+        out["consensus_error_per_round"] = torch.tensor(
+            [[r.round_k, r.consensus["min"], r.consensus["max"]] for r in self.reports], dtype=torch.float64
+        ).reshape(-1, 3)
+        out["lost_robots"] = sorted(self.lost)
+        return out
+
+
+def fmt_report(r: RoundReport) -> str:
+    """One log line for a round, in the seed's style."""
+    line = f"round {r.round_k + 1}: consensus {r.consensus['min']:.3e} - {r.consensus['max']:.3e}"
+    if r.evaluation:
+        for key, label in (("validation_loss_mean", "val loss"), ("top1_accuracy_mean", "top1")):
+            if key in r.evaluation and not math.isnan(r.evaluation[key]):
+                line += f" | {label} {r.evaluation[key]:.4f}"
+    if r.lost:
+        line += f" | lost: {', '.join(f'robot_{i}' for i in r.lost)}"
+    return line

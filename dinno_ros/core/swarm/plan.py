@@ -1,0 +1,81 @@
+"""Which nodes a swarm consists of: one plan for the launch file and for the pip-only runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from dinno_ros.core.swarm.spec import SwarmSpec, load_swarm
+
+PACKAGE = "dinno_ros"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node to start: what a launch ``Node`` action or a runner process needs."""
+
+    executable: str  # console script installed under lib/dinno_ros (ros2 run / launch)
+    module: str  # the same entry point as ``python -m module`` (pip-only runner)
+    name: str
+    namespace: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name}".strip("/") if self.namespace else self.name
+
+    def ros_args(self) -> list[str]:
+        """``--ros-args`` for a plain process: namespace, node name and parameters."""
+        args = ["--ros-args", "-r", f"__node:={self.name}"]
+        if self.namespace:
+            args += ["-r", f"__ns:=/{self.namespace}"]
+        for key, value in self.parameters.items():
+            args += ["-p", f"{key}:={_param_literal(value)}"]
+        return args
+
+
+def _param_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value else "''"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class SwarmPlan:
+    spec: SwarmSpec
+    nodes: tuple[NodeSpec, ...]
+
+
+def robot_namespace(robot_id: int) -> str:
+    return f"robot_{robot_id}"
+
+
+def plan_swarm(
+    config: str | Path,
+    *,
+    num_robots: int | None = None,
+    rounds: int | None = None,
+    robots: Sequence[int] | None = None,
+    monitor: bool = True,
+) -> SwarmPlan:
+    """Validate the config (raising before anything starts) and list the nodes to start.
+
+    ``robots`` limits which robots this host starts (a swarm spread over several hosts on one domain);
+    the monitor runs where ``monitor`` is true.
+    """
+    spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
+    ids = list(range(spec.num_robots)) if robots is None else list(robots)
+    bad = [i for i in ids if not 0 <= i < spec.num_robots]
+    if bad:
+        raise ValueError(f"--robots: robot {bad[0]} does not exist; allowed: 0..{spec.num_robots - 1}")
+    common = {"config": str(spec.path), "num_robots": spec.num_robots, "rounds": spec.rounds}
+    nodes = [
+        NodeSpec("robot_node", "dinno_ros.ros.robot_node", "robot", robot_namespace(i), {**common, "robot_id": i})
+        for i in ids
+    ]
+    if monitor:
+        nodes.append(NodeSpec("monitor_node", "dinno_ros.ros.monitor_node", "monitor", "", dict(common)))
+    return SwarmPlan(spec=spec, nodes=tuple(nodes))

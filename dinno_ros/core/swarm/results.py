@@ -1,0 +1,24 @@
+"""The monitor's results on disk, in the experiment runner's layout (and with its plots)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dinno_ros.core.learning import plots
+from dinno_ros.core.learning.experiment import _write_configs as write_configs, output_dir_for  # TODO make public
+from dinno_ros.core.swarm.spec import SwarmSpec
+
+
+def write_swarm_results(spec: SwarmSpec, metrics: dict[str, Any], out_root: str | Path | None = None) -> Path:
+    """``[results_dir]/[date]_[name]/`` with the config, ``[problem_name]_results.pt`` and the plots."""
+    exp = spec.experiment
+    out = output_dir_for(exp, out_root or spec.section.monitor.results_dir)
+    out.mkdir(parents=True)
+    write_configs(exp, out)
+    metrics = {**metrics, "alg_name": spec.pair.alg_name, "source": "ros_swarm"}
+    torch.save(metrics, out / f"{spec.pair.problem_name}_results.pt")
+    plots.plot_experiment({spec.pair.problem_name: metrics}, out, exp.problem)
+    return out

@@ -1,0 +1,168 @@
+"""A robot's synchronous rounds over unreliable links (ROS-free; the robot node supplies publishing).
+
+Round k: drive and scan; publish the state (pose); find the round's neighbours (the configured graph, or the
+disk graph of the robots' round-k positions); publish the optimizer's vectors with the degree; wait for the
+neighbours' round-k vectors, at most ``round_timeout`` s (``startup_timeout`` in round 0); step.
+A late neighbour's last complete message is used and the delay logged; a neighbour that missed
+``lost_after_rounds`` rounds in a row is no longer waited for (a dead robot never stalls the swarm)
+until it sends again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from dinno_ros.core.learning.graphs import build_graph, disk_graph
+from dinno_ros.core.learning.simulation import build_agent
+from dinno_ros.core.swarm.inbox import MissTracker, RoundInbox
+from dinno_ros.core.swarm.spec import SwarmSpec
+
+Publish = Callable[..., None]
+
+
+class Log(Protocol):
+    def info(self, msg: str) -> Any: ...
+    def warning(self, msg: str) -> Any: ...
+
+
+class PositionBoard:
+    """The robots' positions by round, as their state messages report them; thread-safe."""
+
+    def __init__(self) -> None:
+        self._by_round: dict[int, dict[int, tuple[float, float]]] = {}
+        self._latest: dict[int, tuple[int, tuple[float, float]]] = {}
+        self.finished: set[int] = set()
+        self._cond = threading.Condition()
+
+    def put(self, robot: int, round_k: int, xy: tuple[float, float], finished: bool = False) -> None:
+        with self._cond:
+            self._by_round.setdefault(round_k, {})[robot] = xy
+            if robot not in self._latest or round_k >= self._latest[robot][0]:
+                self._latest[robot] = (round_k, xy)
+            if finished:
+                self.finished.add(robot)
+            for old in [r for r in self._by_round if r < round_k - 16]:
+                del self._by_round[old]
+            self._cond.notify_all()
+
+    def wait_round(self, round_k: int, robots: set[int], timeout: float) -> dict[int, tuple[float, float]]:
+        """Round-k positions of ``robots`` (waiting up to ``timeout``); late robots at their latest position."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not robots <= set(self._by_round.get(round_k, {})) and time.monotonic() < deadline:
+                self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+            now = dict(self._by_round.get(round_k, {}))
+            for j in robots - set(now):
+                if j in self._latest:
+                    now[j] = self._latest[j][1]
+            return {j: xy for j, xy in now.items() if j in robots}
+
+    def wait_finished(self, robots: set[int], timeout: float) -> set[int]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not robots <= self.finished and time.monotonic() < deadline:
+                self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+            return robots & self.finished
+
+
+class RobotRounds:
+    """Runs one robot's rounds; ``publish(event, **fields)`` sends 'observation', 'state' and 'weights'."""
+
+    def __init__(self, spec: SwarmSpec, robot_id: int, publish: Publish, log: Log | None = None) -> None:
+        self.spec = spec
+        self.robot_id = int(robot_id)
+        self.publish = publish
+        self.log = log or logging.getLogger(f"robot_{robot_id}")
+        self.agent = build_agent(spec.experiment, spec.pair_key, spec.experiment.seed, robot_id)
+        self.inbox = RoundInbox(self.agent.optimizer.sends)
+        self.positions = PositionBoard()
+        self.misses = MissTracker(spec.section.lost_after_rounds)
+        self.others = [j for j in range(spec.num_robots) if j != self.robot_id]
+        self.graph = None if spec.dynamic_graph else build_graph(spec.experiment.graph, spec.num_robots, spec.experiment.seed)
+        self.last_neighbors: list[int] = []
+        self.round_k = 0
+        self.waited_s = 0.0  # time spent waiting for neighbours (overhead accounting)
+
+    # neighbours ------------------------------------------------------------------------------------
+    def neighbors(self, k: int) -> list[int]:
+        if self.graph is not None:
+            return sorted(int(j) for j in self.graph.neighbors(self.robot_id))
+        alive = {j for j in self.others if not self.misses.gone(j)}
+        known = self.positions.wait_round(k, alive, self._timeout(k))
+        xy = np.full((self.spec.num_robots, 2), 1e12)  # unknown robots: far away
+        xy[self.robot_id] = self.agent.position[:2]
+        for j, p in known.items():
+            xy[j] = p
+        graph = disk_graph(xy, self.spec.experiment.graph.comm_radius, self.spec.num_robots)
+        return sorted(int(j) for j in graph.neighbors(self.robot_id))
+
+    def _timeout(self, k: int) -> float:
+        return self.spec.section.startup_timeout if k == 0 else self.spec.section.round_timeout
+
+    # one round -------------------------------------------------------------------------------------
+    def step(self, k: int) -> dict[str, float]:
+        obs = self.agent.begin_round(k)
+        if obs is not None:
+            self.publish("observation", observation=obs)
+        self._publish_state(k, finished=False)
+        neighbors = self.neighbors(k)
+        for j in neighbors:  # a gone neighbour that sent again is back
+            latest = self.inbox.latest_round(j)
+            if self.misses.gone(j) and latest is not None and latest >= k - 1:
+                self.misses.revive(j)
+                self.log.info(f"neighbour robot_{j} is back")
+        wait_for, gone = self.misses.split(neighbors)
+        for kind, vector in self.agent.outgoing().items():
+            self.publish("weights", round_k=k, degree=len(wait_for), kind=kind, vector=vector)
+        t0 = time.monotonic()
+        result = self.inbox.wait_round(k, wait_for, self._timeout(k))
+        self.waited_s += time.monotonic() - t0
+        self._report(k, result, wait_for)
+        self.last_neighbors = sorted(result.messages)
+        return self.agent.finish_round(k, result.messages)
+
+    def _report(self, k: int, result, wait_for: list[int]) -> None:
+        on_time = [j for j in wait_for if j not in result.late]
+        if result.late:
+            used = ", ".join(f"robot_{j} (round {result.stale[j]})" if j in result.stale else f"robot_{j} (none)"
+                             for j in result.late)
+            self.log.warning(f"round {k}: no round-{k} message in time from {used}; going on with the last ones")
+        for j in self.misses.record(on_time, result.late):
+            self.log.warning(f"neighbour robot_{j} missed {self.misses.limit} rounds: not waiting for it any more")
+
+    def _publish_state(self, k: int, finished: bool) -> None:
+        info = self.agent.last_info
+        pose = self.agent.position if self.agent.position is not None else np.zeros(3)
+        self.publish(
+            "state", round_k=k, pose=pose, neighbors=self.last_neighbors, finished=finished,
+            train_loss=float(info.get("train_loss", math.nan)),
+            forward_passes=int(getattr(self.agent.optimizer, "forward_passes", 0)),
+            dataset_size=int(len(getattr(self.agent.problem, "dataset", ()) or ())),
+        )
+
+    # whole run -------------------------------------------------------------------------------------
+    def run(self) -> None:
+        rounds = self.spec.rounds
+        self.log.info(f"robot_{self.robot_id}: {rounds} rounds of {self.spec.pair.alg_name}, "
+                      f"{self.spec.num_robots} robots, graph {self.spec.experiment.graph.type}")
+        t0 = time.monotonic()
+        for k in range(rounds):
+            self.round_k = k
+            info = self.step(k)
+            if k % max(1, rounds // 10) == 0 or k == rounds - 1:
+                self.log.info(f"round {k}: train_loss {info.get('train_loss', math.nan):.4f}, "
+                              f"neighbours {self.last_neighbors}")
+        self.log.info(f"finished {rounds} rounds in {time.monotonic() - t0:.1f} s "
+                      f"({self.waited_s:.1f} s waiting for neighbours)")
+        for kind, vector in self.agent.outgoing().items():  # the final model, tagged round R
+            self.publish("weights", round_k=rounds, degree=len(self.last_neighbors), kind=kind, vector=vector)
+        self._publish_state(rounds, finished=True)
+        # stay until the others are done too: they may still need our last vectors (transient local)
+        alive = {j for j in self.others if not self.misses.gone(j)}
+        self.positions.wait_finished(alive, self.spec.section.round_timeout)

@@ -1,0 +1,86 @@
+"""A loaded, validated swarm config: the experiment it runs plus the ``swarm:`` section.
+
+Every process of a swarm (runner, launch file, robot nodes, monitor) calls ``load_swarm`` with the same
+file and overrides, so they all agree on the robots, rounds and graph before anything starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from dinno_ros.core.learning.experiment_config import ExperimentConfig, PairConfig, parse_experiment
+from dinno_ros.core.swarm.config import SwarmSection, parse_swarm_section
+from dinno_ros.share import resolve_config
+
+
+@dataclass(frozen=True)
+class SwarmSpec:
+    path: Path  # the config file (absolute)
+    experiment: ExperimentConfig  # with num_nodes and rounds overrides applied
+    pair_key: str  # the problem_configs entry this swarm runs
+    section: SwarmSection
+
+    @property
+    def pair(self) -> PairConfig:
+        return self.experiment.pair(self.pair_key)
+
+    @property
+    def num_robots(self) -> int:
+        return self.experiment.num_nodes
+
+    @property
+    def rounds(self) -> int:
+        return self.pair.rounds
+
+    @property
+    def dynamic_graph(self) -> bool:
+        return self.experiment.graph.type == "disk"
+
+    @property
+    def evaluate_frequency(self) -> int:
+        return self.section.monitor.evaluate_frequency or self.pair.eval_every
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping with 'experiment', 'problem_configs' and optionally 'swarm'")
+    return data
+
+
+def load_swarm(config: str | Path, *, num_robots: int | None = None, rounds: int | None = None) -> SwarmSpec:
+    """Read and validate a swarm config; raise ValueError naming the key on any problem.
+
+    Command-line overrides win over ``swarm.num_robots`` / ``swarm.rounds``, which win over the experiment.
+    """
+    path = resolve_config(config)
+    data = _read(path)
+    section = parse_swarm_section(data)
+    raw = {k: v for k, v in data.items() if k != "swarm"}
+    n = num_robots or section.num_robots
+    if n:
+        if n < 1:
+            raise ValueError(f"num_robots: {n} out of range; allowed: >= 1")
+        exp = dict(raw.get("experiment") or {})
+        exp["graph"] = {**(exp.get("graph") or {}), "num_nodes": int(n)}
+        raw["experiment"] = exp
+    if num_robots is not None and num_robots < 1:
+        raise ValueError(f"num_robots: {num_robots} out of range; allowed: >= 1")
+    experiment = parse_experiment(raw, base_dir=path.parent, source=str(path))
+    if experiment.num_nodes < 1:
+        raise ValueError(f"experiment.graph.num_nodes: {experiment.num_nodes} out of range; allowed: >= 1")
+    pair_key = section.pair or next(iter(experiment.pairs))
+    if pair_key not in experiment.pairs:
+        raise ValueError(f"swarm.pair: unknown pair {pair_key!r}; allowed: {', '.join(experiment.pairs)}")
+    r = rounds if rounds is not None else section.rounds
+    if r:
+        experiment = experiment.with_rounds(r)
+    elif rounds is not None:
+        raise ValueError(f"rounds: {rounds} out of range; allowed: >= 1")
+    return SwarmSpec(path=path, experiment=experiment, pair_key=pair_key, section=section)

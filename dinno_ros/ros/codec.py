@@ -1,0 +1,82 @@
+"""dinno_msgs <-> core conversions: the only place a Weights message meets a tensor.
+
+Building uses ``bytes`` into the ``uint8[]`` field (the fast path; assigning a numpy array is ~500x slower),
+parsing uses ``np.frombuffer`` on the received buffer (see ``dinno_ros.core.wire``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from dinno_msgs.msg import RobotState, Weights
+from geometry_msgs.msg import Pose
+
+from dinno_ros.core.wire import PackedTensors, TensorLayout, pack_vector, unpack_vector
+
+
+def weights_msg(
+    vector: torch.Tensor | np.ndarray,
+    layout: TensorLayout,
+    *,
+    sender: int,
+    round_k: int,
+    degree: int,
+    kind: str = Weights.VECTOR_PARAMS,
+    stamp=None,
+) -> Weights:
+    """Pack one flat vector into a Weights message."""
+    packed = pack_vector(vector, layout)
+    msg = Weights()
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.sender, msg.round, msg.degree, msg.vector = int(sender), int(round_k), int(degree), kind
+    msg.names, msg.dtypes, msg.ndims, msg.shapes = packed.names, packed.dtypes, packed.ndims, packed.shapes
+    msg.data = packed.data
+    return msg
+
+
+def packed_of(msg: Weights) -> PackedTensors:
+    """The tensor fields of a received Weights message (no copy of the data)."""
+    return PackedTensors(
+        names=list(msg.names), dtypes=list(msg.dtypes), ndims=list(msg.ndims), shapes=list(msg.shapes), data=msg.data
+    )
+
+
+def vector_of(msg: Weights, expected: TensorLayout | None, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Validated flat float32 vector of a received Weights message; raises WireError when malformed."""
+    return unpack_vector(packed_of(msg), expected, device=device)
+
+
+def pose_msg(x: float, y: float, yaw: float) -> Pose:
+    """A planar pose as geometry_msgs/Pose."""
+    pose = Pose()
+    pose.position.x, pose.position.y = float(x), float(y)
+    pose.orientation.z, pose.orientation.w = math.sin(yaw / 2.0), math.cos(yaw / 2.0)
+    return pose
+
+
+def state_msg(
+    robot_id: int,
+    *,
+    round_k: int,
+    pose,
+    neighbors,
+    train_loss: float,
+    forward_passes: int,
+    dataset_size: int,
+    finished: bool,
+    stamp=None,
+) -> RobotState:
+    """A RobotState message (pose in the map frame)."""
+    msg = RobotState()
+    msg.header.frame_id = "map"
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.robot_id, msg.round = int(robot_id), int(round_k)
+    msg.pose = pose_msg(*[float(v) for v in pose[:3]])
+    msg.neighbors = [int(j) for j in neighbors]
+    msg.train_loss, msg.forward_passes = float(train_loss), int(forward_passes)
+    msg.dataset_size, msg.finished = int(dataset_size), bool(finished)
+    return msg

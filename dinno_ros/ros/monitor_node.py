@@ -1,0 +1,160 @@
+"""The swarm's monitor as a ROS 2 node: consensus error, validation metrics, the learned map.
+
+Subscribes to every robot's ``weights`` and ``state``; each round (once every live robot's vector is in)
+computes the consensus error, every evaluation round the validation metrics, with the learning core's
+``Evaluator`` (``dinno_ros.core.swarm.monitor``). Publishes ``/swarm/metrics`` (dinno_msgs/SwarmMetrics),
+``/map`` (the true map, latched) and ``/swarm/learned_map`` (nav_msgs/OccupancyGrid); logs a line per
+round; at the end writes the results like the experiment runner, plus plots, and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
+from visualization_msgs.msg import MarkerArray
+from dinno_ros.core.swarm.monitor import RoundReport, SwarmMonitor, fmt_report
+from dinno_ros.core.swarm.results import write_swarm_results
+from dinno_ros.core.swarm.spec import load_swarm
+from dinno_ros.core.wire import TensorLayout, WireError
+from dinno_ros.ros import codec, maps, qos
+
+NAN = float("nan")
+
+
+class MonitorNode(Node):
+    def __init__(self) -> None:
+        super().__init__("monitor")
+        config = self.declare_parameter("config", "").value
+        num_robots = int(self.declare_parameter("num_robots", 0).value) or None
+        rounds = int(self.declare_parameter("rounds", 0).value) or None
+        self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
+        self.monitor = SwarmMonitor(self.spec)
+        self.layout = TensorLayout.from_model(self.monitor.problem.base_model())
+        self.lock = threading.Lock()
+        self.metrics_pub = self.create_publisher(SwarmMetrics, "/swarm/metrics", qos.metrics())
+        self.map_pub = self.create_publisher(maps.OccupancyGrid, "/map", qos.latched())
+        self.learned_pub = self.create_publisher(maps.OccupancyGrid, "/swarm/learned_map", qos.latched())
+        self.text_pub = self.create_publisher(MarkerArray, "/swarm/markers", 10)
+        grid = getattr(self.monitor.problem, "grid", None)
+        if grid is not None:
+            self.map_pub.publish(maps.occupancy_msg(grid, self.get_clock().now().to_msg()))
+        group = ReentrantCallbackGroup()
+        for j in range(self.spec.num_robots):
+            self.create_subscription(Weights, f"/robot_{j}/weights", self._on_weights, qos.weights(), callback_group=group)
+            self.create_subscription(RobotState, f"/robot_{j}/state", self._on_state, qos.state(), callback_group=group)
+        self.finished = threading.Event()
+        self.result_dir = None
+        self.create_timer(0.05, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(
+            f"monitoring {self.spec.num_robots} robots, {self.spec.rounds} rounds of {self.spec.pair.alg_name}")
+
+    def _on_weights(self, msg: Weights) -> None:
+        if msg.vector != Weights.VECTOR_PARAMS:
+            return
+        try:
+            vector = codec.vector_of(msg, self.layout)
+        except WireError as exc:
+            self.get_logger().warning(f"ignored weights from robot {msg.sender} round {msg.round}: {exc}")
+            return
+        with self.lock:
+            self.monitor.put_vector(int(msg.sender), int(msg.round), vector)
+
+    def _on_state(self, msg: RobotState) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        yaw = 2.0 * math.atan2(q.z, q.w)
+        with self.lock:
+            self.monitor.put_state(int(msg.robot_id), int(msg.round), np.array([p.x, p.y, yaw]),
+                                   int(msg.forward_passes), bool(msg.finished))
+
+    def _tick(self) -> None:
+        if self.finished.is_set():
+            return
+        with self.lock:
+            self.monitor.update_lost()
+            reports = self.monitor.process()
+            done = self.monitor.done()
+        for report in reports:
+            self._publish(report)
+        if done:
+            self._finish()
+
+    def _publish(self, r: RoundReport) -> None:
+        self.get_logger().info(fmt_report(r))
+        msg = SwarmMetrics()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.round = r.round_k + 1
+        msg.consensus_error_min, msg.consensus_error_max = float(r.consensus["min"]), float(r.consensus["max"])
+        ev = r.evaluation or {}
+        msg.validation_loss = float(ev.get("validation_loss_mean", NAN))
+        msg.top1_accuracy = float(ev.get("top1_accuracy_mean", NAN))
+        msg.map_accuracy, msg.map_iou = NAN, NAN
+        msg.robot_ids = [int(i) for i in r.robots]
+        msg.robot_consensus_error = [float(v) for v in r.consensus["average"]]
+        msg.robot_validation_loss = r.per_robot.get("validation_loss", [])
+        msg.robot_top1_accuracy = r.per_robot.get("top1_accuracy", [])
+        msg.lost_robots = [int(i) for i in r.lost]
+        if r.evaluation is not None and hasattr(self.monitor.problem, "mesh_grid_density"):
+            quality = self._publish_learned_map(r)
+            msg.map_accuracy, msg.map_iou = quality.get("accuracy", NAN), quality.get("iou", NAN)
+        self.metrics_pub.publish(msg)
+        self.text_pub.publish(maps.metrics_text(fmt_report(r), getattr(self.monitor.problem, "grid", None), msg.header.stamp))
+
+    def _publish_learned_map(self, r: RoundReport) -> dict[str, float]:
+        problem = self.monitor.problem
+        robot = self.monitor.robots[r.robots[0]]
+        density = problem.mesh_grid_density(robot.model).numpy()
+        stamp = self.get_clock().now().to_msg()
+        self.learned_pub.publish(maps.density_msg(density, problem.grid, problem.config.mesh_stride, stamp))
+        return maps.mesh_quality(density, problem)
+
+    def _finish(self) -> None:
+        self.finished.set()
+        m = self.monitor
+        if m.lost:
+            self.get_logger().warning(f"lost robots: {', '.join(f'robot_{i}' for i in sorted(m.lost))}")
+        if self.spec.section.monitor.writeout:
+            self.result_dir = write_swarm_results(self.spec, m.results())
+            self.get_logger().info(f"results written to {self.result_dir}")
+        self.get_logger().info(f"monitor done after {m.next_round} rounds")
+
+    @property
+    def done(self) -> bool:
+        return self.finished.is_set()
+
+
+def main(args: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO)
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = MonitorNode()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        while rclpy.ok() and not node.done:
+            executor.spin_once(timeout_sec=0.2)
+        time.sleep(0.5)  # let the last metrics message go out
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as exc:
+        logging.getLogger("monitor_node").exception("monitor failed: %s", exc)
+        code = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

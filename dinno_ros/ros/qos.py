@@ -1,0 +1,39 @@
+"""QoS profiles chosen on purpose for each kind of topic."""
+
+from __future__ import annotations
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+# A receiver may fall this many messages behind a sender before losing one: rounds are synchronous, so a
+# robot is at most a round or two ahead of a neighbour (two vectors each for DSGT).
+ROUND_DEPTH = 32
+
+
+def weights() -> QoSProfile:
+    """Optimizer vectors: must not be lost; late joiners get the recent rounds (transient local)."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=ROUND_DEPTH,
+        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+
+
+def state() -> QoSProfile:
+    """Robot states (positions build the disk graph): reliable, recent rounds kept for late joiners."""
+    return weights()
+
+
+def latched() -> QoSProfile:
+    """Data that changes rarely (a planned path, the learned map): the last one for every late joiner."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=1,
+        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+
+
+def metrics() -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def sensor() -> QoSProfile:
+    """Scans: best effort, shallow (qos_profile_sensor_data), as RViz and nav2 expect."""
+    return qos_profile_sensor_data

@@ -1,0 +1,127 @@
+"""One robot of the swarm as a ROS 2 node (namespace ``robot_<i>``).
+
+Messages in, core calls, messages out. Each round k (synchronous, see ``dinno_ros.core.swarm.rounds``):
+drive and scan (``RobotAgent.begin_round``), publish ``state`` and the optimizer's ``weights``, wait for the
+neighbours' round-k weights (or the timeout), step the optimizer (``RobotAgent.finish_round``).
+Subscriptions run in their own callback group so training never blocks receiving.
+
+Topics (relative to the namespace): ``weights`` (dinno_msgs/Weights), ``state`` (dinno_msgs/RobotState),
+``scan`` (sensor_msgs/LaserScan), ``pose`` (geometry_msgs/PoseStamped), ``path`` (nav_msgs/Path),
+``markers`` (visualization_msgs/MarkerArray); it subscribes to ``/robot_<j>/weights`` and ``/robot_<j>/state``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from dinno_msgs.msg import RobotState, Weights
+from dinno_ros.core.swarm.rounds import RobotRounds
+from dinno_ros.core.swarm.spec import load_swarm
+from dinno_ros.core.wire import TensorLayout, WireError
+from dinno_ros.ros import codec, qos, viz_msgs
+
+
+class RobotNode(Node):
+    def __init__(self) -> None:
+        super().__init__("robot")
+        config = self.declare_parameter("config", "").value
+        robot_id = int(self.declare_parameter("robot_id", 0).value)
+        num_robots = int(self.declare_parameter("num_robots", 0).value) or None
+        rounds = int(self.declare_parameter("rounds", 0).value) or None
+        self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
+        self.rounds = RobotRounds(self.spec, robot_id, publish=self._publish_round, log=self.get_logger())
+        self.layout = TensorLayout.from_model(self.rounds.agent.model)
+        self.robot_id = robot_id
+        self._make_topics()
+        self._done = threading.Event()
+        self.error: BaseException | None = None
+        self._timer = self.create_timer(0.0, self._run, callback_group=MutuallyExclusiveCallbackGroup())
+
+    # topics ---------------------------------------------------------------------------------------
+    def _make_topics(self) -> None:
+        self.weights_pub = self.create_publisher(Weights, "weights", qos.weights())
+        self.state_pub = self.create_publisher(RobotState, "state", qos.state())
+        motion = self.rounds.agent.motion
+        self.viz = None
+        if self.spec.section.publish_scans and motion is not None:
+            self.viz = viz_msgs.RobotViz(self, self.robot_id, motion)
+        group = ReentrantCallbackGroup()
+        for j in range(self.spec.num_robots):
+            if j == self.robot_id:
+                continue
+            self.create_subscription(Weights, f"/robot_{j}/weights", self._on_weights, qos.weights(), callback_group=group)
+            self.create_subscription(RobotState, f"/robot_{j}/state", self._on_state, qos.state(), callback_group=group)
+
+    def _on_weights(self, msg: Weights) -> None:
+        try:
+            vector = codec.vector_of(msg, self.layout)
+        except WireError as exc:
+            self.get_logger().warning(f"ignored weights from robot {msg.sender} round {msg.round}: {exc}")
+            return
+        self.rounds.inbox.put(int(msg.sender), int(msg.round), msg.vector, vector, int(msg.degree))
+
+    def _on_state(self, msg: RobotState) -> None:
+        p = msg.pose.position
+        self.rounds.positions.put(int(msg.robot_id), int(msg.round), (p.x, p.y), bool(msg.finished))
+
+    def _publish_round(self, event: str, **kw) -> None:
+        """Called by RobotRounds: 'state' before the weights, 'weights' per vector, 'observation' per scan."""
+        stamp = self.get_clock().now().to_msg()
+        if event == "weights":
+            self.weights_pub.publish(
+                codec.weights_msg(kw["vector"], self.layout, sender=self.robot_id, round_k=kw["round_k"],
+                                  degree=kw["degree"], kind=kw["kind"], stamp=stamp)
+            )
+        elif event == "state":
+            self.state_pub.publish(codec.state_msg(self.robot_id, stamp=stamp, **kw))
+        elif event == "observation" and self.viz is not None:
+            self.viz.publish(kw["observation"], stamp)
+
+    # training -------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        self._timer.cancel()
+        try:
+            self.rounds.run()
+        except BaseException as exc:  # reported by main(): the process exits non-zero
+            self.error = exc
+        finally:
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+
+def main(args: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO)
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = RobotNode()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        while rclpy.ok() and not node.done:
+            executor.spin_once(timeout_sec=0.2)
+        if node.error is not None:
+            raise node.error
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as exc:  # a failed robot must say why and exit non-zero
+        logging.getLogger("robot_node").exception("robot node failed: %s", exc)
+        code = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""The pip-only runner: ``dinno-swarm CONFIG`` (or ``python -m dinno_ros.swarm``).
+
+Starts every robot node and the monitor of a swarm config as separate processes over real DDS, with the
+same plan as ``launch/swarm.launch.py``; prefixes and forwards their logs; stops them all on Ctrl-C or when
+the run ends; exits non-zero if any node failed. DDS discovery stays on this host unless the user set
+``ROS_AUTOMATIC_DISCOVERY_RANGE``, on a domain id of its own unless ``ROS_DOMAIN_ID`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Sequence
+
+from dinno_ros.core.swarm.plan import NodeSpec, plan_swarm
+
+logger = logging.getLogger("dinno_swarm")
+
+
+def swarm_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for the nodes: localhost discovery and a domain id of this run's own by default."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    if "ROS_DOMAIN_ID" not in env:
+        env["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 100))
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # shared memory for big weight messages
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
+    return env
+
+
+@dataclass
+class NodeProcess:
+    node: NodeSpec
+    process: subprocess.Popen
+    forwarder: threading.Thread
+
+
+def _forward(prefix: str, stream: IO[bytes], out: IO[str], lock: threading.Lock) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace").rstrip()
+        with lock:
+            out.write(f"[{prefix}] {line}\n")
+            out.flush()
+    stream.close()
+
+
+def start_node(node: NodeSpec, env: dict[str, str], out: IO[str], lock: threading.Lock) -> NodeProcess:
+    """Start one node as ``python -m module --ros-args ...`` with its output forwarded under a prefix."""
+    cmd = [sys.executable, "-m", node.module, *node.ros_args()]
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    thread = threading.Thread(target=_forward, args=(node.label, proc.stdout, out, lock), daemon=True)
+    thread.start()
+    return NodeProcess(node, proc, thread)
+
+
+def stop_all(procs: Sequence[NodeProcess], grace: float = 10.0) -> None:
+    """SIGINT every node still running, then SIGTERM and SIGKILL those that do not end in time."""
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+        alive = [p for p in procs if p.process.poll() is None]
+        if not alive:
+            return
+        for p in alive:
+            try:
+                os.killpg(p.process.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        for p in alive:
+            try:
+                p.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def supervise(procs: Sequence[NodeProcess], timeout: float | None, monitor_grace: float = 60.0) -> bool:
+    """Wait until every node ended (True) or the timeout passed (False).
+
+    Once every robot process has ended, the others (the monitor) get ``monitor_grace`` s to finish.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    robots_gone_at = None
+    while any(p.process.poll() is None for p in procs):
+        now = time.monotonic()
+        if deadline is not None and now > deadline:
+            return False
+        robots = [p for p in procs if p.node.executable == "robot_node"]
+        if robots and robots_gone_at is None and all(p.process.poll() is not None for p in robots):
+            robots_gone_at = now
+        if robots_gone_at is not None and now - robots_gone_at > monitor_grace:
+            logger.warning("every robot ended %.0f s ago: stopping the remaining nodes", monitor_grace)
+            return True
+        time.sleep(0.2)
+    return True
+
+
+def run_swarm(
+    nodes: Sequence[NodeSpec],
+    env: dict[str, str],
+    timeout: float | None = None,
+    out: IO[str] = sys.stdout,
+) -> dict[str, int]:
+    """Start the nodes, wait for them, stop them on Ctrl-C or timeout; return each node's exit code."""
+    lock = threading.Lock()
+    procs: list[NodeProcess] = []
+    interrupted = False
+    try:
+        for node in nodes:
+            procs.append(start_node(node, env, out, lock))
+        if not supervise(procs, timeout):
+            logger.error("the swarm did not end within %.0f s: stopping it", timeout)
+            interrupted = True
+    except KeyboardInterrupt:
+        logger.info("Ctrl-C: stopping the swarm")
+        interrupted = True
+    finally:
+        stop_all(procs)
+        for p in procs:
+            p.forwarder.join(timeout=5.0)
+    codes = {p.node.label: p.process.returncode for p in procs}
+    if interrupted:
+        codes["<runner>"] = 130
+    return codes
+
+
+def _robot_list(text: str) -> list[int]:
+    try:
+        return sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--robots expects ids like 0,1,2, got {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dinno-swarm", description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="swarm config: a path, or a name under the package's share/config")
+    parser.add_argument("--num-robots", type=int, help="override the number of robots")
+    parser.add_argument("--rounds", type=int, help="override the number of rounds")
+    parser.add_argument("--robots", type=_robot_list, help="start only these robots (e.g. 0,1,2)")
+    parser.add_argument("--no-monitor", action="store_true", help="do not start the monitor on this host")
+    parser.add_argument("--timeout", type=float, help="stop the swarm after this many seconds (exit non-zero)")
+    parser.add_argument("--viz", type=Path, metavar="OUT_DIR", help="render the swarm to PNG frames and an animation")
+    parser.add_argument("--dry-run", action="store_true", help="validate the config and print the plan only")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[dinno-swarm] %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        plan = plan_swarm(
+            args.config,
+            num_robots=args.num_robots,
+            rounds=args.rounds,
+            robots=args.robots,
+            monitor=not args.no_monitor,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        logger.error("bad config: %s", exc)
+        return 2
+    nodes = list(plan.nodes)
+    if args.viz:
+        nodes.append(plan_viz_node(plan, args.viz))
+    env = swarm_environment()
+    logger.info(
+        "%s: %d robots, %d rounds, ROS_DOMAIN_ID=%s, discovery %s",
+        plan.spec.path.name, plan.spec.num_robots, plan.spec.rounds, env["ROS_DOMAIN_ID"],
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"],
+    )
+    if args.dry_run:
+        for node in nodes:
+            print(node.label, " ".join(node.ros_args()))
+        return 0
+    codes = run_swarm(nodes, env, timeout=args.timeout)
+    failed = {label: code for label, code in codes.items() if code != 0}
+    if failed:
+        logger.error("failed: %s", ", ".join(f"{k} (exit {v})" for k, v in failed.items()))
+        return 1
+    logger.info("all %d nodes exited 0", len(codes))
+    return 0
+
+
+def plan_viz_node(plan, out_dir: Path) -> NodeSpec:
+    """The matplotlib viewer node that renders the swarm to PNG frames (see dinno_ros.ros.viz_node)."""
+    params = {"config": str(plan.spec.path), "num_robots": plan.spec.num_robots, "out_dir": str(out_dir.resolve())}
+    return NodeSpec("viz_node", "dinno_ros.ros.viz_node", "viz", "", params)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
