@@ -92,7 +92,7 @@ class MonitorNode(Node):
         self.get_logger().info(fmt_report(r))
         msg = SwarmMetrics()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.round = r.round_k + 1
+        msg.round = r.round_k
         msg.consensus_error_min, msg.consensus_error_max = float(r.consensus["min"]), float(r.consensus["max"])
         ev = r.evaluation or {}
         msg.validation_loss = float(ev.get("validation_loss_mean", NAN))

@@ -118,6 +118,7 @@ def main(args: list[str] | None = None) -> int:
         code = 1
     finally:
         if node is not None:
+            node.rounds.stop()
             node.destroy_node()
         rclpy.try_shutdown()
     return code

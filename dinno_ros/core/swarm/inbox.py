@@ -35,6 +35,13 @@ class RoundInbox:
         self._degrees: dict[tuple[int, int], int] = {}
         self._latest: dict[int, tuple[int, NeighborMessage]] = {}  # sender -> (round, complete message)
         self._cond = threading.Condition()
+        self.closed = False
+
+    def close(self) -> None:
+        """Wake every waiter and make later waits return at once (shutdown)."""
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
 
     def put(self, sender: int, round_k: int, key: str, vector: torch.Tensor, degree: int) -> None:
         """Store one received vector (unknown keys are ignored)."""
@@ -84,7 +91,7 @@ class RoundInbox:
             while True:
                 missing = {j for j in wanted if self._complete(j, round_k) is None}
                 remaining = deadline - time.monotonic()
-                if not missing or remaining <= 0:
+                if not missing or remaining <= 0 or self.closed:
                     break
                 self._cond.wait(timeout=remaining)
             result = RoundResult({j: self._complete(j, round_k) for j in wanted - missing})
@@ -101,7 +108,7 @@ class RoundInbox:
         wanted = set(senders)
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not wanted <= set(self._latest) and time.monotonic() < deadline:
+            while not wanted <= set(self._latest) and time.monotonic() < deadline and not self.closed:
                 self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
             return wanted & set(self._latest)
 

@@ -1,9 +1,10 @@
 """The monitor's bookkeeping (ROS-free): robots' vectors by round in, the learning core's metrics out.
 
-A robot's ``params`` vector tagged round k+1 is its model after the round-k step (robots send a final
-round-R vector after their last round), so the monitor's round k uses the vectors tagged k+1, exactly
-what the offline loop evaluates after round k. Metrics come from the same ``Evaluator`` as the offline
-runner, fed with ``RemoteRobot`` stand-ins whose models hold the received vectors.
+A robot's ``params`` vector tagged t is its model before round t's step: tag 0 holds the initial models,
+tag k+1 the models after round k (robots send a final tag-R vector after their last round). The monitor
+reports every tag in order (the consensus error, and on evaluation rounds the validation metrics), so its
+tag k+1 is exactly what the offline loop evaluates after round k. Metrics come from the same ``Evaluator``
+as the offline runner, fed with ``RemoteRobot`` stand-ins whose models hold the received vectors.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class RemoteRobot:
 
 @dataclass
 class RoundReport:
-    round_k: int
+    round_k: int  # the vectors' tag: 0 = initial models, k + 1 = after round k
     robots: list[int]  # robots whose vectors went into this round
     consensus: dict[str, Any]  # consensus_error() of those vectors
     evaluation: dict[str, float] | None = None  # the Evaluator's summary on evaluation rounds
@@ -74,23 +75,23 @@ class SwarmMonitor:
         self.lost_after = lost_after if lost_after is not None else spec.section.monitor.lost_after
         self.vectors: dict[int, dict[int, torch.Tensor]] = {}  # round tag -> robot -> params
         self.poses: dict[int, dict[int, np.ndarray]] = {}  # round -> robot -> pose
-        self.forward_passes: dict[int, int] = {}
+        self.forward_passes: dict[int, dict[int, int]] = {}  # round -> robot -> passes before that round
         self.finished: set[int] = set()
         self.lost: set[int] = set()
         self.started = time.monotonic()
         self.last_seen: dict[int, float] = {}
-        self.next_round = 0
+        self.next_round = 0  # the next tag to report
         self.reports: list[RoundReport] = []
 
     # input -----------------------------------------------------------------------------------------
     def put_vector(self, robot: int, round_tag: int, vector: torch.Tensor) -> None:
-        if round_tag >= self.next_round + 1:
+        if round_tag >= self.next_round:
             self.vectors.setdefault(round_tag, {})[robot] = vector
         self._seen(robot)
 
     def put_state(self, robot: int, round_k: int, pose: np.ndarray, forward_passes: int, finished: bool) -> None:
         self.poses.setdefault(round_k, {})[robot] = np.asarray(pose, dtype=np.float64)
-        self.forward_passes[robot] = max(self.forward_passes.get(robot, 0), int(forward_passes))
+        self.forward_passes.setdefault(round_k, {})[robot] = int(forward_passes)
         if finished:
             self.finished.add(robot)
         self._seen(robot)
@@ -121,15 +122,15 @@ class SwarmMonitor:
         return set(self.robots) - self.lost
 
     def ready(self) -> bool:
-        k = self.next_round
-        if k >= self.spec.rounds:
+        """Whether tag ``next_round`` can be reported: every live robot's vector is in, or those missing
+        have moved on to later tags (a lost message must not stall the monitor)."""
+        tag = self.next_round
+        if tag > self.spec.rounds:
             return False
-        have = set(self.vectors.get(k + 1, {}))
-        if self._expected() <= have and have:
-            return True
-        # robots that moved on past k+1 without us seeing k+1 (lost messages): do not wait for them
-        ahead = any(t > k + 1 for t in self.vectors)
-        return bool(have) and ahead and not (self._expected() - have - self._moved_on(k + 1))
+        have = set(self.vectors.get(tag, {}))
+        if not have:
+            return False
+        return not (self._expected() - have - self._moved_on(tag))
 
     def _moved_on(self, tag: int) -> set[int]:
         return {r for t, robots in self.vectors.items() if t > tag for r in robots}
@@ -138,21 +139,22 @@ class SwarmMonitor:
         """Every round that is complete now, in order."""
         out = []
         while self.ready():
-            out.append(self._round(self.next_round))
-            self.vectors.pop(self.next_round + 1, None)
+            out.append(self._report(self.next_round))
+            self.vectors.pop(self.next_round, None)
             self.next_round += 1
         return out
 
-    def _round(self, k: int) -> RoundReport:
-        vectors = self.vectors[k + 1]
+    def _report(self, tag: int) -> RoundReport:
+        vectors = self.vectors[tag]
         ids = sorted(vectors)
+        k = tag - 1  # the round whose step produced these vectors
         for i in ids:
             robot = self.robots[i]
             robot.load(vectors[i])
-            robot.optimizer.forward_passes = self.forward_passes.get(i, 0)
+            robot.optimizer.forward_passes = self.forward_passes.get(tag, {}).get(i, robot.optimizer.forward_passes)
             robot.position = self.poses.get(k, {}).get(i, robot.position)
-        report = RoundReport(k, ids, consensus_error([vectors[i] for i in ids]), lost=sorted(self.lost))
-        if self.evaluator.due(k):
+        report = RoundReport(tag, ids, consensus_error([vectors[i] for i in ids]), lost=sorted(self.lost))
+        if tag >= 1 and self.evaluator.due(k):
             agents = [self.robots[i] for i in ids]
             report.evaluation = self.evaluator.evaluate(k, agents, self._graph(k, ids))
             for name in ("validation_loss", "top1_accuracy"):
@@ -171,7 +173,7 @@ class SwarmMonitor:
     def done(self) -> bool:
         """Every robot finished or lost, and every round that can be processed was."""
         all_out = set(self.robots) <= (self.finished | self.lost)
-        return (self.next_round >= self.spec.rounds) or (all_out and not self.ready())
+        return self.next_round > self.spec.rounds or (all_out and not self.ready())
 
     def results(self) -> dict[str, Any]:
         """The experiment runner's results dict, plus the monitor's per-round consensus summary."""
@@ -185,7 +187,7 @@ class SwarmMonitor:
 
 def fmt_report(r: RoundReport) -> str:
     """One log line for a round, in the seed's style."""
-    line = f"round {r.round_k + 1}: consensus {r.consensus['min']:.3e} - {r.consensus['max']:.3e}"
+    line = f"round {r.round_k}: consensus {r.consensus['min']:.3e} - {r.consensus['max']:.3e}"
     if r.evaluation:
         for key, label in (("validation_loss_mean", "val loss"), ("top1_accuracy_mean", "top1")):
             if key in r.evaluation and not math.isnan(r.evaluation[key]):

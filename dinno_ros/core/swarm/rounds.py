@@ -39,6 +39,12 @@ class PositionBoard:
         self._latest: dict[int, tuple[int, tuple[float, float]]] = {}
         self.finished: set[int] = set()
         self._cond = threading.Condition()
+        self.closed = False
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
 
     def put(self, robot: int, round_k: int, xy: tuple[float, float], finished: bool = False) -> None:
         with self._cond:
@@ -55,7 +61,8 @@ class PositionBoard:
         """Round-k positions of ``robots`` (waiting up to ``timeout``); late robots at their latest position."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not robots <= set(self._by_round.get(round_k, {})) and time.monotonic() < deadline:
+            while (not robots <= set(self._by_round.get(round_k, {})) and time.monotonic() < deadline
+                   and not self.closed):
                 self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
             now = dict(self._by_round.get(round_k, {}))
             for j in robots - set(now):
@@ -66,7 +73,7 @@ class PositionBoard:
     def wait_finished(self, robots: set[int], timeout: float) -> set[int]:
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not robots <= self.finished and time.monotonic() < deadline:
+            while not robots <= self.finished and time.monotonic() < deadline and not self.closed:
                 self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
             return robots & self.finished
 
@@ -88,6 +95,13 @@ class RobotRounds:
         self.last_neighbors: list[int] = []
         self.round_k = 0
         self.waited_s = 0.0  # time spent waiting for neighbours (overhead accounting)
+        self.stopped = False
+
+    def stop(self) -> None:
+        """End the run at the next round boundary; wake any wait (Ctrl-C, shutdown)."""
+        self.stopped = True
+        self.inbox.close()
+        self.positions.close()
 
     # neighbours ------------------------------------------------------------------------------------
     def neighbors(self, k: int) -> list[int]:
@@ -153,6 +167,9 @@ class RobotRounds:
                       f"{self.spec.num_robots} robots, graph {self.spec.experiment.graph.type}")
         t0 = time.monotonic()
         for k in range(rounds):
+            if self.stopped:
+                self.log.info(f"stopped in round {k}")
+                return
             self.round_k = k
             info = self.step(k)
             if k % max(1, rounds // 10) == 0 or k == rounds - 1:

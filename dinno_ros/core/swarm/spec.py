@@ -59,28 +59,32 @@ def load_swarm(config: str | Path, *, num_robots: int | None = None, rounds: int
 
     Command-line overrides win over ``swarm.num_robots`` / ``swarm.rounds``, which win over the experiment.
     """
+    for name, value in (("--num-robots", num_robots), ("--rounds", rounds)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name}: {value} out of range; allowed: >= 1")
     path = resolve_config(config)
     data = _read(path)
     section = parse_swarm_section(data)
     raw = {k: v for k, v in data.items() if k != "swarm"}
     n = num_robots or section.num_robots
     if n:
-        if n < 1:
-            raise ValueError(f"num_robots: {n} out of range; allowed: >= 1")
         exp = dict(raw.get("experiment") or {})
         exp["graph"] = {**(exp.get("graph") or {}), "num_nodes": int(n)}
         raw["experiment"] = exp
-    if num_robots is not None and num_robots < 1:
-        raise ValueError(f"num_robots: {num_robots} out of range; allowed: >= 1")
     experiment = parse_experiment(raw, base_dir=path.parent, source=str(path))
-    if experiment.num_nodes < 1:
-        raise ValueError(f"experiment.graph.num_nodes: {experiment.num_nodes} out of range; allowed: >= 1")
+    _check_files(experiment)
     pair_key = section.pair or next(iter(experiment.pairs))
     if pair_key not in experiment.pairs:
         raise ValueError(f"swarm.pair: unknown pair {pair_key!r}; allowed: {', '.join(experiment.pairs)}")
-    r = rounds if rounds is not None else section.rounds
+    r = rounds or section.rounds
     if r:
         experiment = experiment.with_rounds(r)
-    elif rounds is not None:
-        raise ValueError(f"rounds: {rounds} out of range; allowed: >= 1")
     return SwarmSpec(path=path, experiment=experiment, pair_key=pair_key, section=section)
+
+
+def _check_files(experiment: ExperimentConfig) -> None:
+    """Files the nodes would open (the map): fail now, naming the key, rather than in every node."""
+    map_cfg = getattr(experiment.problem_config, "map", None)
+    path = getattr(map_cfg, "path", None)
+    if path is not None and not Path(path).is_file():
+        raise ValueError(f"experiment.map.path: {path} does not exist")

@@ -1,0 +1,13 @@
+"""Per-robot decentralized optimizers (registered by name: dinno, dsgd, dsgt)."""
+
+from __future__ import annotations
+
+from .base import FlatParameters, LocalProblem, NeighborMessage, RobotOptimizer
+from .dinno import DiNNO, DiNNOConfig
+from .dsgd import DSGD, DSGDConfig
+from .dsgt import DSGT, DSGTConfig
+
+__all__ = [
+    "DiNNO", "DiNNOConfig", "DSGD", "DSGDConfig", "DSGT", "DSGTConfig",
+    "FlatParameters", "LocalProblem", "NeighborMessage", "RobotOptimizer",
+]

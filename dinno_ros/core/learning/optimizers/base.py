@@ -1,0 +1,136 @@
+"""The per-robot optimizer interface: one robot's state, one synchronous round from neighbour messages.
+
+Parameters travel as flat 1-D float32 vectors in ``parameters_to_vector(model.parameters())`` order.
+``FlatParameters`` turns a model's parameters into views of one contiguous vector so the optimizers
+update the model with whole-vector torch ops (no Python loop over parameter tensors in the hot path).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NeighborMessage:
+    """What one neighbour sent for a round."""
+
+    vectors: Mapping[str, torch.Tensor]  # keys from {"params", "tracker"}; flat vectors
+    degree: int  # the neighbour's degree this round (for Metropolis weights)
+
+
+@runtime_checkable
+class LocalProblem(Protocol):
+    """One robot's share of a problem: its model and its own minibatch stream."""
+
+    model: torch.nn.Module  # lives on the robot's device
+
+    def next_batch(self) -> Any:
+        """A fresh minibatch from this robot's data, drawn from its own seeded generator."""
+        ...
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        """Scalar training loss of ``self.model`` on ``batch``."""
+        ...
+
+
+class FlatParameters:
+    """A model's trainable parameters as views into one contiguous flat vector.
+
+    ``vec`` is the live parameter vector: writing into it changes the model. If someone replaces a
+    parameter's storage (``vector_to_parameters``, ``model.to(...)``), ``rebind`` re-packs the views.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError("the model has no trainable parameters")
+        self.vec = torch.nn.utils.parameters_to_vector(self.params).detach().clone()
+        self._bind()
+
+    def _bind(self) -> None:
+        offset = 0
+        with torch.no_grad():
+            for p in self.params:
+                n = p.numel()
+                p.data = self.vec[offset : offset + n].view_as(p)
+                offset += n
+        self._ptrs = [p.data_ptr() for p in self.params]
+
+    def rebind(self) -> torch.Tensor:
+        """Make sure the parameters are still views of ``vec`` (re-pack if not); returns ``vec``."""
+        if [p.data_ptr() for p in self.params] != self._ptrs:
+            vec = torch.nn.utils.parameters_to_vector(self.params).detach().clone()
+            self.vec = vec
+            self._bind()
+        return self.vec
+
+    @property
+    def numel(self) -> int:
+        return self.vec.numel()
+
+    def grad(self, loss: torch.Tensor) -> torch.Tensor:
+        """Flat gradient of ``loss`` with respect to the parameters."""
+        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        return torch.cat(
+            [(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, self.params)]
+        )
+
+
+class RobotOptimizer(ABC):
+    """One robot's decentralized optimizer: all state is this robot's; a round sees only neighbour messages.
+
+    Round k: every robot publishes ``outgoing()``; then every robot calls ``step(k, messages)`` with the
+    neighbours' round-k messages. ``step`` updates ``problem.model``'s parameters in place.
+    """
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type]
+    sends: ClassVar[tuple[str, ...]] = ("params",)  # keys of the vectors in outgoing()
+
+    def __init__(self, config: Any, problem: LocalProblem) -> None:
+        self.config = config
+        self.problem = problem
+        self.flat = FlatParameters(problem.model)
+        self.forward_passes = 0  # minibatch losses evaluated so far (all rounds)
+
+    @property
+    def params(self) -> torch.Tensor:
+        """The live flat parameter vector (a view of the model's parameters)."""
+        return self.flat.rebind()
+
+    def outgoing(self) -> dict[str, torch.Tensor]:
+        """Flat vectors to send to the neighbours for the current round (detached copies)."""
+        return {"params": self.params.detach().clone()}
+
+    @abstractmethod
+    def step(self, round_k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
+        """One synchronous round; returns info such as ``{"train_loss": ..., "forward_passes": ...}``."""
+
+    def batch_loss_and_grad(self) -> tuple[float, torch.Tensor]:
+        """Loss on a fresh minibatch at the current parameters and its flat gradient."""
+        self.flat.rebind()
+        loss = self.problem.loss(self.problem.next_batch())
+        self.forward_passes += 1
+        return float(loss.detach()), self.flat.grad(loss)
+
+    @staticmethod
+    def neighbor_vectors(neighbors: Mapping[int, NeighborMessage], key: str, like: torch.Tensor) -> torch.Tensor:
+        """The neighbours' ``key`` vectors stacked (rows in sorted id order), on ``like``'s device and dtype."""
+        if not neighbors:
+            return like.new_zeros((0, like.numel()))
+        rows = []
+        for j in sorted(neighbors):
+            vec = neighbors[j].vectors.get(key)
+            if vec is None:
+                raise KeyError(f"neighbour {j} sent no '{key}' vector (got {sorted(neighbors[j].vectors)})")
+            if vec.numel() != like.numel():
+                raise ValueError(f"neighbour {j} sent a '{key}' vector of {vec.numel()} values, expected {like.numel()}")
+            rows.append(vec.reshape(-1))
+        return torch.stack(rows).to(device=like.device, dtype=like.dtype)

@@ -1,0 +1,101 @@
+"""DiNNO (consensus ADMM) as one robot's round: rho scaling, dual step, primal steps on the midpoint regulariser."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import ClassVar, Mapping
+
+import torch
+
+from ..registry import register_optimizer, spec
+from .base import LocalProblem, NeighborMessage, RobotOptimizer
+from .schedules import LR_DECAY_TYPES, PRIMAL_OPTIMIZERS, lr_at, make_primal_optimizer, set_lr
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DiNNOConfig:
+    """The seed's ``optimizer_config`` keys for ``alg_name: dinno``."""
+
+    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("profile",)
+
+    rho_init: float = spec(0.5, min=0.0)  # initial ADMM penalty
+    rho_scaling: float = spec(1.0003, gt=0.0)  # rho <- rho * rho_scaling once per round
+    outer_iterations: int = spec(2000, min=1)  # rounds (the lr schedule spans them)
+    primal_iterations: int = spec(2, min=1)  # primal optimizer steps per round, each on a fresh minibatch
+    primal_optimizer: str = spec("adam", choices=PRIMAL_OPTIMIZERS)
+    primal_lr: float | None = spec(None, gt=0.0)  # the seed's single constant lr (excludes start/finish)
+    primal_lr_start: float | None = spec(None, gt=0.0)  # default 0.005 when no primal_lr
+    primal_lr_finish: float | None = spec(None, gt=0.0)  # default 0.0005 when no primal_lr
+    lr_decay_type: str = spec("log", choices=LR_DECAY_TYPES)  # constant | linear | log
+    persistant_primal_opt: bool = False  # keep one primal optimizer (and its moments) across rounds
+
+    def validate(self, section: str = "optimizer_config") -> None:
+        if self.primal_lr is not None and (self.primal_lr_start is not None or self.primal_lr_finish is not None):
+            raise ValueError(
+                f"{section}.primal_lr: give either primal_lr or primal_lr_start/primal_lr_finish, not both"
+            )
+
+    def lr(self, round_k: int) -> float:
+        """The primal learning rate of round ``round_k``."""
+        if self.primal_lr is not None:
+            return self.primal_lr
+        start = 0.005 if self.primal_lr_start is None else self.primal_lr_start
+        finish = 0.0005 if self.primal_lr_finish is None else self.primal_lr_finish
+        return lr_at(round_k, start, finish, self.outer_iterations, self.lr_decay_type)
+
+
+@register_optimizer("dinno")
+class DiNNO(RobotOptimizer):
+    """Robot i's DiNNO state: its dual p_i, its rho, and (optionally) a persistent primal optimizer."""
+
+    config_cls = DiNNOConfig
+
+    def __init__(self, config: DiNNOConfig, problem: LocalProblem) -> None:
+        super().__init__(config, problem)
+        self.rho = float(config.rho_init)
+        self.dual = torch.zeros_like(self.params)
+        self._opt: torch.optim.Optimizer | None = None
+        self._opt_vec: torch.Tensor | None = None
+
+    def _primal_optimizer(self, vec: torch.Tensor, lr: float) -> torch.optim.Optimizer:
+        if self.config.persistant_primal_opt and self._opt is not None and self._opt_vec is vec:
+            set_lr(self._opt, lr)
+            return self._opt
+        if self.config.persistant_primal_opt and self._opt is not None:
+            logger.warning("model parameters were replaced from outside; the persistent primal optimizer restarts")
+        self._opt = make_primal_optimizer(self.config.primal_optimizer, vec, lr)
+        self._opt_vec = vec
+        return self._opt
+
+    def step(self, round_k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
+        cfg = self.config
+        vec = self.params
+        th_i = vec.detach().clone()  # fixed at the round start
+        deg = len(neighbors)
+        self.rho *= cfg.rho_scaling
+        if deg:
+            th_sum = self.neighbor_vectors(neighbors, "params", th_i).sum(dim=0)
+            self.dual.add_(deg * th_i - th_sum, alpha=self.rho)  # p_i += rho * sum_j (th_i - th_j)
+            mid_sum = 0.5 * (deg * th_i + th_sum)  # sum_j (th_i + th_j) / 2
+        lr = cfg.lr(round_k)
+        opt = self._primal_optimizer(vec, lr)
+        losses = []
+        for _ in range(cfg.primal_iterations):
+            loss, grad = self.batch_loss_and_grad()
+            # gradient of <th, p_i> + rho * sum_j ||th - m_ij||^2 = p_i + 2 rho (deg th - sum_j m_ij)
+            grad.add_(self.dual)
+            if deg:
+                grad.add_(deg * vec.detach() - mid_sum, alpha=2.0 * self.rho)
+            vec.grad = grad
+            opt.step()
+            vec.grad = None
+            losses.append(loss)
+        return {
+            "train_loss": sum(losses) / len(losses),
+            "forward_passes": float(cfg.primal_iterations),
+            "rho": self.rho,
+            "lr": lr,
+        }

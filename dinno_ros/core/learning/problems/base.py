@@ -1,0 +1,147 @@
+"""Problems: the base model, per-robot local problems and validation, all built from (config, seed, robot_id).
+
+A ROS process holding one robot and the offline loop holding all robots build bit-identical state:
+``Problem(config, num_nodes, seed).local_problem(robot_id)`` depends on nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+import torch
+
+from ..optimizers.base import LocalProblem
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LocalProblem", "Problem", "TensorLocalProblem", "robot_seed", "robot_generator"]
+
+
+def robot_seed(seed: int, robot_id: int, stream: int = 0) -> int:
+    """A 63-bit seed for robot ``robot_id``'s own random stream (independent of the other robots)."""
+    state = np.random.SeedSequence([int(seed), int(robot_id) + 1, int(stream)]).generate_state(2, dtype=np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1]))
+
+
+def robot_generator(seed: int, robot_id: int, stream: int = 0) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded from (seed, robot_id, stream)."""
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(robot_seed(seed, robot_id, stream))
+    return gen
+
+
+class TensorLocalProblem:
+    """A robot's data held as tensors; minibatches from shuffled epochs of its own generator.
+
+    ``loss_fn(model, batch) -> scalar``; ``batch`` is a tuple of tensors indexed along dim 0.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        data: tuple[torch.Tensor, ...],
+        batch_size: int,
+        generator: torch.Generator,
+        loss_fn: Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], torch.Tensor],
+    ) -> None:
+        if not data or len(data[0]) == 0:
+            raise ValueError("a local problem needs at least one sample")
+        self.model = model
+        self.data = data
+        self.batch_size = int(min(batch_size, len(data[0])))
+        self.generator = generator
+        self.loss_fn = loss_fn
+        self.epoch = 0  # completed passes over the local data
+        self._order = torch.randperm(len(data[0]), generator=generator)
+        self._cursor = 0
+
+    def __len__(self) -> int:
+        return len(self.data[0])
+
+    def next_batch(self) -> tuple[torch.Tensor, ...]:
+        """The next minibatch of a shuffled epoch; a new shuffle after each full pass (last short batch dropped)."""
+        if self._cursor + self.batch_size > len(self._order):
+            self.epoch += 1
+            self._order = torch.randperm(len(self.data[0]), generator=self.generator)
+            self._cursor = 0
+        idx = self._order[self._cursor : self._cursor + self.batch_size]
+        self._cursor += self.batch_size
+        idx = idx.to(self.data[0].device)
+        return tuple(t.index_select(0, idx) for t in self.data)
+
+    @property
+    def current_epoch(self) -> float:
+        """Passes over the local data so far (fractional)."""
+        return self.epoch + self._cursor / len(self._order)
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return self.loss_fn(self.model, batch)
+
+
+class Problem(ABC):
+    """A distributed learning problem: base model, per-robot ``LocalProblem``s and validation.
+
+    Subclasses set ``config_cls`` (a dataclass) and are registered with ``@register_problem(name)``.
+    """
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type]
+    metric_names: ClassVar[tuple[str, ...]] = ()  # problem-specific metrics it can evaluate
+
+    def __init__(self, config: Any, num_nodes: int, seed: int = 0, device: str | torch.device = "cpu") -> None:
+        if isinstance(config, Mapping):
+            from ..registry import parse_dataclass
+
+            config = parse_dataclass(self.config_cls, config, "problem")
+        if int(num_nodes) < 1:
+            raise ValueError(f"graph.num_nodes: {num_nodes!r} out of range; allowed: >= 1")
+        self.config = config
+        self.num_nodes = int(num_nodes)
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self._base: torch.nn.Module | None = None  # built once, on the CPU
+
+    @classmethod
+    def config_keys(cls) -> list[str]:
+        """The config keys this problem understands (for picking them out of the YAML sections)."""
+        return [f.name for f in dataclasses.fields(cls.config_cls)] + list(getattr(cls.config_cls, "IGNORED_KEYS", ()))
+
+    @classmethod
+    def config_from_sections(cls, *sections: Mapping[str, Any]) -> Any:
+        """A typed config from the keys it knows in the given YAML sections (later sections win)."""
+        from ..registry import parse_dataclass
+
+        keys = set(cls.config_keys())
+        merged: dict[str, Any] = {}
+        for section in sections:
+            merged.update({k: v for k, v in section.items() if k in keys})
+        return parse_dataclass(cls.config_cls, merged, "problem")
+
+    @abstractmethod
+    def make_model(self) -> torch.nn.Module:
+        """A freshly initialised model (uses the global torch RNG; ``base_model`` seeds it)."""
+
+    def base_model(self) -> torch.nn.Module:
+        """The model with the base weights shared by every robot and every (problem, optimizer) pair."""
+        if self._base is None:
+            with torch.random.fork_rng(devices=[]):  # leaves the global RNG untouched
+                torch.manual_seed(self.seed)
+                self._base = self.make_model()
+        return copy.deepcopy(self._base).to(self.device)
+
+    @abstractmethod
+    def local_problem(self, robot_id: int) -> LocalProblem:
+        """Robot ``robot_id``'s share: a model with the base weights and its own seeded minibatch stream."""
+
+    @abstractmethod
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """Validation metrics of one model (e.g. ``validation_loss``, ``top1_accuracy``)."""
+
+    def check_robot(self, robot_id: int) -> None:
+        if not 0 <= int(robot_id) < self.num_nodes:
+            raise ValueError(f"robot_id {robot_id} out of range; allowed: 0..{self.num_nodes - 1}")

@@ -1,0 +1,360 @@
+"""The lidar implicit-density map (the paper's mapping problem): robots learn occupancy from their own scans.
+
+* Network: the paper's FourierNet: ``sin(scale * (W x + b))`` first layer (weights uniform in
+  ``+-sqrt(6 / out)``), ReLU hidden layers, Sigmoid output; input ``(x, y)`` in centred pixel units.
+* Loss: BCE on the sample points along the beams (label 1 at a hit, 0 before it).
+* Data arrives as a robot drives: each round its lidar scans once and the scan's samples join a sliding
+  window of its last ``dataset.window`` scans (:class:`~dinno_ros.core.world.datasets.OnlineScanDataset`).
+* Validation (the paper's number): the sum over validation batches of the batch-mean BCE on scans from
+  ``validation.num_scans`` random free poses of the whole map.
+
+Everything is built from (config, num_nodes, seed): the map, the robots' routes (one route set for all
+robots), the validation scans, and per robot its path, lidar noise stream and minibatch generator.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path as FilePath
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from dinno_ros.core.world.grid import GridMap
+from dinno_ros.core.world.lidar import Lidar, LidarConfig
+
+from ..registry import register_problem, spec
+from .base import Problem, robot_generator, robot_seed
+
+logger = logging.getLogger(__name__)
+
+MAP_GENERATORS = ("apartment", "office")
+END_MODES = ("pingpong", "loop", "stop")
+VALIDATION_STREAM = 7  # random stream ids (see robot_seed) of the world's random draws
+ROUTES_STREAM = 8
+NOISE_STREAM = 1
+
+
+@dataclass(frozen=True)
+class DensityModelConfig:
+    """The YAML ``model:`` section of a lidar experiment."""
+
+    shape: list[int] = spec([2, 256, 64, 64, 64, 1])  # layer widths, input 2 and output 1
+    scale: float = spec(0.05, gt=0.0)  # first-layer sine frequency scale
+
+    def validate(self, section: str = "model") -> None:
+        if len(self.shape) < 2 or self.shape[0] != 2 or self.shape[-1] != 1 or min(self.shape) < 1:
+            raise ValueError(f"{section}.shape: {self.shape!r} not allowed; allowed: [2, ..., 1] positive widths")
+
+
+@dataclass(frozen=True)
+class MapSection:
+    """The YAML ``map:`` section: a ROS map YAML, a floorplan image, or a generated plan."""
+
+    path: str | None = None  # map YAML (.yaml) or floorplan image (.png/.jpg); relative to the YAML's folder
+    resolution: float | None = spec(None, gt=0.0)  # metres per pixel of a floorplan image (map YAMLs carry theirs)
+    kind: str = spec("auto", choices=("auto", "mask", "scan"))  # floorplan image kind
+    generate: str | None = spec(None, choices=MAP_GENERATORS)  # a generated plan instead of a file
+    generate_seed: int = 0  # generator seed
+    size_m: list[float] | None = None  # generated plan size (width, height) metres
+
+    def validate(self, section: str = "map") -> None:
+        if (self.path is None) == (self.generate is None):
+            raise ValueError(f"{section}.path: give exactly one of map.path or map.generate "
+                             f"(allowed generators: {', '.join(MAP_GENERATORS)})")
+        if self.size_m is not None and len(self.size_m) != 2:
+            raise ValueError(f"{section}.size_m: {self.size_m!r} not allowed; allowed: [width, height] metres")
+
+
+@dataclass(frozen=True)
+class LidarSection:
+    """The YAML ``lidar:`` section (the paper's: 20 beams, 25 samples per beam, length 0.2)."""
+
+    num_beams: int = spec(20, min=1)
+    beam_length: float = spec(0.2, gt=0.0)  # range_max as a fraction of max(H, W) pixels
+    beam_samps: int = spec(25, min=2)  # training samples per beam
+    fov: float = spec(2 * math.pi, gt=0.0, max=2 * math.pi + 1e-9)  # radians
+    range_noise_std: float = spec(0.0, min=0.0)  # pixels
+    samp_exponent: float = spec(1.0, gt=0.0)  # sample spacing exponent along a beam
+
+    def lidar_config(self) -> LidarConfig:
+        return LidarConfig(num_beams=self.num_beams, fov=self.fov, beam_length=self.beam_length,
+                           range_noise_std=self.range_noise_std, beam_samps=self.beam_samps,
+                           samp_exponent=self.samp_exponent)
+
+
+@dataclass(frozen=True)
+class RoutesSection:
+    """The YAML ``routes:`` section: each robot drives its own A* path through its waypoints."""
+
+    overlap: str = spec("some", choices=("tight", "some", "minimal"))  # how much the robots' routes share
+    waypoints_per_robot: int = spec(4, min=1)
+    speed: float = spec(0.5, gt=0.0)  # metres per second
+    dt: float = spec(0.2, gt=0.0)  # simulated seconds per round
+    robot_radius: float = spec(0.2, min=0.0)  # metres, for planning
+    end_mode: str = spec("pingpong", choices=END_MODES)  # after the path's end
+    min_spacing: float = spec(1.0, min=0.0)  # metres between one robot's random waypoints
+    waypoints: list | None = None  # explicit per-robot waypoints [[[x, y], ...], ...] metres (overrides random)
+
+
+@dataclass(frozen=True)
+class DatasetSection:
+    """The YAML ``dataset:`` section."""
+
+    window: int = spec(800, min=1)  # scans in each robot's sliding window (paper: 800)
+
+
+@dataclass(frozen=True)
+class ValidationSection:
+    """The YAML ``validation:`` section."""
+
+    num_scans: int = spec(500, min=1)  # random free poses of the whole map (paper: 500)
+
+
+@dataclass(frozen=True)
+class DensityConfig:
+    """Keys of a lidar experiment's ``experiment:`` section and a pair's batch sizes."""
+
+    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("data_dir", "data_split_type")
+
+    map: MapSection = field(default_factory=MapSection)
+    model: DensityModelConfig = field(default_factory=DensityModelConfig)
+    loss: str = spec("BCE", choices=("BCE",))
+    lidar: LidarSection = field(default_factory=LidarSection)
+    routes: RoutesSection = field(default_factory=RoutesSection)
+    dataset: DatasetSection = field(default_factory=DatasetSection)
+    validation: ValidationSection = field(default_factory=ValidationSection)
+    mesh_stride: int = spec(8, min=1)  # pixels between mesh_grid_density points
+    train_batch_size: int = spec(12500, min=1)
+    val_batch_size: int = spec(10000, min=1)
+
+
+class SirenLayer(nn.Module):
+    """``sin(scale * (W x + b))`` with the SIREN uniform init of W."""
+
+    def __init__(self, in_features: int, out_features: int, scale: float) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.scale = float(scale)
+        bound = math.sqrt(6.0 / out_features)
+        with torch.no_grad():
+            self.linear.weight.uniform_(-bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.scale * self.linear(x))
+
+
+class DensityNet(nn.Module):
+    """The paper's implicit density network: sine first layer, ReLU hidden layers, Sigmoid output."""
+
+    def __init__(self, shape: list[int] | tuple[int, ...] = (2, 256, 64, 64, 64, 1), scale: float = 0.05) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [SirenLayer(shape[0], shape[1], scale)]
+        for i in range(1, len(shape) - 1):
+            layers += [nn.ReLU(), nn.Linear(shape[i], shape[i + 1])]
+        layers.append(nn.Sigmoid())
+        self.seq = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.seq(x)
+
+
+def bce_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    points, labels = batch
+    return nn.functional.binary_cross_entropy(model(points).reshape(-1), labels.reshape(-1))
+
+
+@torch.no_grad()
+def summed_batch_bce(model: nn.Module, points: torch.Tensor, labels: torch.Tensor, batch_size: int) -> float:
+    """The paper's validation loss: sum over batches of the batch-mean BCE."""
+    total = 0.0
+    for s in range(0, len(labels), batch_size):
+        total += float(bce_loss(model, (points[s : s + batch_size], labels[s : s + batch_size])))
+    return total
+
+
+class DensityLocalProblem:
+    """One robot's share: its model and the sliding window of its scans; minibatches from its own generator."""
+
+    def __init__(self, model: nn.Module, window: int, batch_size: int, generator: torch.Generator,
+                 samples_per_scan: int) -> None:
+        from dinno_ros.core.world.datasets import OnlineScanDataset
+
+        self.model = model
+        self.dataset = OnlineScanDataset(window=window)
+        self.batch_size = int(batch_size)
+        self.generator = generator
+        self.samples_per_scan = int(samples_per_scan)
+        self.device = next(model.parameters()).device
+        self.samples_seen = 0  # training samples drawn so far
+
+    def add_observation(self, obs: Any) -> None:
+        """Add one scan's training samples (an :class:`~dinno_ros.core.learning.agent.Observation`)."""
+        self.dataset.add(obs.samples, obs.labels)
+
+    def add_samples(self, points: np.ndarray, labels: np.ndarray) -> None:
+        self.dataset.add(points, labels)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``batch_size`` samples drawn uniformly (with replacement) from the current window."""
+        n = len(self.dataset)
+        if n == 0:
+            raise RuntimeError("no scans yet: call add_observation (RobotAgent.begin_round) before training")
+        points, labels = self.dataset.sample(self.batch_size, self.generator)
+        self.samples_seen += self.batch_size
+        return points.to(self.device), labels.to(self.device)
+
+    @property
+    def current_epoch(self) -> float:
+        """Samples drawn so far over the window's size (passes over the current data)."""
+        return self.samples_seen / max(len(self.dataset), 1)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return bce_loss(self.model, batch)
+
+
+@register_problem("density")
+class DensityProblem(Problem):
+    """Distributed lidar mapping: robots drive their own routes through one floorplan."""
+
+    config_cls = DensityConfig
+    metric_names = ("validation_loss", "current_epoch", "mesh_grid_density", "current_position")
+
+    def __init__(self, config, num_nodes: int, seed: int = 0, device="cpu") -> None:
+        super().__init__(config, num_nodes, seed, device)
+        cfg = self.config
+        self.world = build_world(cfg.map, cfg.lidar, cfg.routes, cfg.validation, self.num_nodes, self.seed)
+        self.grid: GridMap = self.world.grid
+        self.lidar: Lidar = self.world.lidar
+        self.val_points = torch.as_tensor(self.world.val_points, device=self.device)
+        self.val_labels = torch.as_tensor(self.world.val_labels, device=self.device)
+        self.mesh_xs, self.mesh_ys = mesh_axes(self.grid, cfg.mesh_stride)
+        self.samples_per_scan = cfg.lidar.num_beams * cfg.lidar.beam_samps
+
+    def make_model(self) -> nn.Module:
+        return DensityNet(self.config.model.shape, self.config.model.scale)
+
+    def local_problem(self, robot_id: int) -> DensityLocalProblem:
+        self.check_robot(robot_id)
+        return DensityLocalProblem(self.base_model(), self.config.dataset.window, self.config.train_batch_size,
+                                   robot_generator(self.seed, robot_id), self.samples_per_scan)
+
+    def central_problem(self, window: int | None = None) -> DensityLocalProblem:
+        """One learner fed with every robot's scans (the centralised reference); window default N x window."""
+        window = self.num_nodes * self.config.dataset.window if window is None else window
+        return DensityLocalProblem(self.base_model(), window, self.config.train_batch_size,
+                                   robot_generator(self.seed, -1), self.samples_per_scan)
+
+    def motion(self, robot_id: int):
+        """Robot ``robot_id``'s :class:`~dinno_ros.core.learning.agent.RobotMotion` (path, lidar, noise stream)."""
+        from ..agent import RobotMotion
+
+        self.check_robot(robot_id)
+        rng = np.random.default_rng(robot_seed(self.seed, robot_id, NOISE_STREAM))
+        return RobotMotion(self.world.paths[robot_id], self.lidar, self.config.routes.dt, rng)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return {"validation_loss": summed_batch_bce(model, self.val_points, self.val_labels,
+                                                    self.config.val_batch_size)}
+
+    def mesh_grid_density(self, model: nn.Module) -> torch.Tensor:
+        """The learned map on the mesh (rows = image rows every ``mesh_stride`` pixels), CPU float32."""
+        from ..metrics import mesh_grid_density
+
+        return mesh_grid_density(model, self.mesh_xs, self.mesh_ys)
+
+    def true_mesh(self) -> torch.Tensor:
+        """The true occupancy (0/1) at the mesh points."""
+        s = self.config.mesh_stride
+        return torch.as_tensor(self.grid.occupied[s // 2 :: s, s // 2 :: s][: len(self.mesh_ys), : len(self.mesh_xs)],
+                               dtype=torch.float32)
+
+    def results_extras(self) -> dict[str, Any]:
+        """What a results file needs to draw the learned map: mesh axes, true map, resolution."""
+        return {"mesh_xs": self.mesh_xs.clone(), "mesh_ys": self.mesh_ys.clone(), "true_mesh": self.true_mesh(),
+                "map_resolution": float(self.grid.resolution), "map_size_px": [self.grid.width, self.grid.height]}
+
+
+def mesh_axes(grid: GridMap, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centred pixel coordinates of the mesh: cell centres every ``stride`` pixels."""
+    xs = torch.arange(stride // 2, grid.width, stride, dtype=torch.float32) + 0.5 - grid.width / 2.0
+    ys = torch.arange(stride // 2, grid.height, stride, dtype=torch.float32) + 0.5 - grid.height / 2.0
+    return xs, ys
+
+
+# ---- the world: map, lidar, routes, validation scans (cached per process) --------------------------------
+
+@dataclass
+class World:
+    grid: GridMap
+    lidar: Lidar
+    paths: list  # one planner Path per robot
+    waypoints: list  # per robot [[x, y], ...] metres
+    val_points: np.ndarray  # [M, 2] float32 centred pixel units
+    val_labels: np.ndarray  # [M] float32
+
+
+def load_world_map(cfg: MapSection) -> GridMap:
+    """The map of a ``map:`` section: a map YAML, a floorplan image or a generated plan."""
+    if cfg.generate is not None:
+        from dinno_ros.core.world.mapgen import generate_floorplan
+
+        size = tuple(cfg.size_m) if cfg.size_m is not None else None
+        return generate_floorplan(cfg.generate, seed=cfg.generate_seed, size_m=size,
+                                  resolution=cfg.resolution or 0.05)
+    path = FilePath(cfg.path)
+    if not path.is_file():
+        raise FileNotFoundError(f"experiment.map.path: {path} does not exist")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        from dinno_ros.core.world.map_io import load_map
+
+        return load_map(path)
+    from dinno_ros.core.world.floorplan import DEFAULT_RESOLUTION, load_floorplan
+
+    return load_floorplan(path, resolution=cfg.resolution or DEFAULT_RESOLUTION, kind=cfg.kind)
+
+
+_WORLDS: dict[str, World] = {}
+
+
+def build_world(map_cfg: MapSection, lidar_cfg: LidarSection, routes_cfg: RoutesSection,
+                val_cfg: ValidationSection, num_nodes: int, seed: int) -> World:
+    """The world of a lidar experiment (cached per process: every pair and robot shares it)."""
+    key = repr((map_cfg, lidar_cfg, routes_cfg, val_cfg, int(num_nodes), int(seed)))
+    if key not in _WORLDS:
+        if len(_WORLDS) >= 4:
+            _WORLDS.pop(next(iter(_WORLDS)))
+        _WORLDS[key] = _build_world(map_cfg, lidar_cfg, routes_cfg, val_cfg, int(num_nodes), int(seed))
+    return _WORLDS[key]
+
+
+def _build_world(map_cfg, lidar_cfg, routes_cfg, val_cfg, num_nodes, seed) -> World:
+    from dinno_ros.core.world.datasets import validation_scans
+    from dinno_ros.core.world.planner import plan_route
+    from dinno_ros.core.world.routes import random_route_set
+
+    grid = load_world_map(map_cfg)
+    lidar = Lidar(grid, lidar_cfg.lidar_config())
+    if routes_cfg.waypoints is not None:
+        if len(routes_cfg.waypoints) != num_nodes:
+            raise ValueError(f"experiment.routes.waypoints: {len(routes_cfg.waypoints)} routes for {num_nodes} robots")
+        waypoints = [[tuple(map(float, w)) for w in route] for route in routes_cfg.waypoints]
+    else:
+        waypoints = random_route_set(grid, num_nodes, routes_cfg.waypoints_per_robot, overlap=routes_cfg.overlap,
+                                     seed=robot_seed(seed, -1, ROUTES_STREAM), robot_radius_m=routes_cfg.robot_radius,
+                                     min_spacing_m=routes_cfg.min_spacing)
+    paths = [plan_route(grid, wps, robot_radius_m=routes_cfg.robot_radius, speed_m_s=routes_cfg.speed,
+                        end_mode=routes_cfg.end_mode) for wps in waypoints]
+    val_points, val_labels, _ = validation_scans(grid, lidar, val_cfg.num_scans,
+                                                 seed=robot_seed(seed, -1, VALIDATION_STREAM))
+    logger.info("world %s: %dx%d px at %.3f m/px, %d routes, %d validation samples", grid.name, grid.width,
+                grid.height, grid.resolution, len(paths), len(val_labels))
+    return World(grid, lidar, paths, [list(map(list, w)) for w in waypoints],
+                 np.asarray(val_points, dtype=np.float32), np.asarray(val_labels, dtype=np.float32))

@@ -1,0 +1,400 @@
+"""Collision-free waypoint paths: A* on the inflated grid, line-of-sight smoothing, resampling into poses.
+
+* :func:`inflate` marks a cell free when its centre is at least ``robot_radius + sqrt(1/2)`` pixels from
+  every occupied cell centre, so a robot disk centred anywhere in a free cell keeps clear of walls.
+* :func:`astar` is 8-connected A* with the octile heuristic and no corner cutting (a diagonal move needs
+  both orthogonal neighbours free), in numba with an indexed binary heap. Ties go to the node nearer the
+  goal (the heuristic is weighted by ``1 + 1e-3``: paths within 0.1 % of the optimum).
+* :func:`plan_route` chains waypoints (metres) into one :class:`Path`; each leg is smoothed by
+  line-of-sight shortcuts whose cells (a supercover walk) are all free on the inflated grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numba as nb
+import numpy as np
+
+from dinno_ros.core.world.grid import GridMap
+
+logger = logging.getLogger(__name__)
+
+SQRT2 = math.sqrt(2.0)
+TIE_WEIGHT = 1.0 + 1e-3  # heuristic weight: breaks f-ties towards the goal
+END_MODES = ("pingpong", "loop", "stop")
+
+
+class NoPathError(ValueError):
+    """No 8-connected (no corner cutting) path joins the two cells."""
+
+
+def inflate(grid: GridMap, robot_radius_m: float) -> np.ndarray:
+    """Free mask [H, W] of cells whose centre keeps a disk of ``robot_radius_m`` clear of every wall."""
+    if robot_radius_m < 0:
+        raise ValueError(f"robot_radius_m must be >= 0, got {robot_radius_m}")
+    free = np.pad(grid.free, 1).astype(np.uint8)  # the image border counts as a wall
+    edt = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    return edt >= robot_radius_m / grid.resolution + math.sqrt(0.5)
+
+
+NODE_BITS = 26  # heap entries: fixed-point key << NODE_BITS | node (grids up to 2**26 cells)
+KEY_SCALE = 2.0**16  # key resolution 1.5e-5 px, keys up to 2**21 px
+
+
+@nb.njit(cache=True)
+def _pack(key, node):
+    """One int64 heap entry ordered by key: the key in fixed point, then the node index."""
+    return (np.int64(key * KEY_SCALE) << NODE_BITS) | np.int64(node)
+
+
+@nb.njit(cache=True)
+def _sift_up(heap, pos, i, item, mask):
+    """Move ``item`` up from slot ``i`` of an indexed binary min-heap; ``pos`` maps node -> slot."""
+    while i > 0:
+        parent = (i - 1) >> 1
+        above = heap[parent]
+        if above <= item:
+            break
+        heap[i] = above
+        pos[above & mask] = i
+        i = parent
+    heap[i] = item
+    pos[item & mask] = i
+
+
+@nb.njit(cache=True)
+def _heap_pop(heap, pos, size, mask):
+    """Remove and return the smallest of ``size`` entries."""
+    top = heap[0]
+    size -= 1
+    if size == 0:
+        return top
+    item = heap[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        c = heap[child]
+        if child + 1 < size:
+            c2 = heap[child + 1]
+            if c2 < c:
+                child += 1
+                c = c2
+        if c >= item:
+            break
+        heap[i] = c
+        pos[c & mask] = i
+        i = child
+    heap[i] = item
+    pos[item & mask] = i
+    return top
+
+
+@nb.njit(cache=True)
+def _octile(r, c, gr, gc):
+    dr = abs(r - gr)
+    dc = abs(c - gc)
+    return (dr + dc) + (SQRT2 - 2.0) * min(dr, dc)
+
+
+@nb.njit(cache=True)
+def _astar_kernel(free, sr, sc, gr, gc):
+    """Cells of a shortest path (rows, cols) from start to goal; empty when unreachable.
+
+    Works on the grid padded by one blocked cell, with flat indices, so neighbours need no bounds checks;
+    the open list is an indexed binary heap (decrease-key) of packed (key, node) int64 entries.
+    """
+    h0, w0 = free.shape
+    w = w0 + 2
+    n = (h0 + 2) * w
+    state = np.zeros(n, dtype=np.uint8)  # 0 blocked, 1 free (unseen), 2 closed, 3 open
+    for r in range(h0):
+        for c in range(w0):
+            if free[r, c]:
+                state[(r + 1) * w + c + 1] = 1
+    g = np.full(n, np.inf, dtype=np.float32)
+    parent = np.empty(n, dtype=np.int32)
+    pos = np.empty(n, dtype=np.int32)  # heap slot of an open node (valid while state == 3)
+    heap = np.empty(n, dtype=np.int64)
+    # neighbour offsets: 4 orthogonal, then diagonals with the two orthogonals they need free
+    off = np.array([-w, w, -1, 1, -w - 1, -w + 1, w - 1, w + 1])
+    side_a = np.array([0, 0, 0, 0, -w, -w, w, w])
+    side_b = np.array([0, 0, 0, 0, -1, 1, -1, 1])
+    drs = np.array([-1, 1, 0, 0, -1, -1, 1, 1])
+    dcs = np.array([0, 0, -1, 1, -1, 1, -1, 1])
+    gr1 = gr + 1
+    gc1 = gc + 1
+    start = (sr + 1) * w + sc + 1
+    goal = gr1 * w + gc1
+    g[start] = 0.0
+    parent[start] = start
+    mask = np.int64((1 << NODE_BITS) - 1)
+    _sift_up(heap, pos, 0, _pack(TIE_WEIGHT * _octile(sr + 1, sc + 1, gr1, gc1), start), mask)
+    state[start] = 3
+    size = 1
+    found = False
+    while size > 0:
+        cur = np.int64(_heap_pop(heap, pos, size, mask) & mask)
+        size -= 1
+        if cur == goal:
+            found = True
+            break
+        state[cur] = 2
+        gcur = np.float64(g[cur])
+        rcur = cur // w
+        ccur = cur - rcur * w
+        for k in range(8):
+            nb_ = cur + off[k]
+            st = state[nb_]
+            if st == 0 or st == 2:  # blocked or closed
+                continue
+            if k >= 4:
+                if state[cur + side_a[k]] == 0 or state[cur + side_b[k]] == 0:  # no corner cutting
+                    continue
+                ng = gcur + SQRT2
+            else:
+                ng = gcur + 1.0
+            if ng >= g[nb_]:
+                continue
+            g[nb_] = ng
+            parent[nb_] = cur
+            item = _pack(ng + TIE_WEIGHT * _octile(rcur + drs[k], ccur + dcs[k], gr1, gc1), nb_)
+            if st == 1:
+                state[nb_] = 3
+                _sift_up(heap, pos, size, item, mask)
+                size += 1
+            else:  # decrease-key
+                _sift_up(heap, pos, pos[nb_], item, mask)
+    if not found:
+        return np.empty((0, 2), dtype=np.int64)
+    count = 1
+    cur = goal
+    while cur != start:
+        cur = parent[cur]
+        count += 1
+    out = np.empty((count, 2), dtype=np.int64)
+    cur = goal
+    for i in range(count - 1, -1, -1):
+        r = cur // w
+        out[i, 0] = r - 1
+        out[i, 1] = cur - r * w - 1
+        cur = parent[cur]
+    return out
+
+
+def astar(free_mask: np.ndarray, start_rc: tuple[int, int], goal_rc: tuple[int, int]) -> np.ndarray:
+    """Shortest 8-connected path (no corner cutting) as [K, 2] (row, col) cells, start and goal included.
+
+    Raises ValueError when start or goal is outside the grid or not free, and :class:`NoPathError`
+    (a ValueError) when the goal is unreachable.
+    """
+    free = np.ascontiguousarray(free_mask, dtype=np.bool_)
+    h, w = free.shape
+    if (h + 2) * (w + 2) >= 2**NODE_BITS:
+        raise ValueError(f"grid {h}x{w} too large for the planner (at most {2**NODE_BITS} cells)")
+    for name, (r, c) in (("start", start_rc), ("goal", goal_rc)):
+        if not (0 <= r < h and 0 <= c < w):
+            raise ValueError(f"{name} cell {(r, c)} is outside the {h}x{w} grid")
+        if not free[r, c]:
+            raise ValueError(f"{name} cell {(r, c)} is not free")
+    path = _astar_kernel(free, int(start_rc[0]), int(start_rc[1]), int(goal_rc[0]), int(goal_rc[1]))
+    if len(path) == 0:
+        raise NoPathError(f"no path from cell {tuple(start_rc)} to cell {tuple(goal_rc)}")
+    return path
+
+
+@nb.njit(cache=True)
+def line_is_free(free, r0, c0, r1, c1):
+    """True when every cell the segment between the two cell centres touches is free (supercover)."""
+    dc = c1 - c0
+    dr = r1 - r0
+    nx = abs(dc)
+    ny = abs(dr)
+    sx = 1 if dc > 0 else -1
+    sy = 1 if dr > 0 else -1
+    r = r0
+    c = c0
+    if not free[r, c]:
+        return False
+    ix = 0
+    iy = 0
+    while ix < nx or iy < ny:
+        decision = (1 + 2 * ix) * ny - (1 + 2 * iy) * nx
+        if decision == 0:  # through a cell corner: both side cells are touched
+            if not free[r, c + sx] or not free[r + sy, c]:
+                return False
+            c += sx
+            r += sy
+            ix += 1
+            iy += 1
+        elif decision < 0:
+            c += sx
+            ix += 1
+        else:
+            r += sy
+            iy += 1
+        if not free[r, c]:
+            return False
+    return True
+
+
+@nb.njit(cache=True)
+def _shortcut(free, cells):
+    """Greedy line-of-sight smoothing: indices of the cells kept (first and last always)."""
+    n = cells.shape[0]
+    keep = np.empty(n, dtype=np.int64)
+    keep[0] = 0
+    k = 1
+    i = 0
+    while i < n - 1:
+        j = i + 1
+        while j + 1 < n and line_is_free(free, cells[i, 0], cells[i, 1], cells[j + 1, 0], cells[j + 1, 1]):
+            j += 1
+        keep[k] = j
+        k += 1
+        i = j
+    return keep[:k]
+
+
+def smooth(free_mask: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Shortcut a cell path [K, 2] through straight lines that stay on free cells."""
+    if len(cells) <= 2:
+        return cells
+    free = np.ascontiguousarray(free_mask, dtype=np.bool_)
+    return cells[_shortcut(free, np.ascontiguousarray(cells, dtype=np.int64))]
+
+
+@dataclass
+class Path:
+    """A polyline in world metres, driven at a constant speed; ``pose_at`` keeps going past the end."""
+
+    xy: np.ndarray  # [K, 2] metres
+    speed_m_s: float = 0.5  # driving speed for pose_at
+    end_mode: str = "pingpong"  # after the end: "pingpong" (drive back), "loop" (restart), "stop"
+    waypoint_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # rows of xy
+
+    def __post_init__(self) -> None:
+        self.xy = np.asarray(self.xy, dtype=np.float64).reshape(-1, 2)
+        if len(self.xy) == 0:
+            raise ValueError("a Path needs at least one point")
+        if self.end_mode not in END_MODES:
+            raise ValueError(f"end_mode must be one of {list(END_MODES)}, got {self.end_mode!r}")
+        if not self.speed_m_s > 0:
+            raise ValueError(f"speed_m_s must be > 0, got {self.speed_m_s}")
+        seg = np.linalg.norm(np.diff(self.xy, axis=0), axis=1)
+        self._s = np.concatenate([[0.0], np.cumsum(seg)])
+
+    @property
+    def length_m(self) -> float:
+        return float(self._s[-1])
+
+    @property
+    def duration_s(self) -> float:
+        """Time for one pass at ``speed_m_s``."""
+        return self.length_m / self.speed_m_s
+
+    def at_distance(self, s: np.ndarray) -> np.ndarray:
+        """Poses (x, y, yaw) [N, 3] at arc lengths ``s`` (clipped to the path), yaw along the segment."""
+        s = np.clip(np.asarray(s, dtype=np.float64), 0.0, self.length_m)
+        if len(self.xy) == 1 or self.length_m == 0:
+            return np.column_stack([np.repeat(self.xy[:1], s.size, 0), np.zeros(s.size)])
+        k = np.clip(np.searchsorted(self._s, s, side="right") - 1, 0, len(self.xy) - 2)
+        # skip zero-length segments for the heading
+        d = self.xy[k + 1] - self.xy[k]
+        seg = self._s[k + 1] - self._s[k]
+        frac = np.where(seg > 0, (s - self._s[k]) / np.where(seg > 0, seg, 1.0), 0.0)
+        xy = self.xy[k] + frac[:, None] * d
+        return np.column_stack([xy, np.arctan2(d[:, 1], d[:, 0])])
+
+    def poses(self, speed_m_s: float | None = None, dt_s: float = 0.1) -> np.ndarray:
+        """One pass resampled every ``speed * dt`` metres: [N, 3] (x, y, yaw), the end point included."""
+        return resample(self, self.speed_m_s if speed_m_s is None else speed_m_s, dt_s)
+
+    def pose_at(self, t_s: float) -> np.ndarray:
+        """Pose (x, y, yaw) after driving ``t_s`` seconds from the start, continuing per ``end_mode``."""
+        s = self.speed_m_s * max(float(t_s), 0.0)
+        length = self.length_m
+        if length == 0 or self.end_mode == "stop":
+            return self.at_distance(np.array([s]))[0]
+        if self.end_mode == "loop":
+            return self.at_distance(np.array([s % length]))[0]
+        s = s % (2 * length)
+        if s <= length:
+            return self.at_distance(np.array([s]))[0]
+        pose = self.at_distance(np.array([2 * length - s]))[0]
+        pose[2] = math.atan2(math.sin(pose[2] + math.pi), math.cos(pose[2] + math.pi))
+        return pose
+
+    def pixel_poses(self, grid: GridMap, speed_m_s: float | None = None, dt_s: float = 0.1) -> np.ndarray:
+        """:meth:`poses` as lidar pixel poses (px, py, yaw)."""
+        return world_to_pixel_poses(grid, self.poses(speed_m_s, dt_s))
+
+
+def resample(path: Path, speed_m_s: float, dt_s: float) -> np.ndarray:
+    """Poses (x, y, yaw) [N, 3] every ``speed_m_s * dt_s`` metres along the path, the end point included."""
+    if not speed_m_s > 0 or not dt_s > 0:
+        raise ValueError(f"speed_m_s and dt_s must be > 0, got {speed_m_s}, {dt_s}")
+    step = speed_m_s * dt_s
+    s = np.arange(0.0, path.length_m, step)
+    if len(s) == 0 or path.length_m - s[-1] > 1e-9:
+        s = np.append(s, path.length_m)
+    return path.at_distance(s)
+
+
+def world_to_pixel_poses(grid: GridMap, poses: np.ndarray) -> np.ndarray:
+    """World poses (x, y, yaw) -> lidar pixel poses (px, py, yaw); the yaw is the world yaw."""
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
+    pxy = grid.world_to_pixel(poses[:, :2])
+    return np.column_stack([pxy, poses[:, 2]])
+
+
+def waypoint_cell(grid: GridMap, xy: tuple[float, float]) -> tuple[int, int]:
+    """The (row, col) cell holding a world point (may be outside the grid)."""
+    px, py = grid.world_to_pixel(np.asarray(xy, dtype=np.float64))
+    return int(math.floor(py)), int(math.floor(px))
+
+
+def plan_route(grid: GridMap, waypoints_m: list[tuple[float, float]], robot_radius_m: float = 0.2,
+               smooth_path: bool = True, closed: bool = False, speed_m_s: float = 0.5,
+               end_mode: str = "pingpong", free_mask: np.ndarray | None = None) -> Path:
+    """Chain waypoints (metres) into one collision-free :class:`Path` through their cell centres.
+
+    ``closed`` also plans back from the last waypoint to the first (use with ``end_mode="loop"``).
+    A waypoint outside the map, in an (inflated) obstacle or unreachable raises ValueError naming it.
+    """
+    wps = [tuple(map(float, w)) for w in waypoints_m]
+    if not wps:
+        raise ValueError("plan_route needs at least one waypoint")
+    free = inflate(grid, robot_radius_m) if free_mask is None else free_mask
+    cells = [waypoint_cell(grid, w) for w in wps]
+    h, w_ = free.shape
+    for i, ((r, c), xy) in enumerate(zip(cells, wps)):
+        if not (0 <= r < h and 0 <= c < w_):
+            raise ValueError(f"waypoint {i} at ({xy[0]:.3f}, {xy[1]:.3f}) m is outside the map {grid.name!r}")
+        if not free[r, c]:
+            raise ValueError(f"waypoint {i} at ({xy[0]:.3f}, {xy[1]:.3f}) m is in an obstacle or closer than "
+                             f"the robot radius {robot_radius_m} m to a wall")
+    _, labels = cv2.connectedComponents(free.astype(np.uint8), connectivity=4)
+    for i in range(1, len(cells)):
+        if labels[cells[i]] != labels[cells[0]]:
+            xy, xy0 = wps[i], wps[0]
+            raise ValueError(f"waypoint {i} at ({xy[0]:.3f}, {xy[1]:.3f}) m is unreachable from waypoint 0 "
+                             f"at ({xy0[0]:.3f}, {xy0[1]:.3f}) m for a robot of radius {robot_radius_m} m")
+    order = cells + [cells[0]] if closed and len(cells) > 1 else cells
+    legs = [np.array([order[0]], dtype=np.int64)]
+    index = [0]
+    for a, b in zip(order[:-1], order[1:]):
+        leg = astar(free, a, b) if a != b else np.array([a], dtype=np.int64)
+        if smooth_path:
+            leg = smooth(free, leg)
+        legs.append(leg[1:])
+        index.append(index[-1] + len(leg) - 1)
+    rc = np.concatenate(legs)
+    xy = grid.pixel_to_world(np.column_stack([rc[:, 1] + 0.5, rc[:, 0] + 0.5]))
+    logger.debug("route of %d waypoints: %d cells", len(wps), len(rc))
+    return Path(xy, speed_m_s=speed_m_s, end_mode=end_mode, waypoint_index=np.asarray(index, dtype=np.int64))
