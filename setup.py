@@ -36,6 +36,7 @@ setup(
             # ROS nodes (ros2 run dinno_ros robot_node / monitor_node; launch Node(executable=...))
             "robot_node = dinno_ros.ros.robot_node:main",
             "monitor_node = dinno_ros.ros.monitor_node:main",
+            "viz_node = dinno_ros.ros.viz_node:main",
             # user tools
             "dinno-swarm = dinno_ros.swarm:main",
             "dinno-map = dinno_ros.tools.map_cli:main",

@@ -99,8 +99,8 @@ def supervise(procs: Sequence[NodeProcess], timeout: float | None, monitor_grace
         if robots and robots_gone_at is None and all(p.process.poll() is not None for p in robots):
             robots_gone_at = now
         if robots_gone_at is not None and now - robots_gone_at > monitor_grace:
-            logger.warning("every robot ended %.0f s ago: stopping the remaining nodes", monitor_grace)
-            return True
+            logger.error("every robot ended %.0f s ago but other nodes still run: stopping them", monitor_grace)
+            return False
         time.sleep(0.2)
     return True
 
@@ -119,7 +119,7 @@ def run_swarm(
         for node in nodes:
             procs.append(start_node(node, env, out, lock))
         if not supervise(procs, timeout):
-            logger.error("the swarm did not end within %.0f s: stopping it", timeout)
+            logger.error("the swarm did not end normally (timeout %s s): stopping it", timeout)
             interrupted = True
     except KeyboardInterrupt:
         logger.info("Ctrl-C: stopping the swarm")
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def plan_viz_node(plan, out_dir: Path) -> NodeSpec:
     """The matplotlib viewer node that renders the swarm to PNG frames (see dinno_ros.ros.viz_node)."""
-    params = {"config": str(plan.spec.path), "num_robots": plan.spec.num_robots, "out_dir": str(out_dir.resolve())}
+    params = {"num_robots": plan.spec.num_robots, "rounds": plan.spec.rounds, "out_dir": str(out_dir.resolve())}
     return NodeSpec("viz_node", "dinno_ros.ros.viz_node", "viz", "", params)
 
 

@@ -63,6 +63,7 @@ def test_plan_lists_robots_and_monitor():
     labels = [n.label for n in plan.nodes]
     assert labels == ["robot_1/robot", "robot_3/robot", "monitor"]
     robot = plan.nodes[0]
-    assert robot.parameters == {"config": str(plan.spec.path), "num_robots": 4, "rounds": 7, "robot_id": 1}
+    assert robot.parameters == {"config": str(plan.spec.path), "num_robots": 4, "rounds": 7, "robot_id": 1,
+                                "wait_for_monitor": True}
     assert robot.ros_args()[:5] == ["--ros-args", "-r", "__node:=robot", "-r", "__ns:=/robot_1"]
     assert plan.spec.rounds == 7 and plan.spec.num_robots == 4

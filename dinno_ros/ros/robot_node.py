@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
-from dinno_msgs.msg import RobotState, Weights
+from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
 from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.wire import TensorLayout, WireError
@@ -34,6 +35,7 @@ class RobotNode(Node):
         robot_id = int(self.declare_parameter("robot_id", 0).value)
         num_robots = int(self.declare_parameter("num_robots", 0).value) or None
         rounds = int(self.declare_parameter("rounds", 0).value) or None
+        self.wait_for_monitor = bool(self.declare_parameter("wait_for_monitor", False).value)
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
         self.rounds = RobotRounds(self.spec, robot_id, publish=self._publish_round, log=self.get_logger())
         self.layout = TensorLayout.from_model(self.rounds.agent.model)
@@ -52,6 +54,11 @@ class RobotNode(Node):
         if self.spec.section.publish_scans and motion is not None:
             self.viz = viz_msgs.RobotViz(self, self.robot_id, motion)
         group = ReentrantCallbackGroup()
+        self.monitor_round = -1
+        self.monitor_seen = threading.Event()
+        if self.wait_for_monitor:
+            self.create_subscription(SwarmMetrics, "/swarm/metrics", self._on_metrics, qos.metrics(),
+                                     callback_group=group)
         for j in range(self.spec.num_robots):
             if j == self.robot_id:
                 continue
@@ -65,6 +72,11 @@ class RobotNode(Node):
             self.get_logger().warning(f"ignored weights from robot {msg.sender} round {msg.round}: {exc}")
             return
         self.rounds.inbox.put(int(msg.sender), int(msg.round), msg.vector, vector, int(msg.degree))
+
+    def _on_metrics(self, msg: SwarmMetrics) -> None:
+        self.monitor_round = max(self.monitor_round, int(msg.round))
+        if self.monitor_round >= self.spec.rounds:
+            self.monitor_seen.set()
 
     def _on_state(self, msg: RobotState) -> None:
         p = msg.pose.position
@@ -87,11 +99,29 @@ class RobotNode(Node):
     def _run(self) -> None:
         self._timer.cancel()
         try:
+            self._wait_for_subscribers()
             self.rounds.run()
+            if self.wait_for_monitor and not self.rounds.stopped:
+                # the monitor may still need our last vectors (transient local lives as long as we do)
+                if not self.monitor_seen.wait(timeout=self.spec.section.startup_timeout):
+                    self.get_logger().warning("the monitor did not report the last round: leaving anyway")
         except BaseException as exc:  # reported by main(): the process exits non-zero
             self.error = exc
         finally:
             self._done.set()
+
+    def _wait_for_subscribers(self) -> None:
+        """Before round 0: every other robot (and the monitor, when one is planned) listens to our weights."""
+        expected = self.spec.num_robots - 1 + (1 if self.wait_for_monitor else 0)
+        deadline = time.monotonic() + self.spec.section.startup_timeout
+        while self.weights_pub.get_subscription_count() < expected and time.monotonic() < deadline:
+            if self.rounds.stopped:
+                return
+            time.sleep(0.05)
+        got = self.weights_pub.get_subscription_count()
+        if got < expected:
+            self.get_logger().warning(f"starting with {got} of {expected} listeners after "
+                                      f"{self.spec.section.startup_timeout:.0f} s")
 
     @property
     def done(self) -> bool:

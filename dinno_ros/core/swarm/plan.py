@@ -73,7 +73,8 @@ def plan_swarm(
         raise ValueError(f"--robots: robot {bad[0]} does not exist; allowed: 0..{spec.num_robots - 1}")
     common = {"config": str(spec.path), "num_robots": spec.num_robots, "rounds": spec.rounds}
     nodes = [
-        NodeSpec("robot_node", "dinno_ros.ros.robot_node", "robot", robot_namespace(i), {**common, "robot_id": i})
+        NodeSpec("robot_node", "dinno_ros.ros.robot_node", "robot", robot_namespace(i),
+                 {**common, "robot_id": i, "wait_for_monitor": monitor})
         for i in ids
     ]
     if monitor:

@@ -165,18 +165,22 @@ class RobotRounds:
         rounds = self.spec.rounds
         self.log.info(f"robot_{self.robot_id}: {rounds} rounds of {self.spec.pair.alg_name}, "
                       f"{self.spec.num_robots} robots, graph {self.spec.experiment.graph.type}")
-        t0 = time.monotonic()
+        t0 = t1 = time.monotonic()
         for k in range(rounds):
             if self.stopped:
                 self.log.info(f"stopped in round {k}")
                 return
             self.round_k = k
             info = self.step(k)
+            if k == 0:
+                t1 = time.monotonic()  # round 0 includes waiting for the swarm to come up
             if k % max(1, rounds // 10) == 0 or k == rounds - 1:
                 self.log.info(f"round {k}: train_loss {info.get('train_loss', math.nan):.4f}, "
                               f"neighbours {self.last_neighbors}")
-        self.log.info(f"finished {rounds} rounds in {time.monotonic() - t0:.1f} s "
-                      f"({self.waited_s:.1f} s waiting for neighbours)")
+        t_end = time.monotonic()
+        per_round = 1e3 * (t_end - t1) / max(rounds - 1, 1)
+        self.log.info(f"finished {rounds} rounds in {t_end - t0:.1f} s ({self.waited_s:.1f} s waiting for "
+                      f"neighbours; {per_round:.1f} ms per round after round 0)")
         for kind, vector in self.agent.outgoing().items():  # the final model, tagged round R
             self.publish("weights", round_k=rounds, degree=len(self.last_neighbors), kind=kind, vector=vector)
         self._publish_state(rounds, finished=True)
