@@ -11,7 +11,7 @@ setup:
 	@bash scripts/setup_env.sh
 
 run: setup
-	$(PY) -m dinno_ros.swarm $(CONFIG) $(ARGS)
+	$(PY) -m dinno_ros.swarm $(CONFIG) --viz results/swarm/viz $(ARGS)
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import rclpy
+import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -38,9 +39,9 @@ class MonitorNode(Node):
         num_robots = int(self.declare_parameter("num_robots", 0).value) or None
         rounds = int(self.declare_parameter("rounds", 0).value) or None
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
+        torch.set_num_threads(self.spec.section.torch_threads)
         self.monitor = SwarmMonitor(self.spec)
         self.layout = TensorLayout.from_model(self.monitor.problem.base_model())
-        self.lock = threading.Lock()
         self.metrics_pub = self.create_publisher(SwarmMetrics, "/swarm/metrics", qos.metrics())
         self.map_pub = self.create_publisher(maps.OccupancyGrid, "/map", qos.latched())
         self.learned_pub = self.create_publisher(maps.OccupancyGrid, "/swarm/learned_map", qos.latched())
@@ -66,26 +67,21 @@ class MonitorNode(Node):
         except WireError as exc:
             self.get_logger().warning(f"ignored weights from robot {msg.sender} round {msg.round}: {exc}")
             return
-        with self.lock:
-            self.monitor.put_vector(int(msg.sender), int(msg.round), vector)
+        self.monitor.put_vector(int(msg.sender), int(msg.round), vector)
 
     def _on_state(self, msg: RobotState) -> None:
         p, q = msg.pose.position, msg.pose.orientation
         yaw = 2.0 * math.atan2(q.z, q.w)
-        with self.lock:
-            self.monitor.put_state(int(msg.robot_id), int(msg.round), np.array([p.x, p.y, yaw]),
-                                   int(msg.forward_passes), bool(msg.finished))
+        self.monitor.put_state(int(msg.robot_id), int(msg.round), np.array([p.x, p.y, yaw]),
+                               int(msg.forward_passes), bool(msg.finished))
 
     def _tick(self) -> None:
         if self.finished.is_set():
             return
-        with self.lock:
-            self.monitor.update_lost()
-            reports = self.monitor.process()
-            done = self.monitor.done()
-        for report in reports:
+        self.monitor.update_lost()
+        for report in self.monitor.process():
             self._publish(report)
-        if done:
+        if self.monitor.done():
             self._finish()
 
     def _publish(self, r: RoundReport) -> None:

@@ -17,6 +17,7 @@ import threading
 import time
 
 import rclpy
+import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -37,6 +38,7 @@ class RobotNode(Node):
         rounds = int(self.declare_parameter("rounds", 0).value) or None
         self.wait_for_monitor = bool(self.declare_parameter("wait_for_monitor", False).value)
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
+        torch.set_num_threads(self.spec.section.torch_threads)
         self.rounds = RobotRounds(self.spec, robot_id, publish=self._publish_round, log=self.get_logger())
         self.layout = TensorLayout.from_model(self.rounds.agent.model)
         self.robot_id = robot_id

@@ -70,9 +70,11 @@ def build_agent(config: ExperimentConfig, pair_key: str, seed: int | None = None
     local = problem.local_problem(robot_id)
     if config.init_spread > 0:
         spread_initial_weights(local.model, config.init_spread, problem.seed, robot_id)
-    optimizer = build_optimizer(config.pair(pair_key).optimizer_config, local)
     motion_of = getattr(problem, "motion", None)
     motion = motion_of(robot_id) if callable(motion_of) else None
+    if motion is not None and hasattr(local, "add_observation"):
+        local.add_observation(motion.observe(0))  # a first scan at the start pose (DSGT's init_grads needs data)
+    optimizer = build_optimizer(config.pair(pair_key).optimizer_config, local)
     return RobotAgent(robot_id, local, optimizer, motion)
 
 

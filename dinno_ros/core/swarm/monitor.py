@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -82,19 +83,24 @@ class SwarmMonitor:
         self.last_seen: dict[int, float] = {}
         self.next_round = 0  # the next tag to report
         self.reports: list[RoundReport] = []
+        self.skipped: list[int] = []  # tags no vector of which ever arrived
+        self._lock = threading.Lock()
 
     # input -----------------------------------------------------------------------------------------
     def put_vector(self, robot: int, round_tag: int, vector: torch.Tensor) -> None:
-        if round_tag >= self.next_round:
-            self.vectors.setdefault(round_tag, {})[robot] = vector
-        self._seen(robot)
+        """Thread-safe and quick: subscription callbacks call it while an evaluation may be running."""
+        with self._lock:
+            if round_tag >= self.next_round:
+                self.vectors.setdefault(round_tag, {})[robot] = vector
+            self._seen(robot)
 
     def put_state(self, robot: int, round_k: int, pose: np.ndarray, forward_passes: int, finished: bool) -> None:
-        self.poses.setdefault(round_k, {})[robot] = np.asarray(pose, dtype=np.float64)
-        self.forward_passes.setdefault(round_k, {})[robot] = int(forward_passes)
-        if finished:
-            self.finished.add(robot)
-        self._seen(robot)
+        with self._lock:
+            self.poses.setdefault(round_k, {})[robot] = np.asarray(pose, dtype=np.float64)
+            self.forward_passes.setdefault(round_k, {})[robot] = int(forward_passes)
+            if finished:
+                self.finished.add(robot)
+            self._seen(robot)
 
     def _seen(self, robot: int) -> None:
         self.last_seen[robot] = time.monotonic()
@@ -106,6 +112,10 @@ class SwarmMonitor:
     def update_lost(self, now: float | None = None) -> list[int]:
         """Robots silent for ``lost_after`` s (never seen: after the start-up timeout); returns new ones."""
         now = time.monotonic() if now is None else now
+        with self._lock:
+            return self._update_lost(now)
+
+    def _update_lost(self, now: float) -> list[int]:
         newly = []
         for i in self.robots:
             if i in self.lost or i in self.finished:
@@ -135,25 +145,41 @@ class SwarmMonitor:
     def _moved_on(self, tag: int) -> set[int]:
         return {r for t, robots in self.vectors.items() if t > tag for r in robots}
 
-    def process(self) -> list[RoundReport]:
-        """Every round that is complete now, in order."""
-        out = []
-        while self.ready():
-            out.append(self._report(self.next_round))
-            self.vectors.pop(self.next_round, None)
-            self.next_round += 1
-        return out
+    def _skippable(self) -> bool:
+        """No vector of tag ``next_round`` will come: every live robot has sent later ones."""
+        tag = self.next_round
+        return (tag <= self.spec.rounds and not self.vectors.get(tag)
+                and bool(self._moved_on(tag)) and not (self._expected() - self._moved_on(tag)))
 
-    def _report(self, tag: int) -> RoundReport:
-        vectors = self.vectors[tag]
+    def process(self) -> list[RoundReport]:
+        """Every round that is complete now, in order (the evaluation runs without holding the lock)."""
+        out = []
+        while True:
+            with self._lock:
+                while self._skippable():
+                    logger.warning("no vector of round %d arrived: skipping it", self.next_round)
+                    self.skipped.append(self.next_round)
+                    self.next_round += 1
+                if not self.ready():
+                    return out
+                tag = self.next_round
+                vectors = self.vectors.pop(tag)
+                passes = dict(self.forward_passes.get(tag, {}))
+                poses = dict(self.poses.get(tag - 1, {}))
+                lost = sorted(self.lost)
+                self.next_round += 1
+            out.append(self._report(tag, vectors, passes, poses, lost))
+
+    def _report(self, tag: int, vectors: dict[int, torch.Tensor], passes: dict[int, int],
+                poses: dict[int, np.ndarray], lost: list[int]) -> RoundReport:
         ids = sorted(vectors)
         k = tag - 1  # the round whose step produced these vectors
         for i in ids:
             robot = self.robots[i]
             robot.load(vectors[i])
-            robot.optimizer.forward_passes = self.forward_passes.get(tag, {}).get(i, robot.optimizer.forward_passes)
-            robot.position = self.poses.get(k, {}).get(i, robot.position)
-        report = RoundReport(tag, ids, consensus_error([vectors[i] for i in ids]), lost=sorted(self.lost))
+            robot.optimizer.forward_passes = passes.get(i, robot.optimizer.forward_passes)
+            robot.position = poses.get(i, robot.position)
+        report = RoundReport(tag, ids, consensus_error([vectors[i] for i in ids]), lost=lost)
         if tag >= 1 and self.evaluator.due(k):
             agents = [self.robots[i] for i in ids]
             report.evaluation = self.evaluator.evaluate(k, agents, self._graph(k, ids))
@@ -166,14 +192,16 @@ class SwarmMonitor:
     def _graph(self, k: int, ids: list[int]) -> nx.Graph:
         if self.graph is not None:
             return self.graph.subgraph(ids).copy()
-        poses = self.poses.get(k, {})
+        with self._lock:
+            poses = dict(self.poses.get(k, {}))
         xy = np.stack([poses.get(i, np.full(3, 1e12))[:2] for i in ids])
         return nx.relabel_nodes(disk_graph(xy, self.spec.experiment.graph.comm_radius), dict(enumerate(ids)))
 
     def done(self) -> bool:
         """Every robot finished or lost, and every round that can be processed was."""
-        all_out = set(self.robots) <= (self.finished | self.lost)
-        return self.next_round > self.spec.rounds or (all_out and not self.ready())
+        with self._lock:
+            all_out = set(self.robots) <= (self.finished | self.lost)
+            return self.next_round > self.spec.rounds or (all_out and not self.ready() and not self._skippable())
 
     def results(self) -> dict[str, Any]:
         """The experiment runner's results dict, plus the monitor's per-round consensus summary."""
@@ -182,6 +210,7 @@ class SwarmMonitor:
             [[r.round_k, r.consensus["min"], r.consensus["max"]] for r in self.reports], dtype=torch.float64
         ).reshape(-1, 3)
         out["lost_robots"] = sorted(self.lost)
+        out["skipped_rounds"] = list(self.skipped)
         return out
 
 

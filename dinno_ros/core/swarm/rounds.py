@@ -31,6 +31,17 @@ class Log(Protocol):
     def warning(self, msg: str) -> Any: ...
 
 
+def robot_device(device: str, robot_id: int) -> str:
+    """The robot's torch device: ``cpu``, or with ``cuda``/``auto`` and GPUs the robots spread over them."""
+    import torch
+
+    if device == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    if device.startswith("cuda:"):
+        return device
+    return f"cuda:{robot_id % torch.cuda.device_count()}"
+
+
 class PositionBoard:
     """The robots' positions by round, as their state messages report them; thread-safe."""
 
@@ -86,7 +97,8 @@ class RobotRounds:
         self.robot_id = int(robot_id)
         self.publish = publish
         self.log = log or logging.getLogger(f"robot_{robot_id}")
-        self.agent = build_agent(spec.experiment, spec.pair_key, spec.experiment.seed, robot_id)
+        self.device = robot_device(spec.experiment.device, robot_id)
+        self.agent = build_agent(spec.experiment, spec.pair_key, spec.experiment.seed, robot_id, device=self.device)
         self.inbox = RoundInbox(self.agent.optimizer.sends)
         self.positions = PositionBoard()
         self.misses = MissTracker(spec.section.lost_after_rounds)
@@ -163,7 +175,7 @@ class RobotRounds:
     # whole run -------------------------------------------------------------------------------------
     def run(self) -> None:
         rounds = self.spec.rounds
-        self.log.info(f"robot_{self.robot_id}: {rounds} rounds of {self.spec.pair.alg_name}, "
+        self.log.info(f"robot_{self.robot_id}: {rounds} rounds of {self.spec.pair.alg_name} on {self.device}, "
                       f"{self.spec.num_robots} robots, graph {self.spec.experiment.graph.type}")
         t0 = t1 = time.monotonic()
         for k in range(rounds):

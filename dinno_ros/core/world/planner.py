@@ -2,9 +2,12 @@
 
 * :func:`inflate` marks a cell free when its centre is at least ``robot_radius + sqrt(1/2)`` pixels from
   every occupied cell centre, so a robot disk centred anywhere in a free cell keeps clear of walls.
-* :func:`astar` is 8-connected A* with the octile heuristic and no corner cutting (a diagonal move needs
-  both orthogonal neighbours free), in numba with an indexed binary heap. Ties go to the node nearer the
-  goal (the heuristic is weighted by ``1 + 1e-3``: paths within 0.1 % of the optimum).
+* :func:`astar` finds shortest 8-connected paths with the octile heuristic and no corner cutting (a
+  diagonal move needs both orthogonal neighbours free). By default it is jump point search (Harabor &
+  Grastien, in the variant without corner cutting) in numba: it expands only jump points, scanning the
+  straight and diagonal runs between them, then fills in the cells; ``method="astar"`` is plain
+  cell-by-cell A*, kept as the reference. Both return octile-optimal paths. JPS breaks ties in f towards
+  the goal and reuses its per-node buffers across queries on grids of the same shape.
 * :func:`plan_route` chains waypoints (metres) into one :class:`Path`; each leg is smoothed by
   line-of-sight shortcuts whose cells (a supercover walk) are all free on the inflated grid.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 
 import cv2
@@ -24,7 +28,6 @@ from dinno_ros.core.world.grid import GridMap
 logger = logging.getLogger(__name__)
 
 SQRT2 = math.sqrt(2.0)
-TIE_WEIGHT = 1.0 + 1e-3  # heuristic weight: breaks f-ties towards the goal
 END_MODES = ("pingpong", "loop", "stop")
 
 
@@ -43,6 +46,8 @@ def inflate(grid: GridMap, robot_radius_m: float) -> np.ndarray:
 
 NODE_BITS = 26  # heap entries: fixed-point key << NODE_BITS | node (grids up to 2**26 cells)
 KEY_SCALE = 2.0**16  # key resolution 1.5e-5 px, keys up to 2**21 px
+TIE_SCALE = 2.0**20  # JPS keys: f and h rounded to 1e-6 px, so equal-length paths tie exactly
+METHODS = ("jps", "astar")  # astar(method=...): jump point search, or plain cell-by-cell A* (the reference)
 
 
 @nb.njit(cache=True)
@@ -96,6 +101,54 @@ def _heap_pop(heap, pos, size, mask):
 
 
 @nb.njit(cache=True)
+def _before(kf, kh, a, b):
+    """Node ``a`` pops before node ``b``: smaller f, then (f ties) smaller h, i.e. nearer the goal."""
+    return kf[a] < kf[b] or (kf[a] == kf[b] and kh[a] < kh[b])
+
+
+@nb.njit(cache=True)
+def _sift_up_nodes(heap, pos, kf, kh, i, node):
+    """Move ``node`` up from slot ``i`` of an indexed min-heap of nodes keyed by (kf, kh)."""
+    while i > 0:
+        parent = (i - 1) >> 1
+        above = heap[parent]
+        if not _before(kf, kh, node, above):
+            break
+        heap[i] = above
+        pos[above] = i
+        i = parent
+    heap[i] = node
+    pos[node] = i
+
+
+@nb.njit(cache=True)
+def _pop_node(heap, pos, kf, kh, size):
+    """Remove and return the first of ``size`` nodes."""
+    top = heap[0]
+    size -= 1
+    if size == 0:
+        return top
+    node = heap[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        c = heap[child]
+        if child + 1 < size and _before(kf, kh, heap[child + 1], c):
+            child += 1
+            c = heap[child]
+        if not _before(kf, kh, c, node):
+            break
+        heap[i] = c
+        pos[c] = i
+        i = child
+    heap[i] = node
+    pos[node] = i
+    return top
+
+
+@nb.njit(cache=True)
 def _octile(r, c, gr, gc):
     dr = abs(r - gr)
     dc = abs(c - gc)
@@ -103,11 +156,197 @@ def _octile(r, c, gr, gc):
 
 
 @nb.njit(cache=True)
-def _astar_kernel(free, sr, sc, gr, gc):
-    """Cells of a shortest path (rows, cols) from start to goal; empty when unreachable.
+def _jump_straight(grid, x, d, p, goal):
+    """First jump point moving from cell ``x`` by offset ``d`` (``p``: the perpendicular offset), -1 if none.
 
-    Works on the grid padded by one blocked cell, with flat indices, so neighbours need no bounds checks;
-    the open list is an indexed binary heap (decrease-key) of packed (key, node) int64 entries.
+    A cell is a jump point when it is the goal or has a forced neighbour: a free side cell whose cell
+    behind (towards ``x``) is blocked, so no diagonal move from the previous cell reaches it.
+    """
+    side_a = grid[x + p]  # the side cells of the previous cell
+    side_b = grid[x - p]
+    while True:
+        x += d
+        if grid[x] == 0:
+            return -1
+        if x == goal:
+            return x
+        a = grid[x + p]
+        b = grid[x - p]
+        if (a & ~side_a) | (b & ~side_b):
+            return x
+        side_a = a
+        side_b = b
+
+
+@nb.njit(cache=True)
+def _jump_diagonal(grid, x, dv, dh, goal):
+    """First jump point moving diagonally from ``x`` by ``dv`` (+-row stride) and ``dh`` (+-1), -1 if none.
+
+    Diagonal moves need both orthogonal neighbours free, so they have no forced neighbours; a cell is a
+    jump point when it is the goal or a straight jump along either component finds one.
+    """
+    pv = abs(dv)
+    while True:
+        if grid[x + dv] == 0 or grid[x + dh] == 0 or grid[x + dv + dh] == 0:
+            return -1
+        x += dv + dh
+        if x == goal:
+            return x
+        if _jump_straight(grid, x, dh, pv, goal) >= 0 or _jump_straight(grid, x, dv, 1, goal) >= 0:
+            return x
+
+
+@nb.njit(cache=True)
+def _sign(v):
+    return 1 if v > 0 else (-1 if v < 0 else 0)
+
+
+@nb.njit(cache=True)
+def _trace(parent, start, goal, w):
+    """Unpadded (row, col) cells from start to goal, filling the straight runs between jump points."""
+    count = 1
+    cur = goal
+    while cur != start:
+        prev = parent[cur]
+        count += max(abs(cur // w - prev // w), abs(cur % w - prev % w))
+        cur = prev
+    out = np.empty((count, 2), dtype=np.int64)
+    i = count - 1
+    cur = goal
+    r = cur // w
+    c = cur % w
+    out[i, 0] = r - 1
+    out[i, 1] = c - 1
+    while cur != start:
+        prev = parent[cur]
+        pr = prev // w
+        pc = prev % w
+        sr = _sign(pr - r)
+        sc = _sign(pc - c)
+        while r != pr or c != pc:
+            r += sr
+            c += sc
+            i -= 1
+            out[i, 0] = r - 1
+            out[i, 1] = c - 1
+        cur = prev
+    return out
+
+
+@nb.njit(cache=True)
+def _jps_kernel(grid, w, g, parent, seen, state, pos, heap, kf, kh, gen, start, goal):
+    """Jump point search without corner cutting on the padded flat ``grid`` (1 free, 0 blocked, stride ``w``).
+
+    The per-node buffers are reused across calls: a node's ``g``/``parent``/``state`` are valid only when
+    ``seen[node] == gen``. Returns the (row, col) cells of a shortest path, empty when unreachable.
+    """
+    gr = goal // w
+    gc = goal % w
+    seen[start] = gen
+    g[start] = 0.0
+    parent[start] = start
+    state[start] = 1  # 1 open, 2 closed
+    hq = np.int64(_octile(start // w, start % w, gr, gc) * TIE_SCALE + 0.5)
+    kf[start] = hq
+    kh[start] = hq
+    _sift_up_nodes(heap, pos, kf, kh, 0, start)
+    size = 1
+    cand_r = np.empty(8, dtype=np.int64)
+    cand_c = np.empty(8, dtype=np.int64)
+    found = False
+    while size > 0:
+        cur = np.int64(_pop_node(heap, pos, kf, kh, size))
+        size -= 1
+        if cur == goal:
+            found = True
+            break
+        state[cur] = 2
+        rcur = cur // w
+        ccur = cur - rcur * w
+        # successor directions: all 8 at the start, else the natural and forced ones for the arrival direction
+        m = 0
+        if cur == start:
+            for dr in range(-1, 2):
+                for dc in range(-1, 2):
+                    if dr != 0 or dc != 0:
+                        cand_r[m] = dr
+                        cand_c[m] = dc
+                        m += 1
+        else:
+            par = parent[cur]
+            pr = par // w
+            pc = par - pr * w
+            dr = _sign(rcur - pr)
+            dc = _sign(ccur - pc)
+            cand_r[0] = dr
+            cand_c[0] = dc
+            m = 1
+            if dr != 0 and dc != 0:
+                cand_r[1] = dr
+                cand_c[1] = 0
+                cand_r[2] = 0
+                cand_c[2] = dc
+                m = 3
+            elif dr == 0:  # moving along a row: forced neighbours above and below
+                for s in (-1, 1):
+                    if grid[cur + s * w] != 0 and grid[cur + s * w - dc] == 0:
+                        cand_r[m] = s
+                        cand_c[m] = 0
+                        cand_r[m + 1] = s
+                        cand_c[m + 1] = dc
+                        m += 2
+            else:  # moving along a column: forced neighbours left and right
+                for s in (-1, 1):
+                    if grid[cur + s] != 0 and grid[cur + s - dr * w] == 0:
+                        cand_r[m] = 0
+                        cand_c[m] = s
+                        cand_r[m + 1] = dr
+                        cand_c[m + 1] = s
+                        m += 2
+        gcur = g[cur]
+        for k in range(m):
+            dr = cand_r[k]
+            dc = cand_c[k]
+            if dr != 0 and dc != 0:
+                nxt = _jump_diagonal(grid, cur, dr * w, dc, goal)
+            elif dr == 0:
+                nxt = _jump_straight(grid, cur, dc, w, goal)
+            else:
+                nxt = _jump_straight(grid, cur, dr * w, 1, goal)
+            if nxt < 0:
+                continue
+            fresh = seen[nxt] != gen
+            if not fresh and state[nxt] == 2:
+                continue
+            rn = nxt // w
+            cn = nxt - rn * w
+            steps = max(abs(rn - rcur), abs(cn - ccur))
+            ng = gcur + (steps * SQRT2 if dr != 0 and dc != 0 else float(steps))
+            if not fresh and ng >= g[nxt]:
+                continue
+            g[nxt] = ng
+            parent[nxt] = cur
+            h = _octile(rn, cn, gr, gc)
+            kf[nxt] = np.int64((ng + h) * TIE_SCALE + 0.5)
+            kh[nxt] = np.int64(h * TIE_SCALE + 0.5)
+            if fresh:
+                seen[nxt] = gen
+                state[nxt] = 1
+                _sift_up_nodes(heap, pos, kf, kh, size, nxt)
+                size += 1
+            else:  # decrease-key
+                _sift_up_nodes(heap, pos, kf, kh, pos[nxt], nxt)
+    if not found:
+        return np.empty((0, 2), dtype=np.int64)
+    return _trace(parent, start, goal, w)
+
+
+@nb.njit(cache=True)
+def _astar_kernel(free, sr, sc, gr, gc):
+    """Cells of a shortest path (rows, cols) from start to goal by plain A*; empty when unreachable.
+
+    The reference for :func:`_jps_kernel`: expands cell by cell on the grid padded by one blocked cell
+    (flat indices, no bounds checks) with an indexed binary heap of packed (key, node) int64 entries.
     """
     h0, w0 = free.shape
     w = w0 + 2
@@ -117,7 +356,7 @@ def _astar_kernel(free, sr, sc, gr, gc):
         for c in range(w0):
             if free[r, c]:
                 state[(r + 1) * w + c + 1] = 1
-    g = np.full(n, np.inf, dtype=np.float32)
+    g = np.full(n, np.inf, dtype=np.float64)
     parent = np.empty(n, dtype=np.int32)
     pos = np.empty(n, dtype=np.int32)  # heap slot of an open node (valid while state == 3)
     heap = np.empty(n, dtype=np.int64)
@@ -134,7 +373,7 @@ def _astar_kernel(free, sr, sc, gr, gc):
     g[start] = 0.0
     parent[start] = start
     mask = np.int64((1 << NODE_BITS) - 1)
-    _sift_up(heap, pos, 0, _pack(TIE_WEIGHT * _octile(sr + 1, sc + 1, gr1, gc1), start), mask)
+    _sift_up(heap, pos, 0, _pack(_octile(sr + 1, sc + 1, gr1, gc1), start), mask)
     state[start] = 3
     size = 1
     found = False
@@ -145,7 +384,7 @@ def _astar_kernel(free, sr, sc, gr, gc):
             found = True
             break
         state[cur] = 2
-        gcur = np.float64(g[cur])
+        gcur = g[cur]
         rcur = cur // w
         ccur = cur - rcur * w
         for k in range(8):
@@ -163,7 +402,7 @@ def _astar_kernel(free, sr, sc, gr, gc):
                 continue
             g[nb_] = ng
             parent[nb_] = cur
-            item = _pack(ng + TIE_WEIGHT * _octile(rcur + drs[k], ccur + dcs[k], gr1, gc1), nb_)
+            item = _pack(ng + _octile(rcur + drs[k], ccur + dcs[k], gr1, gc1), nb_)
             if st == 1:
                 state[nb_] = 3
                 _sift_up(heap, pos, size, item, mask)
@@ -172,28 +411,65 @@ def _astar_kernel(free, sr, sc, gr, gc):
                 _sift_up(heap, pos, pos[nb_], item, mask)
     if not found:
         return np.empty((0, 2), dtype=np.int64)
-    count = 1
-    cur = goal
-    while cur != start:
-        cur = parent[cur]
-        count += 1
-    out = np.empty((count, 2), dtype=np.int64)
-    cur = goal
-    for i in range(count - 1, -1, -1):
-        r = cur // w
-        out[i, 0] = r - 1
-        out[i, 1] = cur - r * w - 1
-        cur = parent[cur]
-    return out
+    return _trace(parent, start, goal, w)
 
 
-def astar(free_mask: np.ndarray, start_rc: tuple[int, int], goal_rc: tuple[int, int]) -> np.ndarray:
+class _SearchBuffers:
+    """Per-node arrays for one grid shape, reused by every query on that shape (no per-call allocation)."""
+
+    def __init__(self, h: int, w: int) -> None:
+        n = (h + 2) * (w + 2)
+        self.grid = np.zeros(n, dtype=np.uint8)  # padded free mask; the border stays blocked
+        self.inner = self.grid.reshape(h + 2, w + 2)[1:-1, 1:-1]
+        self.g = np.empty(n, dtype=np.float64)
+        self.parent = np.empty(n, dtype=np.int32)
+        self.seen = np.zeros(n, dtype=np.int32)  # generation stamp: the node's g/parent/state are current
+        self.state = np.empty(n, dtype=np.uint8)
+        self.pos = np.empty(n, dtype=np.int32)
+        self.heap = np.empty(n, dtype=np.int32)  # open nodes (JPS: an indexed heap of node ids)
+        self.kf = np.empty(n, dtype=np.int64)  # heap keys: f, then h, in fixed point
+        self.kh = np.empty(n, dtype=np.int64)
+        self.gen = 0
+
+    def next_generation(self) -> int:
+        self.gen += 1
+        if self.gen >= 2**31 - 1:
+            self.seen[:] = 0
+            self.gen = 1
+        return self.gen
+
+
+_BUFFERS = threading.local()  # per thread: {shape: _SearchBuffers}, at most _MAX_SHAPES of them
+_MAX_SHAPES = 2  # ~42 bytes per cell each (pages are committed only where a search writes)
+
+
+def _buffers(shape: tuple[int, int]) -> _SearchBuffers:
+    cache = getattr(_BUFFERS, "by_shape", None)
+    if cache is None:
+        cache = _BUFFERS.by_shape = {}
+    buf = cache.pop(shape, None)
+    if buf is None:
+        buf = _SearchBuffers(*shape)
+        while len(cache) >= _MAX_SHAPES:
+            cache.pop(next(iter(cache)))  # the least recently used shape
+    cache[shape] = buf  # most recently used last
+    return buf
+
+
+def astar(free_mask: np.ndarray, start_rc: tuple[int, int], goal_rc: tuple[int, int],
+          method: str = "jps") -> np.ndarray:
     """Shortest 8-connected path (no corner cutting) as [K, 2] (row, col) cells, start and goal included.
 
-    Raises ValueError when start or goal is outside the grid or not free, and :class:`NoPathError`
-    (a ValueError) when the goal is unreachable.
+    ``method="jps"`` (default) runs jump point search and fills in the cells between the jump points;
+    ``method="astar"`` expands cell by cell (the slower reference). Both return octile-optimal paths
+    (they may differ between equally short paths). Raises ValueError when start or goal is outside the
+    grid or not free, and :class:`NoPathError` (a ValueError) when the goal is unreachable.
     """
-    free = np.ascontiguousarray(free_mask, dtype=np.bool_)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    free = np.asarray(free_mask)
+    if free.ndim != 2:
+        raise ValueError(f"free_mask must be a 2-D array, got shape {free.shape}")
     h, w = free.shape
     if (h + 2) * (w + 2) >= 2**NODE_BITS:
         raise ValueError(f"grid {h}x{w} too large for the planner (at most {2**NODE_BITS} cells)")
@@ -202,7 +478,16 @@ def astar(free_mask: np.ndarray, start_rc: tuple[int, int], goal_rc: tuple[int, 
             raise ValueError(f"{name} cell {(r, c)} is outside the {h}x{w} grid")
         if not free[r, c]:
             raise ValueError(f"{name} cell {(r, c)} is not free")
-    path = _astar_kernel(free, int(start_rc[0]), int(start_rc[1]), int(goal_rc[0]), int(goal_rc[1]))
+    sr, sc, gr, gc = int(start_rc[0]), int(start_rc[1]), int(goal_rc[0]), int(goal_rc[1])
+    if method == "astar":
+        path = _astar_kernel(np.ascontiguousarray(free, dtype=np.bool_), sr, sc, gr, gc)
+    else:
+        buf = _buffers((h, w))
+        np.not_equal(free, 0, out=buf.inner.view(np.bool_))
+        stride = w + 2
+        path = _jps_kernel(buf.grid, stride, buf.g, buf.parent, buf.seen, buf.state, buf.pos, buf.heap,
+                           buf.kf, buf.kh, buf.next_generation(), (sr + 1) * stride + sc + 1,
+                           (gr + 1) * stride + gc + 1)
     if len(path) == 0:
         raise NoPathError(f"no path from cell {tuple(start_rc)} to cell {tuple(goal_rc)}")
     return path
