@@ -1,6 +1,6 @@
 """The swarm's monitor as a ROS 2 node: consensus error, validation metrics, the learned map.
 
-Subscribes to every robot's ``weights`` and ``state``; each round (once every live robot's vector is in)
+Subscribes to every robot's ``weights`` and ``state`` (deep reader queues, one thread); each round (once every live robot's vector is in)
 computes the consensus error, every evaluation round the validation metrics, with the learning core's
 ``Evaluator`` (``dinno_ros.core.swarm.monitor``). Publishes ``/swarm/metrics`` (dinno_msgs/SwarmMetrics),
 ``/map`` (the true map, latched) and ``/swarm/learned_map`` (nav_msgs/OccupancyGrid); logs a line per
@@ -17,8 +17,7 @@ import time
 import numpy as np
 import rclpy
 import torch
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
@@ -49,13 +48,12 @@ class MonitorNode(Node):
         grid = getattr(self.monitor.problem, "grid", None)
         if grid is not None:
             self.map_pub.publish(maps.occupancy_msg(grid, self.get_clock().now().to_msg()))
-        group = ReentrantCallbackGroup()
         for j in range(self.spec.num_robots):
-            self.create_subscription(Weights, f"/robot_{j}/weights", self._on_weights, qos.weights(), callback_group=group)
-            self.create_subscription(RobotState, f"/robot_{j}/state", self._on_state, qos.state(), callback_group=group)
+            self.create_subscription(Weights, f"/robot_{j}/weights", self._on_weights, qos.monitor_inbox())
+            self.create_subscription(RobotState, f"/robot_{j}/state", self._on_state, qos.monitor_inbox())
         self.finished = threading.Event()
         self.result_dir = None
-        self.create_timer(0.05, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(0.05, self._tick)
         self.get_logger().info(
             f"monitoring {self.spec.num_robots} robots, {self.spec.rounds} rounds of {self.spec.pair.alg_name}")
 
@@ -135,7 +133,9 @@ def main(args: list[str] | None = None) -> int:
     code = 0
     try:
         node = MonitorNode()
-        executor = MultiThreadedExecutor(num_threads=3)
+        # one thread: an evaluation holds it while the DDS layer queues what arrives (see qos.monitor_inbox);
+        # threads would only fight over the GIL and slow the evaluation down many times over
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         while rclpy.ok() and not node.done:
             executor.spin_once(timeout_sec=0.2)

@@ -7,6 +7,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 # A receiver may fall this many messages behind a sender before losing one: rounds are synchronous, so a
 # robot is at most a round or two ahead of a neighbour (two vectors each for DSGT).
 ROUND_DEPTH = 32
+MONITOR_DEPTH = 1000
 
 
 def weights() -> QoSProfile:
@@ -20,6 +21,15 @@ def weights() -> QoSProfile:
 def state() -> QoSProfile:
     """Robot states (positions build the disk graph): reliable, recent rounds kept for late joiners."""
     return weights()
+
+
+def monitor_inbox() -> QoSProfile:
+    """The monitor's side of ``weights``/``state``: it may be busy evaluating for many rounds, so its reader
+    history (filled by the DDS layer, not by Python) is deep enough that nothing is lost meanwhile."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=MONITOR_DEPTH,
+        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
 
 
 def latched() -> QoSProfile:
