@@ -71,6 +71,7 @@ def run_experiment(
         config = config.with_rounds(rounds)
     dev = resolve_device(config.device)
     logger.info("Device is set to %s", dev.type.upper())
+    build_problem(config, next(iter(config.pairs)), device=dev)  # data and world errors before any output
     out = output_dir_for(config, out_dir) if config.writeout else None
     result = ExperimentResult(config, str(dev), out)
     if out is not None:

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 DEVICES = ("cpu", "cuda", "auto")
 PAIR_PROBLEM_KEYS = ("train_batch_size", "val_batch_size")  # problem config keys that live in each pair
 PATH_KEYS = (("data_dir",), ("map", "path"))  # problem config paths resolved against the YAML's folder
+MUST_EXIST = (("map", "path"),)  # paths checked at load time (data_dir may be downloaded into)
 PROBLEM_METRICS = {  # metrics only one problem can evaluate
     "top1_accuracy": ("mnist",),
     "mesh_grid_density": ("density",),
@@ -273,7 +274,11 @@ def _resolve_paths(prob_keys: dict, base_dir: Path) -> dict:
             holder = holder[k]
         if holder is None or not isinstance(holder.get(keys[-1]), str):
             continue
-        holder[keys[-1]] = str(resolve_path(holder[keys[-1]], base_dir))
+        resolved = resolve_path(holder[keys[-1]], base_dir)
+        if keys in MUST_EXIST and not resolved.exists():
+            raise ValueError(f"experiment.{'.'.join(keys)}: {holder[keys[-1]]!r} does not exist (looked under "
+                             f"{base_dir} and the package's share directory)")
+        holder[keys[-1]] = str(resolved)
     return out
 
 
