@@ -9,15 +9,13 @@ round; at the end writes the results like the experiment runner, plus plots, and
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
 
 import numpy as np
-import rclpy
 import torch
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
@@ -27,6 +25,7 @@ from dinno_ros.core.swarm.results import write_swarm_results
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.wire import TensorLayout, WireError
 from dinno_ros.ros import codec, maps, qos
+from dinno_ros.ros.lifecycle import run_node
 
 NAN = float("nan")
 
@@ -52,6 +51,7 @@ class MonitorNode(Node):
             self.create_subscription(Weights, f"/robot_{j}/weights", self._on_weights, qos.monitor_inbox())
             self.create_subscription(RobotState, f"/robot_{j}/state", self._on_state, qos.monitor_inbox())
         self.finished = threading.Event()
+        self.error: BaseException | None = None
         self.result_dir = None
         self.create_timer(0.05, self._tick)
         self.get_logger().info(
@@ -125,31 +125,14 @@ class MonitorNode(Node):
     def done(self) -> bool:
         return self.finished.is_set()
 
+    def close(self) -> None:
+        time.sleep(0.5)  # let the last metrics message go out
+
 
 def main(args: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO)
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = MonitorNode()
-        # one thread: an evaluation holds it while the DDS layer queues what arrives (see qos.monitor_inbox);
-        # threads would only fight over the GIL and slow the evaluation down many times over
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while rclpy.ok() and not node.done:
-            executor.spin_once(timeout_sec=0.2)
-        time.sleep(0.5)  # let the last metrics message go out
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as exc:
-        logging.getLogger("monitor_node").exception("monitor failed: %s", exc)
-        code = 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    # one thread: an evaluation holds it while the DDS layer queues what arrives (see qos.monitor_inbox);
+    # more threads would only fight over the GIL and slow the evaluation down many times over
+    return run_node("monitor_node", MonitorNode, SingleThreadedExecutor, args)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,12 @@ Topics (relative to the namespace): ``weights`` (dinno_msgs/Weights), ``state`` 
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
-import rclpy
 import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
@@ -27,6 +25,7 @@ from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.wire import TensorLayout, WireError
 from dinno_ros.ros import codec, qos, viz_msgs
+from dinno_ros.ros.lifecycle import run_node
 
 
 class RobotNode(Node):
@@ -129,31 +128,13 @@ class RobotNode(Node):
     def done(self) -> bool:
         return self._done.is_set()
 
+    def close(self) -> None:
+        self.rounds.stop()
+
 
 def main(args: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO)
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = RobotNode()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        while rclpy.ok() and not node.done:
-            executor.spin_once(timeout_sec=0.2)
-        if node.error is not None:
-            raise node.error
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as exc:  # a failed robot must say why and exit non-zero
-        logging.getLogger("robot_node").exception("robot node failed: %s", exc)
-        code = 1
-    finally:
-        if node is not None:
-            node.rounds.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    # three threads: training holds one, subscriptions use the others (never blocked by a training step)
+    return run_node("robot_node", RobotNode, lambda: MultiThreadedExecutor(num_threads=3), args)
 
 
 if __name__ == "__main__":
