@@ -28,9 +28,7 @@ colcon-build: setup
 # Regenerate the pinned closure after editing requirements.txt.
 lock:
 	$(PY) -m pip install -q -r requirements.txt
-	@{ echo "# Full pinned closure of requirements.txt (regenerate: make lock). Installed by make setup."; \
-	  $(PY) -m pip freeze --exclude-editable | grep -v -i '^dinno'; \
-	  echo "setuptools==$$($(PY) -c 'import setuptools; print(setuptools.__version__)')"; } > requirements-lock.txt
+	$(PY) scripts/lock_requirements.py
 
 clean:
 	rm -rf build install log results .pytest_cache
