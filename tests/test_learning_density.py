@@ -170,3 +170,17 @@ def test_bad_map_sections(section, expected):
 def test_missing_map_file_names_the_key(tmp_path):
     with pytest.raises(FileNotFoundError, match="map.path"):
         load_world_map(density.MapSection(path=str(tmp_path / "nope.yaml")))
+
+
+def test_hit_samples_are_pushed_inside_the_walls():
+    grid = box_grid()
+    lidar = Lidar(grid, LidarConfig(num_beams=16, beam_samps=6))
+    poses = np.array([[15.3, 20.7, 0.3], [45.5, 8.2, -1.0]])
+    pts, labels = lidar.samples(poses)
+    pushed = density.push_hits_into_walls(pts, labels, 6, 0.5)
+    assert pushed.shape == pts.shape
+    moved = np.linalg.norm(pushed - pts, axis=1)
+    assert np.allclose(moved[labels == 1], 0.5, atol=1e-4) and np.all(moved[labels == 0] == 0)
+    centred = np.array([grid.width / 2, grid.height / 2])
+    assert not grid.is_free_pixel(pushed[labels == 1] + centred).any()  # every hit sample inside a wall
+    assert grid.is_free_pixel(pushed[labels == 0] + centred).all()

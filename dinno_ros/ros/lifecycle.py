@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from typing import Callable, Protocol
 
 import rclpy
@@ -22,7 +25,7 @@ def run_node(name: str, make_node: Callable[[], Node], make_executor: Callable[[
     """Spin the node until it is done; 0 on success or Ctrl-C/SIGTERM, 1 when it failed (logged)."""
     logging.basicConfig(level=logging.INFO)
     rclpy.init(args=args)
-    node = None
+    node = executor = None
     code = 0
     try:
         node = make_node()
@@ -40,6 +43,22 @@ def run_node(name: str, make_node: Callable[[], Node], make_executor: Callable[[
     finally:
         if node is not None:
             node.close()
+        if executor is not None:
+            executor.shutdown(timeout_sec=5.0)  # no callback may still run when the node goes away
+        if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        exit_watchdog(code)
     return code
+
+
+def exit_watchdog(code: int, grace_s: float = 15.0) -> None:
+    """Make sure the process ends: if a stuck executor thread keeps the interpreter from exiting after
+    ``grace_s`` seconds, leave anyway with ``code`` (the runner must never wait on a finished node)."""
+
+    def leave() -> None:
+        time.sleep(grace_s)
+        logging.getLogger("lifecycle").warning("threads still running %.0f s after shutdown: exiting", grace_s)
+        os._exit(code)
+
+    threading.Thread(target=leave, daemon=True).start()

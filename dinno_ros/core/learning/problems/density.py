@@ -80,6 +80,7 @@ class LidarSection:
     fov: float = spec(2 * math.pi, gt=0.0, max=2 * math.pi + 1e-9)  # radians
     range_noise_std: float = spec(0.0, min=0.0)  # pixels
     samp_exponent: float = spec(1.0, gt=0.0)  # sample spacing exponent along a beam
+    hit_depth: float = spec(0.5, min=0.0)  # pixels the hit sample is pushed into the wall it hit (see below)
 
     def lidar_config(self) -> LidarConfig:
         return LidarConfig(num_beams=self.num_beams, fov=self.fov, beam_length=self.beam_length,
@@ -163,6 +164,25 @@ class DensityNet(nn.Module):
         return self.seq(x)
 
 
+def push_hits_into_walls(points: np.ndarray, labels: np.ndarray, beam_samps: int, depth: float) -> np.ndarray:
+    """Move each beam's hit sample (its last, label 1) ``depth`` pixels further along the beam.
+
+    The lidar puts the hit on the face of the first occupied cell, where free space ends; the seed labelled
+    every sample by the map's occupancy there, so its hit samples lay inside walls. Half a pixel inside
+    keeps the labels a function of position (1 in walls, 0 in free space) instead of asking the network
+    for 1 exactly on the boundary (and 0 a hair before it). Points are ordered beam by beam, the first
+    sample of a beam at the pose; returns a new array.
+    """
+    if depth <= 0:
+        return points
+    beams = np.asarray(points, dtype=np.float32).reshape(-1, beam_samps, 2).copy()
+    hit = np.asarray(labels).reshape(-1, beam_samps)[:, -1] > 0.5
+    d = beams[hit, -1] - beams[hit, 0]
+    norm = np.linalg.norm(d, axis=1, keepdims=True)
+    beams[hit, -1] += depth * d / np.where(norm > 0, norm, 1.0)
+    return beams.reshape(-1, 2)
+
+
 def bce_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     points, labels = batch
     return nn.functional.binary_cross_entropy(model(points).reshape(-1), labels.reshape(-1))
@@ -181,7 +201,7 @@ class DensityLocalProblem:
     """One robot's share: its model and the sliding window of its scans; minibatches from its own generator."""
 
     def __init__(self, model: nn.Module, window: int, batch_size: int, generator: torch.Generator,
-                 samples_per_scan: int) -> None:
+                 samples_per_scan: int, beam_samps: int = 1, hit_depth: float = 0.0) -> None:
         from dinno_ros.core.world.datasets import OnlineScanDataset
 
         self.model = model
@@ -189,12 +209,14 @@ class DensityLocalProblem:
         self.batch_size = int(batch_size)
         self.generator = generator
         self.samples_per_scan = int(samples_per_scan)
+        self.beam_samps = int(beam_samps)
+        self.hit_depth = float(hit_depth)
         self.device = next(model.parameters()).device
         self.samples_seen = 0  # training samples drawn so far
 
     def add_observation(self, obs: Any) -> None:
         """Add one scan's training samples (an :class:`~dinno_ros.core.learning.agent.Observation`)."""
-        self.dataset.add(obs.samples, obs.labels)
+        self.dataset.add(push_hits_into_walls(obs.samples, obs.labels, self.beam_samps, self.hit_depth), obs.labels)
 
     def add_samples(self, points: np.ndarray, labels: np.ndarray) -> None:
         self.dataset.add(points, labels)
@@ -244,13 +266,15 @@ class DensityProblem(Problem):
     def local_problem(self, robot_id: int) -> DensityLocalProblem:
         self.check_robot(robot_id)
         return DensityLocalProblem(self.base_model(), self.config.dataset.window, self.config.train_batch_size,
-                                   robot_generator(self.seed, robot_id), self.samples_per_scan)
+                                   robot_generator(self.seed, robot_id), self.samples_per_scan,
+                                   self.config.lidar.beam_samps, self.config.lidar.hit_depth)
 
     def central_problem(self, window: int | None = None) -> DensityLocalProblem:
         """One learner fed with every robot's scans (the centralised reference); window default N x window."""
         window = self.num_nodes * self.config.dataset.window if window is None else window
         return DensityLocalProblem(self.base_model(), window, self.config.train_batch_size,
-                                   robot_generator(self.seed, -1), self.samples_per_scan)
+                                   robot_generator(self.seed, -1), self.samples_per_scan,
+                                   self.config.lidar.beam_samps, self.config.lidar.hit_depth)
 
     def motion(self, robot_id: int):
         """Robot ``robot_id``'s :class:`~dinno_ros.core.learning.agent.RobotMotion` (path, lidar, noise stream)."""
@@ -354,6 +378,7 @@ def _build_world(map_cfg, lidar_cfg, routes_cfg, val_cfg, num_nodes, seed) -> Wo
                         end_mode=routes_cfg.end_mode) for wps in waypoints]
     val_points, val_labels, _ = validation_scans(grid, lidar, val_cfg.num_scans,
                                                  seed=robot_seed(seed, -1, VALIDATION_STREAM))
+    val_points = push_hits_into_walls(val_points, val_labels, lidar_cfg.beam_samps, lidar_cfg.hit_depth)
     logger.info("world %s: %dx%d px at %.3f m/px, %d routes, %d validation samples", grid.name, grid.width,
                 grid.height, grid.resolution, len(paths), len(val_labels))
     return World(grid, lidar, paths, [list(map(list, w)) for w in waypoints],
