@@ -127,7 +127,7 @@ def main() -> int:
         echo(max(SIZES.values()))
         return 0
     torch.set_num_threads(1)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # SUBNET only inside a netns of its own
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(101, 200)))
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # as the swarm runner sets it
     ratios = {}
@@ -144,7 +144,8 @@ def main() -> int:
         echo_proc.wait(timeout=10)
     for label, ms in rtt.items():
         print(f"{label:>5} params: median DDS round trip to a second process {ms:.2f} ms "
-              f"({args.pings} pings, ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, localhost discovery)")
+              f"({args.pings} pings, ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, "
+              f"discovery range {os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']})")
     print(f"pack_unpack_over_copy={ratios['1M']:.2f} roundtrip_ms_1M={rtt['1M']:.2f}")
     return 0
 
