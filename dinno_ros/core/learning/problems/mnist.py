@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register_problem, spec
-from .base import Problem, TensorLocalProblem, robot_generator
+from .base import Problem, TensorLocalProblem, robot_generator, robot_seed
+from .density import NOISE_STREAM, LidarSection, MapSection, RoutesSection, ValidationSection, build_world
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ class MNISTConfig:
     val_batch_size: int = spec(1024, min=1)
     num_train: int = spec(8000, min=1)  # t10k-only data: digits in the training part (rest: validation)
     download: bool = False  # let torchvision download when the files are missing
+    # optional world: with a map the robots also drive their routes and scan (the swarm; disk graphs)
+    map: MapSection | None = None
+    routes: RoutesSection = field(default_factory=RoutesSection)
+    lidar: LidarSection = field(default_factory=LidarSection)
 
 
 class MNISTConvNet(nn.Module):
@@ -202,3 +207,15 @@ class MNISTProblem(Problem):
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return evaluate_classifier(model, self.val_x, self.val_y, self.config.val_batch_size)
+
+    def motion(self, robot_id: int):
+        """Robot ``robot_id``'s drive through the configured map (None without a map: robots stand still)."""
+        cfg = self.config
+        if cfg.map is None:
+            return None
+        from ..agent import RobotMotion
+
+        self.check_robot(robot_id)
+        world = build_world(cfg.map, cfg.lidar, cfg.routes, ValidationSection(num_scans=1), self.num_nodes, self.seed)
+        rng = np.random.default_rng(robot_seed(self.seed, robot_id, NOISE_STREAM))
+        return RobotMotion(world.paths[robot_id], world.lidar, cfg.routes.dt, rng)
