@@ -76,7 +76,7 @@ def run_experiment(
     result = ExperimentResult(config, str(dev), out)
     if out is not None:
         out.mkdir(parents=True)
-        result.files += _write_configs(config, out)
+        result.files += write_configs(config, out)
     for key, pair in config.pairs.items():
         logger.info("-------------------------------------------------------")
         logger.info("Running problem: %s (%s, %d rounds)", pair.problem_name, pair.alg_name, pair.rounds)
@@ -112,7 +112,7 @@ def run_pair(config: ExperimentConfig, key: str, device: torch.device | str = "c
     return metrics, records
 
 
-def _write_configs(config: ExperimentConfig, out: Path) -> list[Path]:
+def write_configs(config: ExperimentConfig, out: Path) -> list[Path]:
     """A copy of the YAML as given, and the resolved config (overrides and defaults applied)."""
     files = []
     if config.source:

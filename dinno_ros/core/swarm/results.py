@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from dinno_ros.core.learning import plots
-from dinno_ros.core.learning.experiment import _write_configs as write_configs, output_dir_for  # TODO make public
+from dinno_ros.core.learning.experiment import output_dir_for, write_configs
 from dinno_ros.core.swarm.spec import SwarmSpec
 
 
