@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 
-import numpy as np
 import torch
 
 from dinno_ros.core.wire import TensorLayout

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         model, curve = train_central(problem, args, fresh)
         centrals["central_fresh" if fresh else "central_persistent"] = (model, curve[-1][1], time.perf_counter() - t0)
     best = min(centrals, key=lambda k: centrals[k][1])  # the stronger reference
-    central_model, central_val = centrals[best][0], centrals[best][1]
+    central_val = centrals[best][1]
 
     vals = {name: torch.as_tensor(m["validation_loss"][-1]) for name, m in result.results.items()}
     dinno_val = float(vals["dinno"].mean())

@@ -9,7 +9,7 @@ import torch
 from dinno_ros.core.world.datasets import (OnlineScanDataset, SeenMask, map_quality, occupancy_grid_truth,
                                            validation_scans)
 from dinno_ros.core.world.grid import GridMap
-from dinno_ros.core.world.lidar import Lidar, LidarConfig, random_free_poses
+from dinno_ros.core.world.lidar import Lidar, LidarConfig
 
 
 def small_grid() -> GridMap:
