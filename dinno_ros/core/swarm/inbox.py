@@ -11,7 +11,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 
@@ -25,23 +25,38 @@ class RoundResult:
     stale: dict[int, int] = field(default_factory=dict)  # late neighbour -> round of the message used instead
 
 
-class RoundInbox:
+class Board:
+    """Shared state that threads put into and wait on; ``close`` wakes every waiter for good (shutdown)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.closed = False
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def _wait(self, done: Callable[[], bool], timeout: float) -> None:
+        """With the lock held: wait until ``done()``, the timeout or ``close``."""
+        deadline = time.monotonic() + timeout
+        while not done() and not self.closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._cond.wait(timeout=remaining)
+
+
+class RoundInbox(Board):
     """Vectors by sender and round; thread-safe; keeps only recent rounds."""
 
     def __init__(self, keys: Iterable[str], keep_rounds: int = 8) -> None:
+        super().__init__()
         self.keys = tuple(keys)
         self.keep_rounds = keep_rounds
         self._rounds: dict[int, dict[int, dict[str, torch.Tensor]]] = defaultdict(dict)  # sender -> round -> key
         self._degrees: dict[tuple[int, int], int] = {}
         self._latest: dict[int, tuple[int, NeighborMessage]] = {}  # sender -> (round, complete message)
-        self._cond = threading.Condition()
-        self.closed = False
-
-    def close(self) -> None:
-        """Wake every waiter and make later waits return at once (shutdown)."""
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
 
     def put(self, sender: int, round_k: int, key: str, vector: torch.Tensor, degree: int) -> None:
         """Store one received vector (unknown keys are ignored)."""
@@ -79,21 +94,12 @@ class RoundInbox:
             latest = self._latest.get(sender)
             return None if latest is None else latest[0]
 
-    def senders(self) -> set[int]:
-        with self._cond:
-            return set(self._latest)
-
     def wait_round(self, round_k: int, senders: Iterable[int], timeout: float) -> RoundResult:
         """The senders' round-k messages, waiting up to ``timeout`` s; late ones fall back to their latest."""
         wanted = set(senders)
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while True:
-                missing = {j for j in wanted if self._complete(j, round_k) is None}
-                remaining = deadline - time.monotonic()
-                if not missing or remaining <= 0 or self.closed:
-                    break
-                self._cond.wait(timeout=remaining)
+            self._wait(lambda: all(self._complete(j, round_k) is not None for j in wanted), timeout)
+            missing = {j for j in wanted if self._complete(j, round_k) is None}
             result = RoundResult({j: self._complete(j, round_k) for j in wanted - missing})
             for j in sorted(missing):
                 result.late.append(j)
@@ -102,15 +108,6 @@ class RoundInbox:
                     result.stale[j] = latest[0]
                     result.messages[j] = latest[1]
             return result
-
-    def wait_any(self, senders: Iterable[int], timeout: float) -> set[int]:
-        """Wait until every sender has sent something (or the timeout passed); return those that have."""
-        wanted = set(senders)
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not wanted <= set(self._latest) and time.monotonic() < deadline and not self.closed:
-                self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
-            return wanted & set(self._latest)
 
 
 class MissTracker:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from typing import Any, Callable, Protocol
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from dinno_ros.core.learning.graphs import build_graph, disk_graph
 from dinno_ros.core.learning.simulation import build_agent
-from dinno_ros.core.swarm.inbox import MissTracker, RoundInbox
+from dinno_ros.core.swarm.inbox import Board, MissTracker, RoundInbox
 from dinno_ros.core.swarm.spec import SwarmSpec
 
 Publish = Callable[..., None]
@@ -42,20 +41,14 @@ def robot_device(device: str, robot_id: int) -> str:
     return f"cuda:{robot_id % torch.cuda.device_count()}"
 
 
-class PositionBoard:
+class PositionBoard(Board):
     """The robots' positions by round, as their state messages report them; thread-safe."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._by_round: dict[int, dict[int, tuple[float, float]]] = {}
         self._latest: dict[int, tuple[int, tuple[float, float]]] = {}
         self.finished: set[int] = set()
-        self._cond = threading.Condition()
-        self.closed = False
-
-    def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
 
     def put(self, robot: int, round_k: int, xy: tuple[float, float], finished: bool = False) -> None:
         with self._cond:
@@ -70,11 +63,8 @@ class PositionBoard:
 
     def wait_round(self, round_k: int, robots: set[int], timeout: float) -> dict[int, tuple[float, float]]:
         """Round-k positions of ``robots`` (waiting up to ``timeout``); late robots at their latest position."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while (not robots <= set(self._by_round.get(round_k, {})) and time.monotonic() < deadline
-                   and not self.closed):
-                self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+            self._wait(lambda: robots <= set(self._by_round.get(round_k, {})), timeout)
             now = dict(self._by_round.get(round_k, {}))
             for j in robots - set(now):
                 if j in self._latest:
@@ -82,10 +72,8 @@ class PositionBoard:
             return {j: xy for j, xy in now.items() if j in robots}
 
     def wait_finished(self, robots: set[int], timeout: float) -> set[int]:
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while not robots <= self.finished and time.monotonic() < deadline and not self.closed:
-                self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+            self._wait(lambda: robots <= self.finished, timeout)
             return robots & self.finished
 
 
