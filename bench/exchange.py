@@ -20,11 +20,10 @@ import sys
 import threading
 import time
 
+from dinno_ros.core.wire import TensorLayout
 import torch
 
-from dinno_ros.core.wire import TensorLayout
-
-SIZES = {"100k": 100_000, "1M": 1_000_000}
+SIZES = {'100k': 100_000, '1M': 1_000_000}
 
 
 def median_ms(fn, reps: int) -> float:
@@ -52,15 +51,14 @@ def pack_unpack(numel: int, reps: int) -> tuple[float, float, float]:
 
 def echo(numel_max: int) -> None:
     """The second process: send every Weights on /bench/ping back on /bench/pong."""
-    import rclpy
     from dinno_msgs.msg import Weights
-
     from dinno_ros.ros import qos
+    import rclpy
 
     rclpy.init()
-    node = rclpy.create_node("bench_echo")
-    pub = node.create_publisher(Weights, "/bench/pong", qos.weights())
-    node.create_subscription(Weights, "/bench/ping", pub.publish, qos.weights())
+    node = rclpy.create_node('bench_echo')
+    pub = node.create_publisher(Weights, '/bench/pong', qos.weights())
+    node.create_subscription(Weights, '/bench/ping', pub.publish, qos.weights())
     try:
         _spin_quietly(node)
     except KeyboardInterrupt:
@@ -81,22 +79,21 @@ def _spin_quietly(node) -> None:
 
 
 def roundtrips(sizes: dict[str, int], pings: int) -> dict[str, float]:
-    import rclpy
     from dinno_msgs.msg import Weights
-
     from dinno_ros.ros import codec, qos
+    import rclpy
 
     rclpy.init()
-    node = rclpy.create_node("bench_ping")
+    node = rclpy.create_node('bench_ping')
     got = threading.Event()
-    node.create_subscription(Weights, "/bench/pong", lambda m: got.set(), qos.weights())
-    pub = node.create_publisher(Weights, "/bench/ping", qos.weights())
+    node.create_subscription(Weights, '/bench/pong', lambda m: got.set(), qos.weights())
+    pub = node.create_publisher(Weights, '/bench/ping', qos.weights())
     spinner = threading.Thread(target=_spin_quietly, args=(node,), daemon=True)
     spinner.start()
     deadline = time.monotonic() + 30
-    while pub.get_subscription_count() == 0 or node.count_publishers("/bench/pong") == 0:
+    while pub.get_subscription_count() == 0 or node.count_publishers('/bench/pong') == 0:
         if time.monotonic() > deadline:
-            raise RuntimeError("the echo process did not appear on DDS within 30 s")
+            raise RuntimeError('the echo process did not appear on DDS within 30 s')
         time.sleep(0.05)
     out = {}
     for label, numel in sizes.items():
@@ -108,7 +105,7 @@ def roundtrips(sizes: dict[str, int], pings: int) -> dict[str, float]:
             t0 = time.perf_counter()
             pub.publish(msg)
             if not got.wait(10.0):
-                raise RuntimeError(f"no echo of a {label} message within 10 s")
+                raise RuntimeError(f'no echo of a {label} message within 10 s')
             if i >= 3:  # warm-up
                 times.append(time.perf_counter() - t0)
         out[label] = 1e3 * statistics.median(times)
@@ -118,36 +115,44 @@ def roundtrips(sizes: dict[str, int], pings: int) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=50)
-    parser.add_argument("--pings", type=int, default=50)
-    parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument('--reps', type=int, default=50)
+    parser.add_argument('--pings', type=int, default=50)
+    parser.add_argument('--echo', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo:
         echo(max(SIZES.values()))
         return 0
     torch.set_num_threads(1)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # SUBNET only inside a netns of its own
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(101, 200)))
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # as the swarm runner sets it
+    os.environ.setdefault(
+        'ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST'
+    )  # SUBNET only inside a netns of its own
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(101, 200)))
+    os.environ.setdefault(
+        'FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA'
+    )  # as the swarm runner sets it
     ratios = {}
     for label, numel in SIZES.items():
         pack, unpack, copy = pack_unpack(numel, args.reps)
         ratios[label] = (pack + unpack) / copy
-        print(f"{label:>5} params ({4 * numel / 1e6:.1f} MB): pack {pack:.3f} ms  unpack {unpack:.3f} ms  "
-              f"numpy copy {copy:.3f} ms  (pack+unpack)/copy {ratios[label]:.1f}")
-    echo_proc = subprocess.Popen([sys.executable, __file__, "--echo"], env=os.environ.copy())
+        print(
+            f'{label:>5} params ({4 * numel / 1e6:.1f} MB): pack {pack:.3f} ms  unpack {unpack:.3f} ms  '
+            f'numpy copy {copy:.3f} ms  (pack+unpack)/copy {ratios[label]:.1f}'
+        )
+    echo_proc = subprocess.Popen([sys.executable, __file__, '--echo'], env=os.environ.copy())
     try:
         rtt = roundtrips(SIZES, args.pings)
     finally:
         echo_proc.terminate()
         echo_proc.wait(timeout=10)
     for label, ms in rtt.items():
-        print(f"{label:>5} params: median DDS round trip to a second process {ms:.2f} ms "
-              f"({args.pings} pings, ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, "
-              f"discovery range {os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']})")
-    print(f"pack_unpack_over_copy={ratios['1M']:.2f} roundtrip_ms_1M={rtt['1M']:.2f}")
+        print(
+            f'{label:>5} params: median DDS round trip to a second process {ms:.2f} ms '
+            f'({args.pings} pings, ROS_DOMAIN_ID={os.environ["ROS_DOMAIN_ID"]}, '
+            f'discovery range {os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"]})'
+        )
+    print(f'pack_unpack_over_copy={ratios["1M"]:.2f} roundtrip_ms_1M={rtt["1M"]:.2f}')
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     raise SystemExit(main())

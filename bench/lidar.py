@@ -13,9 +13,9 @@ Last line: ``rays_per_s=<n> speedup_vs_reference=<ratio>``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from dinno_ros.core.world.grid import GridMap  # noqa: E402
 from dinno_ros.core.world.lidar import Lidar, LidarConfig, random_free_poses  # noqa: E402
 
-PLAN = ROOT.parent / "shared" / "data" / "floorplans" / "dinno_32_walls.png"
+PLAN = ROOT.parent / 'shared' / 'data' / 'floorplans' / 'dinno_32_walls.png'
 
 
 def fallback_map(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -37,15 +37,15 @@ def fallback_map(height: int, width: int, seed: int = 0) -> np.ndarray:
     xs = np.sort(rng.choice(np.arange(150, width - 150), 5, replace=False))
     ys = np.sort(rng.choice(np.arange(150, height - 150), 4, replace=False))
     for x in xs:
-        occ[:, x - 4:x + 4] = 1
+        occ[:, x - 4 : x + 4] = 1
         for y0, y1 in zip(np.r_[0, ys], np.r_[ys, height]):
             d = rng.integers(y0 + 20, max(y0 + 21, y1 - 40))
-            occ[d:d + 18, x - 4:x + 4] = 0
+            occ[d : d + 18, x - 4 : x + 4] = 0
     for y in ys:
-        occ[y - 4:y + 4, :] = 1
+        occ[y - 4 : y + 4, :] = 1
         for x0, x1 in zip(np.r_[0, xs], np.r_[xs, width]):
             d = rng.integers(x0 + 20, max(x0 + 21, x1 - 40))
-            occ[y - 4:y + 4, d:d + 18] = 0
+            occ[y - 4 : y + 4, d : d + 18] = 0
     return occ.astype(bool)
 
 
@@ -55,20 +55,26 @@ def load_bench_map(height: int = 1608, width: int = 2167) -> tuple[GridMap, str]
         try:
             from dinno_ros.core.world.floorplan import load_floorplan
 
-            return load_floorplan(PLAN, resolution=0.05, kind="mask"), f"{PLAN.name} (load_floorplan)"
+            return load_floorplan(
+                PLAN, resolution=0.05, kind='mask'
+            ), f'{PLAN.name} (load_floorplan)'
         except ImportError:
             img = cv2.imread(str(PLAN), cv2.IMREAD_GRAYSCALE)
-            return GridMap(img > 127, resolution=0.05, name=PLAN.stem), f"{PLAN.name} (threshold)"
+            return GridMap(img > 127, resolution=0.05, name=PLAN.stem), f'{PLAN.name} (threshold)'
     try:
         from dinno_ros.core.world.mapgen import generate_floorplan
 
-        grid = generate_floorplan(kind="office", seed=0, size_px=(width, height))
-        return grid, "generated (mapgen office, seed 0)"
+        grid = generate_floorplan(kind='office', seed=0, size_px=(width, height))
+        return grid, 'generated (mapgen office, seed 0)'
     except ImportError:
-        return GridMap(fallback_map(height, width), resolution=0.05), "generated (bench fallback rooms)"
+        return GridMap(
+            fallback_map(height, width), resolution=0.05
+        ), 'generated (bench fallback rooms)'
 
 
-def spline_reference_scan(density, pos, angles, beam_len, beam_samps=25, collision_samps=50, fine_samps=3):
+def spline_reference_scan(
+    density, pos, angles, beam_len, beam_samps=25, collision_samps=50, fine_samps=3
+):
     """The paper's per-beam spline lidar for one pose (centred pixel coordinates, image y down)."""
     out = []
     for a in angles:
@@ -88,7 +94,9 @@ def spline_reference_scan(density, pos, angles, beam_len, beam_samps=25, collisi
     return np.vstack(out)
 
 
-def time_reference(grid: GridMap, poses: np.ndarray, angles: np.ndarray, beam_len: float, max_beams: int):
+def time_reference(
+    grid: GridMap, poses: np.ndarray, angles: np.ndarray, beam_len: float, max_beams: int
+):
     """Per-ray seconds of the spline reference on the first poses of the same set."""
     from scipy.interpolate import RectBivariateSpline
 
@@ -101,25 +109,29 @@ def time_reference(grid: GridMap, poses: np.ndarray, angles: np.ndarray, beam_le
     centred = poses[:n_poses, :2] - np.array([nx / 2, ny / 2])
     t0 = time.perf_counter()
     for i in range(n_poses):
-        spline_reference_scan(density, centred[i:i + 1], -(poses[i, 2] + angles), beam_len)
+        spline_reference_scan(density, centred[i : i + 1], -(poses[i, 2] + angles), beam_len)
     return (time.perf_counter() - t0) / (n_poses * len(angles)), n_poses * len(angles)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--poses", type=int, default=1000)
-    ap.add_argument("--beams", type=int, default=360)
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--ref-beams", type=int, default=2160, help="beams timed for the spline reference")
-    ap.add_argument("--torch", action="store_true", help="also time the torch kernel on CPU (slow)")
+    ap.add_argument('--poses', type=int, default=1000)
+    ap.add_argument('--beams', type=int, default=360)
+    ap.add_argument('--repeats', type=int, default=7)
+    ap.add_argument(
+        '--ref-beams', type=int, default=2160, help='beams timed for the spline reference'
+    )
+    ap.add_argument(
+        '--torch', action='store_true', help='also time the torch kernel on CPU (slow)'
+    )
     args = ap.parse_args(argv)
 
     grid, source = load_bench_map()
     lidar = Lidar(grid, LidarConfig(num_beams=args.beams, beam_length=0.2))
     poses = random_free_poses(grid, args.poses, 0)
     n_rays = args.poses * args.beams
-    print(f"map: {source}, {grid.width}x{grid.height} px, free {100 * grid.free.mean():.1f}%")
-    print(f"{args.poses} poses x {args.beams} beams, range_max {lidar.range_max:.1f} px")
+    print(f'map: {source}, {grid.width}x{grid.height} px, free {100 * grid.free.mean():.1f}%')
+    print(f'{args.poses} poses x {args.beams} beams, range_max {lidar.range_max:.1f} px')
 
     lidar.scan(poses[:2])  # compile / load the numba cache
     times = []
@@ -130,28 +142,36 @@ def main(argv: list[str] | None = None) -> int:
     t_med = float(np.median(times))
     rays_per_s = n_rays / t_med
     hit = scan.hit
-    print(f"numba scan (ranges, hits, hit points): median {1e3 * t_med:.1f} ms over {args.repeats} runs "
-          f"(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}) -> {rays_per_s / 1e6:.2f} M rays/s; "
-          f"hits {100 * hit.mean():.1f}%, mean hit range {scan.ranges[hit].mean():.1f} px")
+    print(
+        f'numba scan (ranges, hits, hit points): median {1e3 * t_med:.1f} ms over {args.repeats} runs '
+        f'(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}) -> {rays_per_s / 1e6:.2f} M rays/s; '
+        f'hits {100 * hit.mean():.1f}%, mean hit range {scan.ranges[hit].mean():.1f} px'
+    )
     t0 = time.perf_counter()
     pts, _ = lidar.samples(poses, scan=scan)
-    print(f"training samples from that scan ({len(pts)} points, {lidar.cfg.beam_samps}/beam): "
-          f"{1e3 * (time.perf_counter() - t0):.1f} ms")
+    print(
+        f'training samples from that scan ({len(pts)} points, {lidar.cfg.beam_samps}/beam): '
+        f'{1e3 * (time.perf_counter() - t0):.1f} ms'
+    )
     if args.torch:
-        tl = Lidar(grid, lidar.cfg, device="cpu", backend="torch")
+        tl = Lidar(grid, lidar.cfg, device='cpu', backend='torch')
         sub = poses[: max(1, args.poses // 10)]
         t0 = time.perf_counter()
         tl.cast(sub)
         dt = time.perf_counter() - t0
-        print(f"torch (cpu) cast: {len(sub) * args.beams / dt / 1e6:.2f} M rays/s on {len(sub)} poses")
+        print(
+            f'torch (cpu) cast: {len(sub) * args.beams / dt / 1e6:.2f} M rays/s on {len(sub)} poses'
+        )
 
     per_ray, n_ref = time_reference(grid, poses, lidar.angles, lidar.range_max, args.ref_beams)
     ref_rays_per_s = 1.0 / per_ray
-    print(f"spline-per-beam reference: {n_ref} beams, {1e6 * per_ray:.1f} us/beam -> "
-          f"{ref_rays_per_s:.0f} rays/s ({1e3 * per_ray * 20:.2f} ms per 20-beam scan)")
-    print(f"rays_per_s={rays_per_s:.0f} speedup_vs_reference={rays_per_s / ref_rays_per_s:.0f}")
+    print(
+        f'spline-per-beam reference: {n_ref} beams, {1e6 * per_ray:.1f} us/beam -> '
+        f'{ref_rays_per_s:.0f} rays/s ({1e3 * per_ray * 20:.2f} ms per 20-beam scan)'
+    )
+    print(f'rays_per_s={rays_per_s:.0f} speedup_vs_reference={rays_per_s / ref_rays_per_s:.0f}')
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     raise SystemExit(main())

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import heapq
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from dinno_ros.core.world.grid import GridMap  # noqa: E402
 from dinno_ros.core.world.planner import astar, inflate, smooth  # noqa: E402
 
-PLAN = ROOT.parent / "shared" / "data" / "floorplans" / "dinno_32_walls.png"
+PLAN = ROOT.parent / 'shared' / 'data' / 'floorplans' / 'dinno_32_walls.png'
 SIZE = 1000
 
 
@@ -36,17 +36,21 @@ def bench_grid() -> tuple[GridMap, str]:
         img = cv2.imread(str(PLAN), cv2.IMREAD_GRAYSCALE)
         small = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA) > 127
         res = 0.05 * max(img.shape) / SIZE
-        return GridMap(small, resolution=res, name="dinno_32_1000"), f"{PLAN.name} resized to {SIZE}x{SIZE}"
+        return GridMap(
+            small, resolution=res, name='dinno_32_1000'
+        ), f'{PLAN.name} resized to {SIZE}x{SIZE}'
     try:
         from dinno_ros.core.world.mapgen import generate_floorplan
 
-        grid = generate_floorplan(kind="office", seed=0, size_px=(SIZE, SIZE))
-        return grid, f"generated office {SIZE}x{SIZE} (mapgen, seed 0)"
+        grid = generate_floorplan(kind='office', seed=0, size_px=(SIZE, SIZE))
+        return grid, f'generated office {SIZE}x{SIZE} (mapgen, seed 0)'
     except ImportError:
-        sys.path.insert(0, str(ROOT / "bench"))
+        sys.path.insert(0, str(ROOT / 'bench'))
         from lidar import fallback_map
 
-        return GridMap(fallback_map(SIZE, SIZE), resolution=0.05), f"generated rooms {SIZE}x{SIZE} (fallback)"
+        return GridMap(
+            fallback_map(SIZE, SIZE), resolution=0.05
+        ), f'generated rooms {SIZE}x{SIZE} (fallback)'
 
 
 def corner_query(free: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -83,7 +87,9 @@ def python_astar_4(free: np.ndarray, start, goal) -> list[tuple[int, int]]:
                 if ng < g.get((nr, nc), 1 << 60):
                     g[(nr, nc)] = ng
                     parent[(nr, nc)] = cur
-                    heapq.heappush(heap, (ng + abs(nr - goal[0]) + abs(nc - goal[1]), ng, (nr, nc)))
+                    heapq.heappush(
+                        heap, (ng + abs(nr - goal[0]) + abs(nc - goal[1]), ng, (nr, nc))
+                    )
     path, cur = [], goal
     while cur is not None:
         path.append(cur)
@@ -99,16 +105,18 @@ def path_length(cells: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=9)
-    ap.add_argument("--radius", type=float, default=0.2, help="robot radius in metres")
+    ap.add_argument('--repeats', type=int, default=9)
+    ap.add_argument('--radius', type=float, default=0.2, help='robot radius in metres')
     args = ap.parse_args(argv)
 
     grid, source = bench_grid()
     free = inflate(grid, args.radius)
     start, goal = corner_query(free)
-    print(f"grid: {source}, {grid.resolution:.4f} m/px, robot radius {args.radius} m; "
-          f"free after inflation {100 * free.mean():.1f}%")
-    print(f"query: {start} -> {goal}")
+    print(
+        f'grid: {source}, {grid.resolution:.4f} m/px, robot radius {args.radius} m; '
+        f'free after inflation {100 * free.mean():.1f}%'
+    )
+    print(f'query: {start} -> {goal}')
     smooth(free, astar(free, start, start))  # compile / load the numba caches
     smooth(free, np.array([start, start, start]))
     times = []
@@ -121,24 +129,28 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     short = smooth(free, path)
     t_smooth = 1e3 * (time.perf_counter() - t0)
-    print(f"numba JPS (8-connected, octile, no corner cutting): median {ms:.1f} ms over {args.repeats} runs "
-          f"(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}); {len(path)} cells, {length:.3f} px; "
-          f"smoothing {t_smooth:.1f} ms -> {len(short)} vertices")
-    astar(free, start, start, method="astar")
+    print(
+        f'numba JPS (8-connected, octile, no corner cutting): median {ms:.1f} ms over {args.repeats} runs '
+        f'(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}); {len(path)} cells, {length:.3f} px; '
+        f'smoothing {t_smooth:.1f} ms -> {len(short)} vertices'
+    )
+    astar(free, start, start, method='astar')
     t0 = time.perf_counter()
-    cells = astar(free, start, goal, method="astar")
+    cells = astar(free, start, goal, method='astar')
     cell_ms = 1e3 * (time.perf_counter() - t0)
     print(f"numba cell-by-cell A* (method='astar'): {cell_ms:.1f} ms; {path_length(cells):.3f} px")
     if abs(path_length(cells) - length) > 1e-6:
-        print("ERROR: JPS and cell-by-cell A* path lengths differ")
+        print('ERROR: JPS and cell-by-cell A* path lengths differ')
         return 1
     t0 = time.perf_counter()
     ref = python_astar_4(free, start, goal)
     ref_ms = 1e3 * (time.perf_counter() - t0)
-    print(f"pure-Python 4-connected heapq A*: {ref_ms:.0f} ms; {len(ref)} cells, {len(ref) - 1} px")
-    print(f"astar_ms={ms:.2f} speedup_vs_reference={ref_ms / ms:.0f}")
+    print(
+        f'pure-Python 4-connected heapq A*: {ref_ms:.0f} ms; {len(ref)} cells, {len(ref) - 1} px'
+    )
+    print(f'astar_ms={ms:.2f} speedup_vs_reference={ref_ms / ms:.0f}')
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     raise SystemExit(main())

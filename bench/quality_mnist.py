@@ -15,25 +15,24 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use('Agg')
+from dinno_ros.core.learning import registry  # noqa: E402
+from dinno_ros.core.learning.metrics import consensus_error  # noqa: E402
+from dinno_ros.core.learning.optimizers import NeighborMessage  # noqa: E402
+from dinno_ros.core.learning.optimizers.schedules import lr_at  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from dinno_ros.core.learning import registry  # noqa: E402
-from dinno_ros.core.learning.metrics import consensus_error  # noqa: E402
-from dinno_ros.core.learning.optimizers import NeighborMessage  # noqa: E402
-from dinno_ros.core.learning.optimizers.schedules import lr_at  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist"
+DEFAULT_DATA = ROOT.parent / 'shared' / 'data' / 'mnist'
 
 
 def optimizer_configs(rounds: int) -> dict[str, dict]:
@@ -44,84 +43,119 @@ def optimizer_configs(rounds: int) -> dict[str, dict]:
     did not help. DSGD and DSGT keep the paper's values.
     """
     return {
-        "dinno": {"alg_name": "dinno", "rho_init": 4.0, "rho_scaling": 1.0003, "outer_iterations": rounds,
-                  "primal_iterations": 2, "primal_optimizer": "adam", "primal_lr_start": 0.005,
-                  "primal_lr_finish": 0.0005, "lr_decay_type": "log", "persistant_primal_opt": False},
-        "dsgd": {"alg_name": "dsgd", "alpha0": 0.005, "mu": 0.001, "outer_iterations": rounds},
-        "dsgt": {"alg_name": "dsgt", "alpha": 0.005, "init_grads": True, "outer_iterations": rounds},
+        'dinno': {
+            'alg_name': 'dinno',
+            'rho_init': 4.0,
+            'rho_scaling': 1.0003,
+            'outer_iterations': rounds,
+            'primal_iterations': 2,
+            'primal_optimizer': 'adam',
+            'primal_lr_start': 0.005,
+            'primal_lr_finish': 0.0005,
+            'lr_decay_type': 'log',
+            'persistant_primal_opt': False,
+        },
+        'dsgd': {'alg_name': 'dsgd', 'alpha0': 0.005, 'mu': 0.001, 'outer_iterations': rounds},
+        'dsgt': {
+            'alg_name': 'dsgt',
+            'alpha': 0.005,
+            'init_grads': True,
+            'outer_iterations': rounds,
+        },
     }
 
 
-def run_decentralized(problem, config: dict, graph: nx.Graph, rounds: int, eval_every: int) -> dict:
+def run_decentralized(
+    problem, config: dict, graph: nx.Graph, rounds: int, eval_every: int
+) -> dict:
     """Synchronous rounds over all robots; mean/min/max node accuracy and consensus error every eval_every."""
-    robots = [registry.build_optimizer(config, problem.local_problem(i)) for i in range(problem.num_nodes)]
+    robots = [
+        registry.build_optimizer(config, problem.local_problem(i))
+        for i in range(problem.num_nodes)
+    ]
     degrees = dict(graph.degree)
-    hist = {"round": [], "acc": [], "acc_min": [], "acc_max": [], "consensus": [], "samples": []}
+    hist = {'round': [], 'acc': [], 'acc_min': [], 'acc_max': [], 'consensus': [], 'samples': []}
     batch = problem.config.train_batch_size
 
     def evaluate(k: int) -> None:
-        accs = [problem.evaluate(r.problem.model)["top1_accuracy"] for r in robots]
-        hist["round"].append(k)
-        hist["acc"].append(sum(accs) / len(accs))
-        hist["acc_min"].append(min(accs))
-        hist["acc_max"].append(max(accs))
-        hist["consensus"].append(consensus_error([r.params for r in robots])["max"])
-        hist["samples"].append(sum(r.forward_passes for r in robots) * batch)
+        accs = [problem.evaluate(r.problem.model)['top1_accuracy'] for r in robots]
+        hist['round'].append(k)
+        hist['acc'].append(sum(accs) / len(accs))
+        hist['acc_min'].append(min(accs))
+        hist['acc_max'].append(max(accs))
+        hist['consensus'].append(consensus_error([r.params for r in robots])['max'])
+        hist['samples'].append(sum(r.forward_passes for r in robots) * batch)
 
     evaluate(0)
-    bar = tqdm(range(rounds), desc=config["alg_name"], unit="round", file=sys.stdout, mininterval=2.0)
+    bar = tqdm(
+        range(rounds), desc=config['alg_name'], unit='round', file=sys.stdout, mininterval=2.0
+    )
     for k in bar:
         out = [r.outgoing() for r in robots]
         for i, robot in enumerate(robots):
             robot.step(k, {j: NeighborMessage(out[j], degrees[j]) for j in graph.neighbors(i)})
         if (k + 1) % eval_every == 0 or k + 1 == rounds:
             evaluate(k + 1)
-            bar.set_postfix(acc=f"{hist['acc'][-1]:.3f}", cons=f"{hist['consensus'][-1]:.3f}")
+            bar.set_postfix(acc=f'{hist["acc"][-1]:.3f}', cons=f'{hist["consensus"][-1]:.3f}')
     return hist
 
 
-def run_central(problem, samples: int, rounds: int, eval_every: int, lr_start: float, lr_finish: float) -> dict:
+def run_central(
+    problem, samples: int, rounds: int, eval_every: int, lr_start: float, lr_finish: float
+) -> dict:
     """Adam on all training digits for ``samples`` samples (batch = train_batch_size), log-decayed lr."""
     local = problem.central_problem()
     model = local.model
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=lr_start)
     steps = max(1, samples // local.batch_size)
-    hist = {"round": [], "acc": [], "samples": []}
+    hist = {'round': [], 'acc': [], 'samples': []}
     checkpoints = {int(round(steps * r / rounds)): r for r in range(0, rounds + 1, eval_every)}
     checkpoints[steps] = rounds
 
     def evaluate(step: int) -> None:
-        hist["round"].append(checkpoints[step])
-        hist["acc"].append(problem.evaluate(model)["top1_accuracy"])
-        hist["samples"].append(step * local.batch_size)
+        hist['round'].append(checkpoints[step])
+        hist['acc'].append(problem.evaluate(model)['top1_accuracy'])
+        hist['samples'].append(step * local.batch_size)
 
     evaluate(0)
-    bar = tqdm(range(steps), desc="central", unit="step", file=sys.stdout, mininterval=2.0)
+    bar = tqdm(range(steps), desc='central', unit='step', file=sys.stdout, mininterval=2.0)
     for s in bar:
         for group in opt.param_groups:
-            group["lr"] = lr_at(s, lr_start, lr_finish, steps, "log")
+            group['lr'] = lr_at(s, lr_start, lr_finish, steps, 'log')
         opt.zero_grad(set_to_none=True)
         local.loss(local.next_batch()).backward()
         opt.step()
         if s + 1 in checkpoints:
             evaluate(s + 1)
-            bar.set_postfix(acc=f"{hist['acc'][-1]:.3f}")
+            bar.set_postfix(acc=f'{hist["acc"][-1]:.3f}')
     return hist
 
 
 def plot(histories: dict[str, dict], path: Path, title: str) -> None:
     fig, (ax_acc, ax_cons) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, hist in histories.items():
-        line, = ax_acc.plot(hist["round"], hist["acc"], label=name)
-        if "acc_min" in hist:
-            ax_acc.fill_between(hist["round"], hist["acc_min"], hist["acc_max"], color=line.get_color(), alpha=0.15)
+        (line,) = ax_acc.plot(hist['round'], hist['acc'], label=name)
+        if 'acc_min' in hist:
+            ax_acc.fill_between(
+                hist['round'], hist['acc_min'], hist['acc_max'], color=line.get_color(), alpha=0.15
+            )
             # round 0 is exact consensus (same base weights): left out of the log plot
-            ax_cons.plot(hist["round"][1:], hist["consensus"][1:], label=name, color=line.get_color())
-    ax_acc.set(xlabel="round (central: same samples seen)", ylabel="validation top-1 accuracy",
-               title="mean node accuracy (band: min..max)", ylim=(0, 1))
-    ax_cons.set(xlabel="round", ylabel="max avg. distance of unit parameter vectors", yscale="log",
-                title="consensus error")
+            ax_cons.plot(
+                hist['round'][1:], hist['consensus'][1:], label=name, color=line.get_color()
+            )
+    ax_acc.set(
+        xlabel='round (central: same samples seen)',
+        ylabel='validation top-1 accuracy',
+        title='mean node accuracy (band: min..max)',
+        ylim=(0, 1),
+    )
+    ax_cons.set(
+        xlabel='round',
+        ylabel='max avg. distance of unit parameter vectors',
+        yscale='log',
+        title='consensus error',
+    )
     for ax in (ax_acc, ax_cons):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -133,73 +167,117 @@ def plot(histories: dict[str, dict], path: Path, title: str) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--rounds", type=int, default=1000)
-    ap.add_argument("--nodes", type=int, default=10)
-    ap.add_argument("--batch", type=int, default=64, help="train_batch_size of every robot and of the central model")
-    ap.add_argument("--eval-every", type=int, default=50)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: robust when the cores are shared)")
-    ap.add_argument("--algs", default="dinno,dsgd,dsgt")
-    ap.add_argument("--set", action="append", default=[], metavar="ALG.KEY=VALUE",
-                    help="override an optimizer key, e.g. dinno.rho_init=1.0 (JSON values)")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "quality_mnist.png")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument('--data-dir', type=Path, default=DEFAULT_DATA)
+    ap.add_argument('--rounds', type=int, default=1000)
+    ap.add_argument('--nodes', type=int, default=10)
+    ap.add_argument(
+        '--batch',
+        type=int,
+        default=64,
+        help='train_batch_size of every robot and of the central model',
+    )
+    ap.add_argument('--eval-every', type=int, default=50)
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch threads (1: robust when the cores are shared)',
+    )
+    ap.add_argument('--algs', default='dinno,dsgd,dsgt')
+    ap.add_argument(
+        '--set',
+        action='append',
+        default=[],
+        metavar='ALG.KEY=VALUE',
+        help='override an optimizer key, e.g. dinno.rho_init=1.0 (JSON values)',
+    )
+    ap.add_argument('--out', type=Path, default=ROOT / 'results' / 'bench' / 'quality_mnist.png')
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not (args.data_dir / "t10k-images-idx3-ubyte.gz").is_file():
-        print(f"no MNIST digits under {args.data_dir}", file=sys.stderr)
+    if not (args.data_dir / 't10k-images-idx3-ubyte.gz').is_file():
+        print(f'no MNIST digits under {args.data_dir}', file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     configs = optimizer_configs(args.rounds)
     for item in args.set:
-        key, value = item.split("=", 1)
-        alg, name = key.split(".", 1)
+        key, value = item.split('=', 1)
+        alg, name = key.split('.', 1)
         configs[alg][name] = json.loads(value)
-    algs = [a for a in args.algs.split(",") if a]
+    algs = [a for a in args.algs.split(',') if a]
     for alg in algs:
         registry.parse_optimizer_config(configs[alg])  # fail before anything runs
     problem = registry.build_problem(
-        {"problem_name": "mnist", "data_dir": str(args.data_dir), "data_split_type": "hetero",
-         "model": {"num_filters": 3, "kernel_size": 5, "linear_width": 64},
-         "train_batch_size": args.batch, "val_batch_size": 2000, "num_train": 8000},
-        args.nodes, seed=args.seed,
+        {
+            'problem_name': 'mnist',
+            'data_dir': str(args.data_dir),
+            'data_split_type': 'hetero',
+            'model': {'num_filters': 3, 'kernel_size': 5, 'linear_width': 64},
+            'train_batch_size': args.batch,
+            'val_batch_size': 2000,
+            'num_train': 8000,
+        },
+        args.nodes,
+        seed=args.seed,
     )
     graph = nx.cycle_graph(args.nodes)
-    print(f"MNIST: {len(problem.train_y)} train / {len(problem.val_y)} validation digits, {args.nodes} nodes, "
-          f"hetero split, cycle graph, {args.rounds} rounds, batch {args.batch}, {torch.get_num_threads()} threads")
+    print(
+        f'MNIST: {len(problem.train_y)} train / {len(problem.val_y)} validation digits, {args.nodes} nodes, '
+        f'hetero split, cycle graph, {args.rounds} rounds, batch {args.batch}, {torch.get_num_threads()} threads'
+    )
     for alg in algs:
-        print(f"  {alg}: {configs[alg]}")
+        print(f'  {alg}: {configs[alg]}')
 
     histories, times = {}, {}
     for alg in algs:
         t0 = time.perf_counter()
-        histories[alg] = run_decentralized(problem, configs[alg], graph, args.rounds, args.eval_every)
+        histories[alg] = run_decentralized(
+            problem, configs[alg], graph, args.rounds, args.eval_every
+        )
         times[alg] = time.perf_counter() - t0
-    dinno_samples = histories["dinno"]["samples"][-1] if "dinno" in histories else (
-        args.rounds * args.nodes * configs["dinno"]["primal_iterations"] * args.batch)
+    dinno_samples = (
+        histories['dinno']['samples'][-1]
+        if 'dinno' in histories
+        else (args.rounds * args.nodes * configs['dinno']['primal_iterations'] * args.batch)
+    )
     t0 = time.perf_counter()
-    histories["central"] = run_central(problem, dinno_samples, args.rounds, args.eval_every,
-                                       configs["dinno"]["primal_lr_start"], configs["dinno"]["primal_lr_finish"])
-    times["central"] = time.perf_counter() - t0
+    histories['central'] = run_central(
+        problem,
+        dinno_samples,
+        args.rounds,
+        args.eval_every,
+        configs['dinno']['primal_lr_start'],
+        configs['dinno']['primal_lr_finish'],
+    )
+    times['central'] = time.perf_counter() - t0
 
-    final = {name: hist["acc"][-1] for name, hist in histories.items()}
+    final = {name: hist['acc'][-1] for name, hist in histories.items()}
     for name, hist in histories.items():
-        extra = f" (min {hist['acc_min'][-1]:.4f} max {hist['acc_max'][-1]:.4f}, consensus {hist['consensus'][-1]:.4f})" \
-            if "acc_min" in hist else ""
-        print(f"{name:8s} acc {final[name]:.4f}{extra}  samples {hist['samples'][-1]}  {times[name]:.1f} s")
-    plot(histories, args.out, f"MNIST, {args.nodes} nodes, hetero split, cycle graph")
-    print(f"plot: {args.out}")
-    central = final["central"]
-    get = lambda k: final.get(k, float("nan"))  # noqa: E731
-    print(f"dinno_acc={get('dinno'):.4f} central_acc={central:.4f} ratio={get('dinno') / central:.4f} "
-          f"dsgd_acc={get('dsgd'):.4f} dsgt_acc={get('dsgt'):.4f}")
+        extra = (
+            f' (min {hist["acc_min"][-1]:.4f} max {hist["acc_max"][-1]:.4f}, consensus {hist["consensus"][-1]:.4f})'
+            if 'acc_min' in hist
+            else ''
+        )
+        print(
+            f'{name:8s} acc {final[name]:.4f}{extra}  samples {hist["samples"][-1]}  {times[name]:.1f} s'
+        )
+    plot(histories, args.out, f'MNIST, {args.nodes} nodes, hetero split, cycle graph')
+    print(f'plot: {args.out}')
+    central = final['central']
+    get = lambda k: final.get(k, float('nan'))  # noqa: E731
+    print(
+        f'dinno_acc={get("dinno"):.4f} central_acc={central:.4f} ratio={get("dinno") / central:.4f} '
+        f'dsgd_acc={get("dsgd"):.4f} dsgt_acc={get("dsgt"):.4f}'
+    )
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     raise SystemExit(main())

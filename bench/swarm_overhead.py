@@ -14,57 +14,71 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 import random
 import re
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
-
-import torch
-import yaml
 
 from dinno_ros.core.learning.simulation import build_agents, graph_builder, run_rounds
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.share import resolve_config
+import torch
+import yaml
 
-PER_ROUND = re.compile(r"\[robot_(\d+)/robot\].*finished (\d+) rounds .* ([0-9.]+) ms per round after round 0")
+PER_ROUND = re.compile(
+    r'\[robot_(\d+)/robot\].*finished (\d+) rounds .* ([0-9.]+) ms per round after round 0'
+)
 
 
 def bench_config(config: str, rounds: int, num_robots: int, out: Path) -> Path:
     """The config with evaluation only at the end and nothing written."""
     path = resolve_config(config)
     data = yaml.safe_load(path.read_text())
-    swarm = data.setdefault("swarm", {})
-    swarm.update(rounds=rounds, num_robots=num_robots, pair=swarm.get("pair") or next(iter(data["problem_configs"])))
-    swarm.setdefault("monitor", {}).update(evaluate_frequency=rounds, writeout=False)
-    exp = data["experiment"]
-    if "map" in exp and "path" in exp["map"]:  # keep the map resolvable from the temporary copy
-        exp["map"]["path"] = str(load_swarm(path).experiment.problem_config.map.path)
+    swarm = data.setdefault('swarm', {})
+    swarm.update(
+        rounds=rounds,
+        num_robots=num_robots,
+        pair=swarm.get('pair') or next(iter(data['problem_configs'])),
+    )
+    swarm.setdefault('monitor', {}).update(evaluate_frequency=rounds, writeout=False)
+    exp = data['experiment']
+    if 'map' in exp and 'path' in exp['map']:  # keep the map resolvable from the temporary copy
+        exp['map']['path'] = str(load_swarm(path).experiment.problem_config.map.path)
     out.write_text(yaml.safe_dump(data))
     return out
 
 
 def ros_round_ms(config: Path, rounds: int) -> float:
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(random.SystemRandom().randint(101, 200))))
-    proc = subprocess.run([sys.executable, "-m", "dinno_ros.swarm", str(config), "--timeout", "1200"],
-                          env=env, capture_output=True, text=True)
+    env = dict(
+        os.environ,
+        ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+        ROS_DOMAIN_ID=os.environ.get(
+            'ROS_DOMAIN_ID', str(random.SystemRandom().randint(101, 200))
+        ),
+    )
+    proc = subprocess.run(
+        [sys.executable, '-m', 'dinno_ros.swarm', str(config), '--timeout', '1200'],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     out = proc.stdout + proc.stderr
     if proc.returncode != 0:
         sys.stderr.write(out[-3000:])
-        raise SystemExit(f"the ROS swarm failed (exit {proc.returncode})")
+        raise SystemExit(f'the ROS swarm failed (exit {proc.returncode})')
     per_robot = {int(m[1]): float(m[3]) for m in PER_ROUND.finditer(out) if int(m[2]) == rounds}
     for robot, ms in sorted(per_robot.items()):
-        print(f"  ROS robot_{robot}: {ms:.1f} ms per round")
+        print(f'  ROS robot_{robot}: {ms:.1f} ms per round')
     return max(per_robot.values())
 
 
 def offline_round_ms(config: Path, rounds: int, threads: int) -> float:
     spec = load_swarm(config)
     torch.set_num_threads(threads)
-    agents = build_agents(spec.experiment, spec.pair_key, device="cpu")
+    agents = build_agents(spec.experiment, spec.pair_key, device='cpu')
     graphs = graph_builder(spec.experiment)
     run_rounds(agents, graphs, 1)  # round 0, as in the ROS figure
     t0 = time.perf_counter()
@@ -74,24 +88,34 @@ def offline_round_ms(config: Path, rounds: int, threads: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="lidar.yaml")
-    parser.add_argument("--rounds", type=int, default=60)
-    parser.add_argument("--num-robots", type=int, default=4)
-    parser.add_argument("--offline-threads", type=int, default=os.cpu_count() or 1,
-                        help="torch threads of the offline runner (default: all cores, its best case)")
+    parser.add_argument('--config', default='lidar.yaml')
+    parser.add_argument('--rounds', type=int, default=60)
+    parser.add_argument('--num-robots', type=int, default=4)
+    parser.add_argument(
+        '--offline-threads',
+        type=int,
+        default=os.cpu_count() or 1,
+        help='torch threads of the offline runner (default: all cores, its best case)',
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        config = bench_config(args.config, args.rounds, args.num_robots, Path(tmp) / "bench_swarm.yaml")
+        config = bench_config(
+            args.config, args.rounds, args.num_robots, Path(tmp) / 'bench_swarm.yaml'
+        )
         spec = load_swarm(config)
-        print(f"{spec.num_robots} robots, {spec.rounds} rounds of {spec.pair.alg_name}, "
-              f"graph {spec.experiment.graph.type}, {os.cpu_count()} CPU cores")
+        print(
+            f'{spec.num_robots} robots, {spec.rounds} rounds of {spec.pair.alg_name}, '
+            f'graph {spec.experiment.graph.type}, {os.cpu_count()} CPU cores'
+        )
         ros = ros_round_ms(config, args.rounds)
         offline = offline_round_ms(config, args.rounds, args.offline_threads)
-    print(f"ROS swarm: {ros:.1f} ms per round (slowest robot); offline runner: {offline:.1f} ms per round "
-          f"({args.offline_threads} torch threads)")
-    print(f"ros_round_ms={ros:.1f} offline_round_ms={offline:.1f} ratio={ros / offline:.2f}")
+    print(
+        f'ROS swarm: {ros:.1f} ms per round (slowest robot); offline runner: {offline:.1f} ms per round '
+        f'({args.offline_threads} torch threads)'
+    )
+    print(f'ros_round_ms={ros:.1f} offline_round_ms={offline:.1f} ratio={ros / offline:.2f}')
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     raise SystemExit(main())

@@ -9,32 +9,34 @@ the run ends; exits non-zero if any node failed. DDS discovery stays on this hos
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 import logging
 import os
+from pathlib import Path
 import random
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Sequence
 
 from dinno_ros.core.swarm.plan import NodeSpec, plan_swarm
 
-logger = logging.getLogger("dinno_swarm")
+logger = logging.getLogger('dinno_swarm')
 
 
 def swarm_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for the nodes: localhost discovery and a domain id of this run's own by default."""
     env = dict(os.environ if base is None else base)
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    if "ROS_DOMAIN_ID" not in env:
-        env["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 100))
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # shared memory for big weight messages
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    if 'ROS_DOMAIN_ID' not in env:
+        env['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 100))
+    env.setdefault(
+        'FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA'
+    )  # shared memory for big weight messages
+    env.setdefault('PYTHONUNBUFFERED', '1')
+    env.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
     return env
 
 
@@ -46,21 +48,30 @@ class NodeProcess:
 
 
 def _forward(prefix: str, stream: IO[bytes], out: IO[str], lock: threading.Lock) -> None:
-    for raw in iter(stream.readline, b""):
-        line = raw.decode(errors="replace").rstrip()
+    for raw in iter(stream.readline, b''):
+        line = raw.decode(errors='replace').rstrip()
         with lock:
-            out.write(f"[{prefix}] {line}\n")
+            out.write(f'[{prefix}] {line}\n')
             out.flush()
     stream.close()
 
 
-def start_node(node: NodeSpec, env: dict[str, str], out: IO[str], lock: threading.Lock) -> NodeProcess:
+def start_node(
+    node: NodeSpec, env: dict[str, str], out: IO[str], lock: threading.Lock
+) -> NodeProcess:
     """Start one node as ``python -m module --ros-args ...`` with its output forwarded under a prefix."""
-    cmd = [sys.executable, "-m", node.module, *node.ros_args()]
+    cmd = [sys.executable, '-m', node.module, *node.ros_args()]
     proc = subprocess.Popen(
-        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    thread = threading.Thread(target=_forward, args=(node.label, proc.stdout, out, lock), daemon=True)
+    thread = threading.Thread(
+        target=_forward, args=(node.label, proc.stdout, out, lock), daemon=True
+    )
     thread.start()
     return NodeProcess(node, proc, thread)
 
@@ -84,7 +95,9 @@ def stop_all(procs: Sequence[NodeProcess], grace: float = 10.0) -> None:
                 pass
 
 
-def supervise(procs: Sequence[NodeProcess], timeout: float | None, monitor_grace: float = 60.0) -> bool:
+def supervise(
+    procs: Sequence[NodeProcess], timeout: float | None, monitor_grace: float = 60.0
+) -> bool:
     """Wait until every node ended (True) or the timeout passed (False).
 
     Once every robot process has ended, the others (the monitor) get ``monitor_grace`` s to finish.
@@ -95,11 +108,14 @@ def supervise(procs: Sequence[NodeProcess], timeout: float | None, monitor_grace
         now = time.monotonic()
         if deadline is not None and now > deadline:
             return False
-        robots = [p for p in procs if p.node.executable == "robot_node"]
+        robots = [p for p in procs if p.node.executable == 'robot_node']
         if robots and robots_gone_at is None and all(p.process.poll() is not None for p in robots):
             robots_gone_at = now
         if robots_gone_at is not None and now - robots_gone_at > monitor_grace:
-            logger.error("every robot ended %.0f s ago but other nodes still run: stopping them", monitor_grace)
+            logger.error(
+                'every robot ended %.0f s ago but other nodes still run: stopping them',
+                monitor_grace,
+            )
             return False
         time.sleep(0.2)
     return True
@@ -119,10 +135,10 @@ def run_swarm(
         for node in nodes:
             procs.append(start_node(node, env, out, lock))
         if not supervise(procs, timeout):
-            logger.error("the swarm did not end normally (timeout %s s): stopping it", timeout)
+            logger.error('the swarm did not end normally (timeout %s s): stopping it', timeout)
             interrupted = True
     except KeyboardInterrupt:
-        logger.info("Ctrl-C: stopping the swarm")
+        logger.info('Ctrl-C: stopping the swarm')
         interrupted = True
     finally:
         stop_all(procs)
@@ -130,32 +146,45 @@ def run_swarm(
             p.forwarder.join(timeout=5.0)
     codes = {p.node.label: p.process.returncode for p in procs}
     if interrupted:
-        codes["<runner>"] = 130
+        codes['<runner>'] = 130
     return codes
 
 
 def _robot_list(text: str) -> list[int]:
     try:
-        return sorted({int(part) for part in text.split(",") if part.strip()})
+        return sorted({int(part) for part in text.split(',') if part.strip()})
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--robots expects ids like 0,1,2, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(f'--robots expects ids like 0,1,2, got {text!r}') from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dinno-swarm", description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="swarm config: a path, or a name under the package's share/config")
-    parser.add_argument("--num-robots", type=int, help="override the number of robots")
-    parser.add_argument("--rounds", type=int, help="override the number of rounds")
-    parser.add_argument("--robots", type=_robot_list, help="start only these robots (e.g. 0,1,2)")
-    parser.add_argument("--no-monitor", action="store_true", help="do not start the monitor on this host")
-    parser.add_argument("--timeout", type=float, help="stop the swarm after this many seconds (exit non-zero)")
-    parser.add_argument("--viz", type=Path, metavar="OUT_DIR", help="render the swarm to PNG frames and an animation")
-    parser.add_argument("--dry-run", action="store_true", help="validate the config and print the plan only")
+    parser = argparse.ArgumentParser(prog='dinno-swarm', description=__doc__.splitlines()[0])
+    parser.add_argument(
+        'config', help="swarm config: a path, or a name under the package's share/config"
+    )
+    parser.add_argument('--num-robots', type=int, help='override the number of robots')
+    parser.add_argument('--rounds', type=int, help='override the number of rounds')
+    parser.add_argument('--robots', type=_robot_list, help='start only these robots (e.g. 0,1,2)')
+    parser.add_argument(
+        '--no-monitor', action='store_true', help='do not start the monitor on this host'
+    )
+    parser.add_argument(
+        '--timeout', type=float, help='stop the swarm after this many seconds (exit non-zero)'
+    )
+    parser.add_argument(
+        '--viz',
+        type=Path,
+        metavar='OUT_DIR',
+        help='render the swarm to PNG frames and an animation',
+    )
+    parser.add_argument(
+        '--dry-run', action='store_true', help='validate the config and print the plan only'
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="[dinno-swarm] %(message)s")
+    logging.basicConfig(level=logging.INFO, format='[dinno-swarm] %(message)s')
     args = build_parser().parse_args(argv)
     try:
         plan = plan_swarm(
@@ -166,35 +195,42 @@ def main(argv: list[str] | None = None) -> int:
             monitor=not args.no_monitor,
         )
     except (ValueError, FileNotFoundError) as exc:
-        logger.error("bad config: %s", exc)
+        logger.error('bad config: %s', exc)
         return 2
     nodes = list(plan.nodes)
     if args.viz:
         nodes.append(plan_viz_node(plan, args.viz))
     env = swarm_environment()
     logger.info(
-        "%s: %d robots, %d rounds, ROS_DOMAIN_ID=%s, discovery %s",
-        plan.spec.path.name, plan.spec.num_robots, plan.spec.rounds, env["ROS_DOMAIN_ID"],
-        env["ROS_AUTOMATIC_DISCOVERY_RANGE"],
+        '%s: %d robots, %d rounds, ROS_DOMAIN_ID=%s, discovery %s',
+        plan.spec.path.name,
+        plan.spec.num_robots,
+        plan.spec.rounds,
+        env['ROS_DOMAIN_ID'],
+        env['ROS_AUTOMATIC_DISCOVERY_RANGE'],
     )
     if args.dry_run:
         for node in nodes:
-            print(node.label, " ".join(node.ros_args()))
+            print(node.label, ' '.join(node.ros_args()))
         return 0
     codes = run_swarm(nodes, env, timeout=args.timeout)
     failed = {label: code for label, code in codes.items() if code != 0}
     if failed:
-        logger.error("failed: %s", ", ".join(f"{k} (exit {v})" for k, v in failed.items()))
+        logger.error('failed: %s', ', '.join(f'{k} (exit {v})' for k, v in failed.items()))
         return 1
-    logger.info("all %d nodes exited 0", len(codes))
+    logger.info('all %d nodes exited 0', len(codes))
     return 0
 
 
 def plan_viz_node(plan, out_dir: Path) -> NodeSpec:
     """The matplotlib viewer node that renders the swarm to PNG frames (see dinno_ros.ros.viz_node)."""
-    params = {"num_robots": plan.spec.num_robots, "rounds": plan.spec.rounds, "out_dir": str(out_dir.resolve())}
-    return NodeSpec("viz_node", "dinno_ros.ros.viz_node", "viz", "", params)
+    params = {
+        'num_robots': plan.spec.num_robots,
+        'rounds': plan.spec.rounds,
+        'out_dir': str(out_dir.resolve()),
+    }
+    return NodeSpec('viz_node', 'dinno_ros.ros.viz_node', 'viz', '', params)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     raise SystemExit(main())

@@ -6,30 +6,37 @@ The ROS 2 wheels (``ros-std-msgs``) carry the egg-info of the ament package insi
 
 from __future__ import annotations
 
+from pathlib import Path
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 
 def norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return re.sub(r'[-_.]+', '-', name).lower()
 
 
 def main() -> int:
-    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], check=True,
-                            capture_output=True, text=True).stdout.split()
-    pins = {norm(line.split("==")[0]): line for line in frozen if "==" in line}
-    keep = [line for name, line in sorted(pins.items())
-            if not name.startswith("dinno") and f"ros-{name}" not in pins]
+    frozen = subprocess.run(
+        [sys.executable, '-m', 'pip', 'freeze', '--exclude-editable'],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    pins = {norm(line.split('==')[0]): line for line in frozen if '==' in line}
+    keep = [
+        line
+        for name, line in sorted(pins.items())
+        if not name.startswith('dinno') and f'ros-{name}' not in pins
+    ]
     import setuptools
 
-    keep.append(f"setuptools=={setuptools.__version__}")
-    header = "# Full pinned closure of requirements.txt (regenerate: make lock). Installed by make setup.\n"
-    Path("requirements-lock.txt").write_text(header + "\n".join(keep) + "\n")
-    print(f"requirements-lock.txt: {len(keep)} pins")
+    keep.append(f'setuptools=={setuptools.__version__}')
+    header = '# Full pinned closure of requirements.txt (regenerate: make lock). Installed by make setup.\n'
+    Path('requirements-lock.txt').write_text(header + '\n'.join(keep) + '\n')
+    print(f'requirements-lock.txt: {len(keep)} pins')
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     raise SystemExit(main())

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
 from pathlib import Path
+import random
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-CONFIGS = Path(__file__).resolve().parent / "configs"
+SHARED_DATA = REPO.parent / 'shared' / 'data'
+CONFIGS = Path(__file__).resolve().parent / 'configs'
 
 # Anything that starts rclpy in the test process itself stays on this host too.
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 _DOMAINS = itertools.count(random.SystemRandom().randrange(0, 100))
 
 
@@ -27,14 +27,14 @@ def next_domain_id() -> int:
 def ros_env() -> dict[str, str]:
     """The environment for node processes: localhost discovery and a domain of this test's own."""
     env = dict(os.environ)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["ROS_DOMAIN_ID"] = str(next_domain_id())
-    env["PYTHONUNBUFFERED"] = "1"
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env['ROS_DOMAIN_ID'] = str(next_domain_id())
+    env['PYTHONUNBUFFERED'] = '1'
     return env
 
 
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data absent: {SHARED_DATA}")
+        pytest.skip(f'shared data absent: {SHARED_DATA}')
     return SHARED_DATA

@@ -5,74 +5,175 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import pytest
-import torch
-import yaml
-
 from dinno_ros.core.learning.experiment import run_experiment
 from dinno_ros.core.learning.experiment_config import load_experiment, parse_experiment
 from dinno_ros.core.learning.problems import density
 from dinno_ros.core.learning.simulation import (
-    Evaluator, build_agent, build_agents, build_problem, clear_problem_cache, graph_builder, run_rounds,
+    build_agent,
+    build_agents,
+    build_problem,
+    clear_problem_cache,
+    Evaluator,
+    graph_builder,
+    run_rounds,
 )
 from dinno_ros.tools.experiment_cli import main as experiment_main
+import pytest
+import torch
+import yaml
 
 # The seed's MNIST experiment YAML, every key it had (primal_lr and profile included).
 SEED_YAML = {
-    "experiment": {
-        "name": "dist_cnn_seed", "data_dir": "../data/", "output_metadir": "./outputs/", "writeout": False,
-        "data_split_type": "hetero", "loss": "NLL",
-        "graph": {"num_nodes": 5, "type": "wheel", "p": 0.6, "gen_attempts": 10},
-        "model": {"num_filters": 3, "kernel_size": 5, "linear_width": 64},
+    'experiment': {
+        'name': 'dist_cnn_seed',
+        'data_dir': '../data/',
+        'output_metadir': './outputs/',
+        'writeout': False,
+        'data_split_type': 'hetero',
+        'loss': 'NLL',
+        'graph': {'num_nodes': 5, 'type': 'wheel', 'p': 0.6, 'gen_attempts': 10},
+        'model': {'num_filters': 3, 'kernel_size': 5, 'linear_width': 64},
     },
-    "problem_configs": {
-        "problem1": {
-            "problem_name": "dinno", "train_batch_size": 64, "val_batch_size": 128, "evaluate_frequency": 20,
-            "verbose_evals": True,
-            "metrics": ["forward_pass_count", "validation_loss", "consensus_error", "top1_accuracy", "current_epoch"],
-            "optimizer_config": {"alg_name": "dinno", "rho_init": 1.0, "rho_scaling": 1.0, "outer_iterations": 30,
-                                 "primal_iterations": 5, "primal_optimizer": "adam", "primal_lr": 0.005,
-                                 "profile": False},
+    'problem_configs': {
+        'problem1': {
+            'problem_name': 'dinno',
+            'train_batch_size': 64,
+            'val_batch_size': 128,
+            'evaluate_frequency': 20,
+            'verbose_evals': True,
+            'metrics': [
+                'forward_pass_count',
+                'validation_loss',
+                'consensus_error',
+                'top1_accuracy',
+                'current_epoch',
+            ],
+            'optimizer_config': {
+                'alg_name': 'dinno',
+                'rho_init': 1.0,
+                'rho_scaling': 1.0,
+                'outer_iterations': 30,
+                'primal_iterations': 5,
+                'primal_optimizer': 'adam',
+                'primal_lr': 0.005,
+                'profile': False,
+            },
         },
-        "problem2": {
-            "problem_name": "dsgd", "train_batch_size": 64, "val_batch_size": 128, "evaluate_frequency": 20,
-            "verbose_evals": True, "metrics": ["validation_loss", "consensus_error", "top1_accuracy"],
-            "optimizer_config": {"alg_name": "dsgd", "alpha0": 0.005, "mu": 0.001, "outer_iterations": 30},
+        'problem2': {
+            'problem_name': 'dsgd',
+            'train_batch_size': 64,
+            'val_batch_size': 128,
+            'evaluate_frequency': 20,
+            'verbose_evals': True,
+            'metrics': ['validation_loss', 'consensus_error', 'top1_accuracy'],
+            'optimizer_config': {
+                'alg_name': 'dsgd',
+                'alpha0': 0.005,
+                'mu': 0.001,
+                'outer_iterations': 30,
+            },
         },
-        "problem3": {
-            "problem_name": "dsgt", "train_batch_size": 64, "val_batch_size": 128, "evaluate_frequency": 20,
-            "verbose_evals": False, "metrics": ["validation_loss", "top1_accuracy"],
-            "optimizer_config": {"alg_name": "dsgt", "alpha": 0.005, "init_grads": True, "outer_iterations": 30},
+        'problem3': {
+            'problem_name': 'dsgt',
+            'train_batch_size': 64,
+            'val_batch_size': 128,
+            'evaluate_frequency': 20,
+            'verbose_evals': False,
+            'metrics': ['validation_loss', 'top1_accuracy'],
+            'optimizer_config': {
+                'alg_name': 'dsgt',
+                'alpha': 0.005,
+                'init_grads': True,
+                'outer_iterations': 30,
+            },
         },
     },
 }
 
 
-def tiny_lidar(rounds: int = 24, writeout: bool = True, out: str = "results") -> dict:
+def tiny_lidar(rounds: int = 24, writeout: bool = True, out: str = 'results') -> dict:
     """A tiny lidar experiment on a small generated apartment: 3 robots, a disk graph, three pairs."""
-    metrics = ["forward_pass_count", "train_loss_moving_average", "validation_loss", "consensus_error",
-               "mesh_grid_density", "current_epoch", "current_position", "current_graph"]
-    pair = {"train_batch_size": 256, "val_batch_size": 2000, "evaluate_frequency": 8, "verbose_evals": True,
-            "metrics": metrics}
+    metrics = [
+        'forward_pass_count',
+        'train_loss_moving_average',
+        'validation_loss',
+        'consensus_error',
+        'mesh_grid_density',
+        'current_epoch',
+        'current_position',
+        'current_graph',
+    ]
+    pair = {
+        'train_batch_size': 256,
+        'val_batch_size': 2000,
+        'evaluate_frequency': 8,
+        'verbose_evals': True,
+        'metrics': metrics,
+    }
     return {
-        "experiment": {
-            "name": "tiny_lidar", "output_metadir": out, "writeout": writeout, "seed": 1, "device": "cpu",
-            "map": {"generate": "apartment", "generate_seed": 2, "size_m": [10.0, 8.0], "resolution": 0.1},
-            "model": {"shape": [2, 64, 32, 1], "scale": 0.5}, "loss": "BCE",
-            "lidar": {"num_beams": 16, "beam_samps": 10, "beam_length": 0.3},
-            "routes": {"overlap": "some", "waypoints_per_robot": 3, "speed": 1.0, "dt": 0.3, "robot_radius": 0.2},
-            "dataset": {"window": 40}, "validation": {"num_scans": 40}, "mesh_stride": 2,
-            "graph": {"num_nodes": 3, "type": "disk", "comm_radius": 8.0},
+        'experiment': {
+            'name': 'tiny_lidar',
+            'output_metadir': out,
+            'writeout': writeout,
+            'seed': 1,
+            'device': 'cpu',
+            'map': {
+                'generate': 'apartment',
+                'generate_seed': 2,
+                'size_m': [10.0, 8.0],
+                'resolution': 0.1,
+            },
+            'model': {'shape': [2, 64, 32, 1], 'scale': 0.5},
+            'loss': 'BCE',
+            'lidar': {'num_beams': 16, 'beam_samps': 10, 'beam_length': 0.3},
+            'routes': {
+                'overlap': 'some',
+                'waypoints_per_robot': 3,
+                'speed': 1.0,
+                'dt': 0.3,
+                'robot_radius': 0.2,
+            },
+            'dataset': {'window': 40},
+            'validation': {'num_scans': 40},
+            'mesh_stride': 2,
+            'graph': {'num_nodes': 3, 'type': 'disk', 'comm_radius': 8.0},
         },
-        "problem_configs": {
-            "dinno": {**pair, "problem_name": "dinno", "optimizer_config": {
-                "alg_name": "dinno", "rho_init": 0.3, "rho_scaling": 1.0004, "outer_iterations": rounds,
-                "primal_iterations": 2, "primal_optimizer": "adam", "primal_lr_start": 0.01,
-                "primal_lr_finish": 0.003, "lr_decay_type": "log"}},
-            "dsgd": {**pair, "problem_name": "dsgd", "optimizer_config": {
-                "alg_name": "dsgd", "alpha0": 0.05, "mu": 0.001, "outer_iterations": rounds}},
-            "dsgt": {**pair, "problem_name": "dsgt", "optimizer_config": {
-                "alg_name": "dsgt", "alpha": 0.05, "init_grads": True, "outer_iterations": rounds}},
+        'problem_configs': {
+            'dinno': {
+                **pair,
+                'problem_name': 'dinno',
+                'optimizer_config': {
+                    'alg_name': 'dinno',
+                    'rho_init': 0.3,
+                    'rho_scaling': 1.0004,
+                    'outer_iterations': rounds,
+                    'primal_iterations': 2,
+                    'primal_optimizer': 'adam',
+                    'primal_lr_start': 0.01,
+                    'primal_lr_finish': 0.003,
+                    'lr_decay_type': 'log',
+                },
+            },
+            'dsgd': {
+                **pair,
+                'problem_name': 'dsgd',
+                'optimizer_config': {
+                    'alg_name': 'dsgd',
+                    'alpha0': 0.05,
+                    'mu': 0.001,
+                    'outer_iterations': rounds,
+                },
+            },
+            'dsgt': {
+                **pair,
+                'problem_name': 'dsgt',
+                'optimizer_config': {
+                    'alg_name': 'dsgt',
+                    'alpha': 0.05,
+                    'init_grads': True,
+                    'outer_iterations': rounds,
+                },
+            },
         },
     }
 
@@ -89,42 +190,51 @@ def write_yaml(path: Path, data: dict) -> Path:
 
 
 def test_seed_yaml_keys_round_trip(tmp_path):
-    first = load_experiment(write_yaml(tmp_path / "seed.yaml", SEED_YAML))
-    assert first.problem == "mnist" and first.num_nodes == 5 and list(first.pairs) == ["problem1", "problem2", "problem3"]
-    assert first.pair("problem1").rounds == 30 and first.pair("problem1").optimizer_config["primal_lr"] == 0.005
-    dumped = tmp_path / "dumped.yaml"
+    first = load_experiment(write_yaml(tmp_path / 'seed.yaml', SEED_YAML))
+    assert (
+        first.problem == 'mnist'
+        and first.num_nodes == 5
+        and list(first.pairs) == ['problem1', 'problem2', 'problem3']
+    )
+    assert (
+        first.pair('problem1').rounds == 30
+        and first.pair('problem1').optimizer_config['primal_lr'] == 0.005
+    )
+    dumped = tmp_path / 'dumped.yaml'
     first.dump(dumped)
     second = load_experiment(dumped)
     assert second == first
     data = yaml.safe_load(dumped.read_text())
-    for key, value in SEED_YAML["experiment"].items():  # every seed key survives with its meaning
-        if key == "data_dir":
-            assert Path(data["experiment"][key]) == (tmp_path / value).resolve()
+    for key, value in SEED_YAML['experiment'].items():  # every seed key survives with its meaning
+        if key == 'data_dir':
+            assert Path(data['experiment'][key]) == (tmp_path / value).resolve()
         elif isinstance(value, dict):
-            assert {k: data["experiment"][key][k] for k in value} == value
+            assert {k: data['experiment'][key][k] for k in value} == value
         else:
-            assert data["experiment"][key] == value
-    for key, pair in SEED_YAML["problem_configs"].items():
-        got = data["problem_configs"][key]
+            assert data['experiment'][key] == value
+    for key, pair in SEED_YAML['problem_configs'].items():
+        got = data['problem_configs'][key]
         for k, v in pair.items():
-            if k == "optimizer_config":
-                assert {kk: got[k][kk] for kk in v if kk != "profile"} == {kk: vv for kk, vv in v.items() if kk != "profile"}
+            if k == 'optimizer_config':
+                assert {kk: got[k][kk] for kk in v if kk != 'profile'} == {
+                    kk: vv for kk, vv in v.items() if kk != 'profile'
+                }
             else:
                 assert got[k] == v
 
 
 def test_lidar_config_round_trip_and_overrides(tmp_path):
     config = parse_experiment(tiny_lidar(), base_dir=tmp_path)
-    assert config.problem == "density" and config.graph.type == "disk"
+    assert config.problem == 'density' and config.graph.type == 'disk'
     again = parse_experiment(yaml.safe_load(config.dump()), base_dir=tmp_path)
     assert again == config
     shorter = config.with_rounds(5)
-    assert all(p.rounds == 5 for p in shorter.pairs.values()) and config.pair("dinno").rounds == 24
+    assert all(p.rounds == 5 for p in shorter.pairs.values()) and config.pair('dinno').rounds == 24
 
 
 def _mutated(base: dict, path: str, value) -> dict:
     data = copy.deepcopy(base)
-    keys = path.split(".")
+    keys = path.split('.')
     holder = data
     for k in keys[:-1]:
         holder = holder[k]
@@ -135,27 +245,67 @@ def _mutated(base: dict, path: str, value) -> dict:
     return data
 
 
-@pytest.mark.parametrize("path, value, expected", [
-    ("experiment.colour", "red", ["experiment.colour", "unknown"]),
-    ("experiment.data_split_type", "iid", ["experiment.data_split_type", "hetero, random"]),
-    ("experiment.device", "tpu", ["experiment.device", "cpu, cuda, auto"]),
-    ("experiment.graph.type", "star", ["experiment.graph.type", "wheel"]),
-    ("experiment.graph.num_nodes", KeyError, ["experiment.graph.num_nodes"]),
-    ("experiment.model.num_filters", "three", ["experiment.model.num_filters"]),
-    ("problem_configs.problem1.optimizer_config.rho_init", -1.0, ["problem_configs.problem1.optimizer_config.rho_init"]),
-    ("problem_configs.problem1.optimizer_config.rho_initt", 0.5, ["problem_configs.problem1.optimizer_config.rho_initt"]),
-    ("problem_configs.problem1.optimizer_config.alg_name", "adam",
-     ["problem_configs.problem1.optimizer_config.alg_name", "dinno, dsgd, dsgt"]),
-    ("problem_configs.problem1.optimizer_config.primal_optimizer", "lbfgs",
-     ["problem_configs.problem1.optimizer_config.primal_optimizer", "adam"]),
-    ("problem_configs.problem2.batch_size", 64, ["problem_configs.problem2.batch_size", "unknown"]),
-    ("problem_configs.problem2.train_batch_size", 0, ["problem_configs.problem2.train_batch_size"]),
-    ("problem_configs.problem2.metrics", ["top5"], ["problem_configs.problem2.metrics[0]", "top1_accuracy"]),
-    ("problem_configs.problem2.metrics", ["mesh_grid_density"], ["problem_configs.problem2.metrics[0]", "mnist"]),
-    ("problem_configs.problem3.problem_name", "dinno", ["problem_configs.problem3.problem_name", "collide"]),
-    ("problem_configs.problem3.optimizer_config.outer_iterations", KeyError,
-     ["problem_configs.problem3.optimizer_config.outer_iterations"]),
-])
+@pytest.mark.parametrize(
+    'path, value, expected',
+    [
+        ('experiment.colour', 'red', ['experiment.colour', 'unknown']),
+        ('experiment.data_split_type', 'iid', ['experiment.data_split_type', 'hetero, random']),
+        ('experiment.device', 'tpu', ['experiment.device', 'cpu, cuda, auto']),
+        ('experiment.graph.type', 'star', ['experiment.graph.type', 'wheel']),
+        ('experiment.graph.num_nodes', KeyError, ['experiment.graph.num_nodes']),
+        ('experiment.model.num_filters', 'three', ['experiment.model.num_filters']),
+        (
+            'problem_configs.problem1.optimizer_config.rho_init',
+            -1.0,
+            ['problem_configs.problem1.optimizer_config.rho_init'],
+        ),
+        (
+            'problem_configs.problem1.optimizer_config.rho_initt',
+            0.5,
+            ['problem_configs.problem1.optimizer_config.rho_initt'],
+        ),
+        (
+            'problem_configs.problem1.optimizer_config.alg_name',
+            'adam',
+            ['problem_configs.problem1.optimizer_config.alg_name', 'dinno, dsgd, dsgt'],
+        ),
+        (
+            'problem_configs.problem1.optimizer_config.primal_optimizer',
+            'lbfgs',
+            ['problem_configs.problem1.optimizer_config.primal_optimizer', 'adam'],
+        ),
+        (
+            'problem_configs.problem2.batch_size',
+            64,
+            ['problem_configs.problem2.batch_size', 'unknown'],
+        ),
+        (
+            'problem_configs.problem2.train_batch_size',
+            0,
+            ['problem_configs.problem2.train_batch_size'],
+        ),
+        (
+            'problem_configs.problem2.metrics',
+            ['top5'],
+            ['problem_configs.problem2.metrics[0]', 'top1_accuracy'],
+        ),
+        (
+            'problem_configs.problem2.metrics',
+            ['mesh_grid_density'],
+            ['problem_configs.problem2.metrics[0]', 'mnist'],
+        ),
+        (
+            'problem_configs.problem3.problem_name',
+            'dinno',
+            ['problem_configs.problem3.problem_name', 'collide'],
+        ),
+        (
+            'problem_configs.problem3.optimizer_config.outer_iterations',
+            KeyError,
+            ['problem_configs.problem3.optimizer_config.outer_iterations'],
+        ),
+    ],
+)
 def test_bad_seed_configs_name_the_key(path, value, expected):
     with pytest.raises(ValueError) as info:
         parse_experiment(_mutated(SEED_YAML, path, value))
@@ -163,18 +313,37 @@ def test_bad_seed_configs_name_the_key(path, value, expected):
         assert text in str(info.value)
 
 
-@pytest.mark.parametrize("path, value, expected", [
-    ("experiment.lidar.num_beams", 0, ["experiment.lidar.num_beams"]),
-    ("experiment.lidar.beams", 20, ["experiment.lidar.beams", "unknown"]),
-    ("experiment.routes.overlap", "lots", ["experiment.routes.overlap", "tight, some, minimal"]),
-    ("experiment.map", {"resolution": 0.05}, ["experiment.map.path"]),
-    ("experiment.map", {"path": "no_such_map.yaml"}, ["experiment.map.path", "does not exist"]),
-    ("experiment.model.shape", [3, 8, 1], ["experiment.model.shape"]),
-    ("experiment.loss", "NLL", ["experiment.loss", "BCE"]),
-    ("experiment.data_split_type", "hetero", []),  # the seed key is accepted (no meaning for lidar)
-    ("experiment.graph.comm_radius", KeyError, ["comm_radius"]),
-    ("problem_configs.dinno.metrics", ["top1_accuracy"], ["problem_configs.dinno.metrics[0]", "density"]),
-])
+@pytest.mark.parametrize(
+    'path, value, expected',
+    [
+        ('experiment.lidar.num_beams', 0, ['experiment.lidar.num_beams']),
+        ('experiment.lidar.beams', 20, ['experiment.lidar.beams', 'unknown']),
+        (
+            'experiment.routes.overlap',
+            'lots',
+            ['experiment.routes.overlap', 'tight, some, minimal'],
+        ),
+        ('experiment.map', {'resolution': 0.05}, ['experiment.map.path']),
+        (
+            'experiment.map',
+            {'path': 'no_such_map.yaml'},
+            ['experiment.map.path', 'does not exist'],
+        ),
+        ('experiment.model.shape', [3, 8, 1], ['experiment.model.shape']),
+        ('experiment.loss', 'NLL', ['experiment.loss', 'BCE']),
+        (
+            'experiment.data_split_type',
+            'hetero',
+            [],
+        ),  # the seed key is accepted (no meaning for lidar)
+        ('experiment.graph.comm_radius', KeyError, ['comm_radius']),
+        (
+            'problem_configs.dinno.metrics',
+            ['top1_accuracy'],
+            ['problem_configs.dinno.metrics[0]', 'density'],
+        ),
+    ],
+)
 def test_bad_lidar_configs_name_the_key(path, value, expected):
     data = _mutated(tiny_lidar(), path, value)
     if not expected:
@@ -187,43 +356,46 @@ def test_bad_lidar_configs_name_the_key(path, value, expected):
 
 
 def test_bad_config_fails_in_cli_before_running(tmp_path, capsys):
-    bad = write_yaml(tmp_path / "bad.yaml", _mutated(tiny_lidar(), "problem_configs.dinno.optimizer_config.rho_init", "x"))
-    assert experiment_main([str(bad), "--out", str(tmp_path / "out")]) == 2
-    assert "problem_configs.dinno.optimizer_config.rho_init" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    bad = write_yaml(
+        tmp_path / 'bad.yaml',
+        _mutated(tiny_lidar(), 'problem_configs.dinno.optimizer_config.rho_init', 'x'),
+    )
+    assert experiment_main([str(bad), '--out', str(tmp_path / 'out')]) == 2
+    assert 'problem_configs.dinno.optimizer_config.rho_init' in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
 
 
 def test_tiny_lidar_experiment_end_to_end(tmp_path):
-    src = write_yaml(tmp_path / "tiny.yaml", tiny_lidar(out=str(tmp_path / "runs")))
+    src = write_yaml(tmp_path / 'tiny.yaml', tiny_lidar(out=str(tmp_path / 'runs')))
     config = load_experiment(src)
     result = run_experiment(config, progress=False)
     out = result.output_dir
-    assert out.parent == tmp_path / "runs" and out.name.endswith("_tiny_lidar")
-    assert (out / "tiny.yaml").read_text() == src.read_text()
-    for name in ("dinno", "dsgd", "dsgt"):
-        metrics = torch.load(out / f"{name}_results.pt", weights_only=True)
-        assert metrics["evaluation_rounds"] == [8, 16, 24]
-        assert metrics["consensus_error"][-1].shape == (3, 3)
-        assert metrics["validation_loss"][-1].shape == (3,)
-        assert len(metrics["mesh_grid_density"]) == 1  # mesh_only_at_end
-        assert metrics["mesh_grid_density"][0].shape == (3, *metrics["true_mesh"].shape)
-        assert metrics["current_position"][-1].shape == (3, 3)
-        assert metrics["round_train_loss"].shape == (24, 3)
-    for png in ("validation_loss_consensus.png", "learned_map.png"):
+    assert out.parent == tmp_path / 'runs' and out.name.endswith('_tiny_lidar')
+    assert (out / 'tiny.yaml').read_text() == src.read_text()
+    for name in ('dinno', 'dsgd', 'dsgt'):
+        metrics = torch.load(out / f'{name}_results.pt', weights_only=True)
+        assert metrics['evaluation_rounds'] == [8, 16, 24]
+        assert metrics['consensus_error'][-1].shape == (3, 3)
+        assert metrics['validation_loss'][-1].shape == (3,)
+        assert len(metrics['mesh_grid_density']) == 1  # mesh_only_at_end
+        assert metrics['mesh_grid_density'][0].shape == (3, *metrics['true_mesh'].shape)
+        assert metrics['current_position'][-1].shape == (3, 3)
+        assert metrics['round_train_loss'].shape == (24, 3)
+    for png in ('validation_loss_consensus.png', 'learned_map.png'):
         assert (out / png).stat().st_size > 1000
     # validation loss falls from the base weights'
-    problem = build_problem(config, "dinno")
-    base_val = problem.evaluate(problem.base_model())["validation_loss"]
-    final = result.results["dinno"]["validation_loss"][-1]
+    problem = build_problem(config, 'dinno')
+    base_val = problem.evaluate(problem.base_model())['validation_loss']
+    final = result.results['dinno']['validation_loss'][-1]
     assert float(final.max()) < 0.8 * base_val
-    assert float(result.results["dsgt"]["validation_loss"][-1].mean()) < base_val
+    assert float(result.results['dsgt']['validation_loss'][-1].mean()) < base_val
 
 
 def test_writeout_false_writes_nothing(tmp_path):
-    config = parse_experiment(tiny_lidar(rounds=2, writeout=False, out=str(tmp_path / "runs")))
+    config = parse_experiment(tiny_lidar(rounds=2, writeout=False, out=str(tmp_path / 'runs')))
     result = run_experiment(config, progress=False)
-    assert result.output_dir is None and not (tmp_path / "runs").exists()
-    assert set(result.results) == {"dinno", "dsgd", "dsgt"}
+    assert result.output_dir is None and not (tmp_path / 'runs').exists()
+    assert set(result.results) == {'dinno', 'dsgd', 'dsgt'}
 
 
 def _run(config, key: str, rounds: int):
@@ -239,19 +411,21 @@ def test_offline_loop_is_deterministic_for_a_seed():
     runs = []
     for _ in range(2):
         fresh_process_caches()
-        runs.append(_run(config, "dinno", 6))
+        runs.append(_run(config, 'dinno', 6))
     (a1, r1, e1), (a2, r2, e2) = runs
     for x, y in zip(a1, a2):
         assert torch.equal(x.params(), y.params())
-    assert [r["train_loss"] for r in r1] == [r["train_loss"] for r in r2]
+    assert [r['train_loss'] for r in r1] == [r['train_loss'] for r in r2]
     assert e1.summary == e2.summary
-    other = parse_experiment({**tiny_lidar(rounds=6), "experiment": {**tiny_lidar()["experiment"], "seed": 2}})
+    other = parse_experiment(
+        {**tiny_lidar(rounds=6), 'experiment': {**tiny_lidar()['experiment'], 'seed': 2}}
+    )
     fresh_process_caches()
-    a3, _, _ = _run(other, "dinno", 6)
+    a3, _, _ = _run(other, 'dinno', 6)
     assert not torch.equal(a1[0].params(), a3[0].params())
 
 
-@pytest.mark.parametrize("key", ["dinno", "dsgt"])
+@pytest.mark.parametrize('key', ['dinno', 'dsgt'])
 def test_agent_built_alone_equals_agent_of_the_swarm(key):
     config = parse_experiment(tiny_lidar())
     fresh_process_caches()
@@ -274,10 +448,24 @@ def test_agent_built_alone_equals_agent_of_the_swarm(key):
 
 
 def test_cli_runs_a_yaml_with_overrides(tmp_path, capsys):
-    src = write_yaml(tmp_path / "tiny.yaml", tiny_lidar(out=str(tmp_path / "ignored")))
-    assert experiment_main([str(src), "--rounds", "2", "--device", "cpu", "--out", str(tmp_path / "runs"),
-                            "--no-progress", "-q"]) == 0
-    (out,) = (tmp_path / "runs").iterdir()
-    resolved = load_experiment(out / "experiment_resolved.yaml")
+    src = write_yaml(tmp_path / 'tiny.yaml', tiny_lidar(out=str(tmp_path / 'ignored')))
+    assert (
+        experiment_main(
+            [
+                str(src),
+                '--rounds',
+                '2',
+                '--device',
+                'cpu',
+                '--out',
+                str(tmp_path / 'runs'),
+                '--no-progress',
+                '-q',
+            ]
+        )
+        == 0
+    )
+    (out,) = (tmp_path / 'runs').iterdir()
+    resolved = load_experiment(out / 'experiment_resolved.yaml')
     assert all(p.rounds == 2 for p in resolved.pairs.values())
-    assert "results:" in capsys.readouterr().out
+    assert 'results:' in capsys.readouterr().out

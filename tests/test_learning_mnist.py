@@ -4,23 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import networkx as nx
-import pytest
-import torch
-
 from dinno_ros.core.learning import registry
 from dinno_ros.core.learning.metrics import consensus_error, parameters_loaded
 from dinno_ros.core.learning.optimizers import NeighborMessage
 from dinno_ros.core.learning.problems.mnist import MNISTConvNet, MNISTProblem, split_indices
+import networkx as nx
+import pytest
+import torch
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
-needs_data = pytest.mark.skipif(not (DATA / "t10k-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST data")
+DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'mnist'
+needs_data = pytest.mark.skipif(
+    not (DATA / 't10k-images-idx3-ubyte.gz').is_file(), reason='no shared MNIST data'
+)
 
 
 def mnist_config(**overrides) -> dict:
-    return {"problem_name": "mnist", "data_dir": str(DATA), "data_split_type": "hetero",
-            "model": {"num_filters": 3, "kernel_size": 5, "linear_width": 64},
-            "train_batch_size": 32, "val_batch_size": 1000, **overrides}
+    return {
+        'problem_name': 'mnist',
+        'data_dir': str(DATA),
+        'data_split_type': 'hetero',
+        'model': {'num_filters': 3, 'kernel_size': 5, 'linear_width': 64},
+        'train_batch_size': 32,
+        'val_batch_size': 1000,
+        **overrides,
+    }
 
 
 def test_seed_cnn_shapes() -> None:
@@ -32,36 +39,59 @@ def test_seed_cnn_shapes() -> None:
 
 def test_splits() -> None:
     labels = torch.arange(1000) % 10
-    hetero = split_indices(labels, 10, "hetero", 0)
+    hetero = split_indices(labels, 10, 'hetero', 0)
     assert [set(labels[i].tolist()) for i in hetero] == [{c} for c in range(10)]
-    three = split_indices(labels, 3, "hetero", 0)
+    three = split_indices(labels, 3, 'hetero', 0)
     assert [sorted(set(labels[i].tolist())) for i in three] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
-    rand = split_indices(labels, 4, "random", 5)
-    assert sorted(torch.cat(rand).tolist()) == list(range(1000)) and {len(r) for r in rand} == {250}
-    assert all(torch.equal(a, b) for a, b in zip(rand, split_indices(labels, 4, "random", 5)))
-    with pytest.raises(ValueError, match="graph.num_nodes: 11 .*hetero.*1..10"):
-        split_indices(labels, 11, "hetero", 0)
+    rand = split_indices(labels, 4, 'random', 5)
+    assert sorted(torch.cat(rand).tolist()) == list(range(1000)) and {len(r) for r in rand} == {
+        250
+    }
+    assert all(torch.equal(a, b) for a, b in zip(rand, split_indices(labels, 4, 'random', 5)))
+    with pytest.raises(ValueError, match='graph.num_nodes: 11 .*hetero.*1..10'):
+        split_indices(labels, 11, 'hetero', 0)
 
 
 def test_problem_config_errors() -> None:
-    with pytest.raises(ValueError, match="problem.problem_name: unknown 'cifar'; allowed: .*mnist"):
-        registry.parse_problem_config({"problem_name": "cifar"})
-    with pytest.raises(ValueError, match="problem.data_split_type: 'iid' not allowed; allowed: hetero, random"):
-        registry.parse_problem_config(mnist_config(data_split_type="iid"))
-    with pytest.raises(ValueError, match="problem.model.num_filter: unknown key"):
-        registry.parse_problem_config(mnist_config(model={"num_filter": 3}))
-    with pytest.raises(FileNotFoundError, match="problem.data_dir"):
-        registry.build_problem(mnist_config(data_dir="/nonexistent"), 2)
+    with pytest.raises(
+        ValueError, match="problem.problem_name: unknown 'cifar'; allowed: .*mnist"
+    ):
+        registry.parse_problem_config({'problem_name': 'cifar'})
+    with pytest.raises(
+        ValueError, match="problem.data_split_type: 'iid' not allowed; allowed: hetero, random"
+    ):
+        registry.parse_problem_config(mnist_config(data_split_type='iid'))
+    with pytest.raises(ValueError, match='problem.model.num_filter: unknown key'):
+        registry.parse_problem_config(mnist_config(model={'num_filter': 3}))
+    with pytest.raises(FileNotFoundError, match='problem.data_dir'):
+        registry.build_problem(mnist_config(data_dir='/nonexistent'), 2)
 
 
 def test_config_from_seed_sections() -> None:
-    experiment = {"name": "mnist_demo", "data_dir": str(DATA), "output_metadir": "out", "writeout": False,
-                  "data_split_type": "random", "loss": "NLL", "graph": {"num_nodes": 10, "type": "wheel"},
-                  "model": {"num_filters": 3, "kernel_size": 5, "linear_width": 64}}
-    pair = {"problem_name": "mnist", "train_batch_size": 64, "val_batch_size": 128, "evaluate_frequency": 10,
-            "metrics": ["top1_accuracy"], "optimizer_config": {"alg_name": "dinno"}}
+    experiment = {
+        'name': 'mnist_demo',
+        'data_dir': str(DATA),
+        'output_metadir': 'out',
+        'writeout': False,
+        'data_split_type': 'random',
+        'loss': 'NLL',
+        'graph': {'num_nodes': 10, 'type': 'wheel'},
+        'model': {'num_filters': 3, 'kernel_size': 5, 'linear_width': 64},
+    }
+    pair = {
+        'problem_name': 'mnist',
+        'train_batch_size': 64,
+        'val_batch_size': 128,
+        'evaluate_frequency': 10,
+        'metrics': ['top1_accuracy'],
+        'optimizer_config': {'alg_name': 'dinno'},
+    }
     cfg = MNISTProblem.config_from_sections(experiment, pair)
-    assert cfg.data_split_type == "random" and cfg.train_batch_size == 64 and cfg.model.linear_width == 64
+    assert (
+        cfg.data_split_type == 'random'
+        and cfg.train_batch_size == 64
+        and cfg.model.linear_width == 64
+    )
 
 
 @needs_data
@@ -71,7 +101,10 @@ def test_real_digits_split_and_determinism() -> None:
     assert problem.train_x.shape[1:] == (1, 28, 28)
     counts = [len(problem.local_problem(i)) for i in range(10)]
     assert sum(counts) == 8000 and min(counts) > 600
-    a, b = problem.local_problem(4), registry.build_problem(mnist_config(), 10, seed=3).local_problem(4)
+    a, b = (
+        problem.local_problem(4),
+        registry.build_problem(mnist_config(), 10, seed=3).local_problem(4),
+    )
     vec = torch.nn.utils.parameters_to_vector
     assert torch.equal(vec(a.model.parameters()), vec(b.model.parameters()))
     assert torch.equal(vec(a.model.parameters()), vec(problem.local_problem(0).model.parameters()))
@@ -86,22 +119,32 @@ def test_real_digits_split_and_determinism() -> None:
 @needs_data
 def test_short_dinno_run_beats_chance() -> None:
     """5 robots, random split, cycle graph, 60 DiNNO rounds: validation accuracy far above chance (0.1)."""
-    problem = registry.build_problem(mnist_config(data_split_type="random"), 5, seed=0)
-    config = {"alg_name": "dinno", "rho_init": 0.5, "rho_scaling": 1.0003, "outer_iterations": 60,
-              "primal_iterations": 2, "primal_optimizer": "adam", "primal_lr_start": 0.005,
-              "primal_lr_finish": 0.0005, "lr_decay_type": "log"}
+    problem = registry.build_problem(mnist_config(data_split_type='random'), 5, seed=0)
+    config = {
+        'alg_name': 'dinno',
+        'rho_init': 0.5,
+        'rho_scaling': 1.0003,
+        'outer_iterations': 60,
+        'primal_iterations': 2,
+        'primal_optimizer': 'adam',
+        'primal_lr_start': 0.005,
+        'primal_lr_finish': 0.0005,
+        'lr_decay_type': 'log',
+    }
     robots = [registry.build_optimizer(config, problem.local_problem(i)) for i in range(5)]
     graph = nx.cycle_graph(5)
-    start = problem.evaluate(robots[0].problem.model)["top1_accuracy"]
+    start = problem.evaluate(robots[0].problem.model)['top1_accuracy']
     for k in range(60):
         out = [r.outgoing() for r in robots]
         for i, r in enumerate(robots):
             r.step(k, {j: NeighborMessage(out[j], graph.degree[j]) for j in graph.neighbors(i)})
-    accs = [problem.evaluate(r.problem.model)["top1_accuracy"] for r in robots]
+    accs = [problem.evaluate(r.problem.model)['top1_accuracy'] for r in robots]
     assert start < 0.25 and min(accs) > 0.6, (start, accs)
     ce = consensus_error([r.params for r in robots])
-    assert ce["pairwise"].shape == (5, 5) and 0 <= ce["min"] <= ce["max"] < 0.5
+    assert ce['pairwise'].shape == (5, 5) and 0 <= ce['min'] <= ce['max'] < 0.5
     template = problem.base_model()
-    with parameters_loaded(template, robots[2].params):  # what the ROS monitor does with received vectors
-        assert problem.evaluate(template)["top1_accuracy"] == pytest.approx(accs[2])
-    assert problem.evaluate(template)["top1_accuracy"] == pytest.approx(start)
+    with parameters_loaded(
+        template, robots[2].params
+    ):  # what the ROS monitor does with received vectors
+        assert problem.evaluate(template)['top1_accuracy'] == pytest.approx(accs[2])
+    assert problem.evaluate(template)['top1_accuracy'] == pytest.approx(start)

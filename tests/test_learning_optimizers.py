@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from dinno_ros.core.learning import registry
+from dinno_ros.core.learning.optimizers import NeighborMessage, RobotOptimizer
+from dinno_ros.core.learning.problems.base import robot_generator, TensorLocalProblem
 import networkx as nx
 import pytest
 import torch
 
-from dinno_ros.core.learning import registry
-from dinno_ros.core.learning.optimizers import NeighborMessage, RobotOptimizer
-from dinno_ros.core.learning.problems.base import TensorLocalProblem, robot_generator
-
 DIM, SAMPLES, NODES = 3, 12, 5
 
 
-def squared_error(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def squared_error(
+    model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
     x, y = batch
     return ((model(x).squeeze(1) - y) ** 2).mean()
 
@@ -36,13 +37,17 @@ def central_solution(data) -> torch.Tensor:
     return torch.linalg.lstsq(a, b.unsqueeze(1)).solution.squeeze(1).float()
 
 
-def lsq_robots(config: dict, data, batch_size: int = SAMPLES, seed: int = 0) -> list[RobotOptimizer]:
+def lsq_robots(
+    config: dict, data, batch_size: int = SAMPLES, seed: int = 0
+) -> list[RobotOptimizer]:
     robots = []
     for i, (a, b) in enumerate(data):
         model = torch.nn.Linear(DIM, 1, bias=False)
         with torch.no_grad():
             model.weight.zero_()
-        local = TensorLocalProblem(model, (a, b), batch_size, robot_generator(seed, i), squared_error)
+        local = TensorLocalProblem(
+            model, (a, b), batch_size, robot_generator(seed, i), squared_error
+        )
         robots.append(registry.build_optimizer(config, local))
     return robots
 
@@ -66,14 +71,29 @@ def max_error(robots: list[RobotOptimizer], x_star: torch.Tensor) -> float:
 # alpha_k ~ 1/(mu k) the error falls like 1/k (measured 0.031 at 500 rounds, 0.016 at 1000), so it is
 # checked at 3e-2 after 1000 rounds: ~2% of the 1.3 it started from.
 CASES = {
-    "dinno": ({"alg_name": "dinno", "rho_init": 1.0, "rho_scaling": 1.0, "primal_iterations": 5,
-               "primal_optimizer": "sgd", "primal_lr": 0.05, "outer_iterations": 400}, 400, 1e-3),
-    "dsgt": ({"alg_name": "dsgt", "alpha": 0.05, "init_grads": True, "outer_iterations": 600}, 600, 1e-3),
-    "dsgd": ({"alg_name": "dsgd", "alpha0": 0.2, "mu": 1.0, "outer_iterations": 1000}, 1000, 3e-2),
+    'dinno': (
+        {
+            'alg_name': 'dinno',
+            'rho_init': 1.0,
+            'rho_scaling': 1.0,
+            'primal_iterations': 5,
+            'primal_optimizer': 'sgd',
+            'primal_lr': 0.05,
+            'outer_iterations': 400,
+        },
+        400,
+        1e-3,
+    ),
+    'dsgt': (
+        {'alg_name': 'dsgt', 'alpha': 0.05, 'init_grads': True, 'outer_iterations': 600},
+        600,
+        1e-3,
+    ),
+    'dsgd': ({'alg_name': 'dsgd', 'alpha0': 0.2, 'mu': 1.0, 'outer_iterations': 1000}, 1000, 3e-2),
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize('name', sorted(CASES))
 def test_converges_to_central_least_squares(name: str) -> None:
     config, rounds, tol = CASES[name]
     data = lsq_data()
@@ -86,9 +106,17 @@ def test_converges_to_central_least_squares(name: str) -> None:
 
 def test_dinno_adam_log_schedule_converges() -> None:
     """The paper's primal setting (Adam, log-decayed lr) also reaches the optimum on the convex problem."""
-    config = {"alg_name": "dinno", "rho_init": 0.5, "rho_scaling": 1.003, "primal_iterations": 5,
-              "primal_optimizer": "adam", "primal_lr_start": 0.05, "primal_lr_finish": 0.005,
-              "lr_decay_type": "log", "outer_iterations": 500}
+    config = {
+        'alg_name': 'dinno',
+        'rho_init': 0.5,
+        'rho_scaling': 1.003,
+        'primal_iterations': 5,
+        'primal_optimizer': 'adam',
+        'primal_lr_start': 0.05,
+        'primal_lr_finish': 0.005,
+        'lr_decay_type': 'log',
+        'outer_iterations': 500,
+    }
     data = lsq_data(1)
     robots = lsq_robots(config, data)
     run_rounds(robots, nx.wheel_graph(NODES), 500)
@@ -102,15 +130,28 @@ def test_dinno_round_by_hand() -> None:
     Robot 0 (w0=1, a=1, b=3): grad = 2*1*(1*1 - 3) + p0 + 2 rho (w0 - (w0+w1)/2) = -4 - 2 - 2 = -8 -> w0 = 1.8
     Robot 1 (w1=3, a=2, b=2): grad = 2*2*(2*3 - 2) + p1 + 2 rho (w1 - 2)       = 16 + 2 + 2 = 20 -> w1 = 1.0
     """
-    config = {"alg_name": "dinno", "rho_init": 0.5, "rho_scaling": 2.0, "primal_iterations": 1,
-              "primal_optimizer": "sgd", "primal_lr": 0.1, "outer_iterations": 10}
+    config = {
+        'alg_name': 'dinno',
+        'rho_init': 0.5,
+        'rho_scaling': 2.0,
+        'primal_iterations': 1,
+        'primal_optimizer': 'sgd',
+        'primal_lr': 0.1,
+        'outer_iterations': 10,
+    }
     robots = []
     for w, a, b in ((1.0, 1.0, 3.0), (3.0, 2.0, 2.0)):
         model = torch.nn.Linear(1, 1, bias=False)
         with torch.no_grad():
             model.weight.fill_(w)
         data = (torch.tensor([[a]]), torch.tensor([b]))
-        local = TensorLocalProblem(model, data, 1, robot_generator(0, 0), lambda m, bt: ((m(bt[0]).squeeze(1) - bt[1]) ** 2).sum())
+        local = TensorLocalProblem(
+            model,
+            data,
+            1,
+            robot_generator(0, 0),
+            lambda m, bt: ((m(bt[0]).squeeze(1) - bt[1]) ** 2).sum(),
+        )
         robots.append(registry.build_optimizer(config, local))
     run_rounds(robots, nx.path_graph(2), 1)
     assert robots[0].rho == pytest.approx(1.0)
@@ -123,14 +164,19 @@ def test_dinno_round_by_hand() -> None:
 
 def test_dsgd_round_by_hand_and_alpha_decay() -> None:
     """Path 0-1: degrees 1, 1 -> W = [[1/2, 1/2], [1/2, 1/2]]; the gradient is taken at the mixed point."""
-    config = {"alg_name": "dsgd", "alpha0": 0.1, "mu": 0.5, "outer_iterations": 10}
+    config = {'alg_name': 'dsgd', 'alpha0': 0.1, 'mu': 0.5, 'outer_iterations': 10}
     robots = []
     for w, b in ((1.0, 0.0), (3.0, 4.0)):
         model = torch.nn.Linear(1, 1, bias=False)
         with torch.no_grad():
             model.weight.fill_(w)
-        local = TensorLocalProblem(model, (torch.tensor([[1.0]]), torch.tensor([b])), 1, robot_generator(0, 0),
-                                   lambda m, bt: ((m(bt[0]).squeeze(1) - bt[1]) ** 2).sum())
+        local = TensorLocalProblem(
+            model,
+            (torch.tensor([[1.0]]), torch.tensor([b])),
+            1,
+            robot_generator(0, 0),
+            lambda m, bt: ((m(bt[0]).squeeze(1) - bt[1]) ** 2).sum(),
+        )
         robots.append(registry.build_optimizer(config, local))
     run_rounds(robots, nx.path_graph(2), 1)
     # mixed w = 2; grads 2*(2-0)=4 and 2*(2-4)=-4
@@ -145,7 +191,9 @@ def test_isolated_robot_takes_local_steps() -> None:
     a, b = data[0]
     x_local = torch.linalg.lstsq(a, b.unsqueeze(1)).solution.squeeze(1)
     for name, (config, _, _) in CASES.items():
-        config = {**config, "mu": 0.0} if name == "dsgd" else config  # constant step: full-batch GD
+        config = (
+            {**config, 'mu': 0.0} if name == 'dsgd' else config
+        )  # constant step: full-batch GD
         robot = lsq_robots(config, data[:1])[0]
         for k in range(300):
             robot.outgoing()
@@ -154,12 +202,12 @@ def test_isolated_robot_takes_local_steps() -> None:
 
 
 def test_dsgt_sends_params_and_tracker() -> None:
-    robots = lsq_robots(CASES["dsgt"][0], lsq_data())
-    assert set(robots[0].outgoing()) == {"params", "tracker"}
-    assert set(lsq_robots(CASES["dinno"][0], lsq_data())[0].outgoing()) == {"params"}
+    robots = lsq_robots(CASES['dsgt'][0], lsq_data())
+    assert set(robots[0].outgoing()) == {'params', 'tracker'}
+    assert set(lsq_robots(CASES['dinno'][0], lsq_data())[0].outgoing()) == {'params'}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize('name', sorted(CASES))
 def test_same_seed_gives_identical_vectors(name: str) -> None:
     """Stochastic minibatches (4 of 12 samples) drawn from per-robot generators: same seed -> same bits."""
     config = CASES[name][0]
@@ -173,11 +221,13 @@ def test_same_seed_gives_identical_vectors(name: str) -> None:
 
 
 def test_outgoing_is_a_copy_and_external_writes_are_seen() -> None:
-    robot = lsq_robots(CASES["dinno"][0], lsq_data())[0]
-    sent = robot.outgoing()["params"]
+    robot = lsq_robots(CASES['dinno'][0], lsq_data())[0]
+    sent = robot.outgoing()['params']
     sent.add_(1.0)
     assert torch.count_nonzero(robot.params) == 0
-    torch.nn.utils.vector_to_parameters(torch.ones(DIM), robot.problem.model.parameters())  # replaces storage
+    torch.nn.utils.vector_to_parameters(
+        torch.ones(DIM), robot.problem.model.parameters()
+    )  # replaces storage
     assert torch.equal(robot.params, torch.ones(DIM))
     robot.step(0, {})
     assert torch.equal(robot.params, robot.problem.model.weight.detach().reshape(-1))
@@ -185,15 +235,31 @@ def test_outgoing_is_a_copy_and_external_writes_are_seen() -> None:
 
 def test_registry_errors_name_key_and_allowed_values() -> None:
     cases = [
-        ({"alg_name": "adam"}, "optimizer_config.alg_name", "dinno, dsgd, dsgt"),
-        ({"rho_init": 1.0}, "optimizer_config.alg_name", "dinno, dsgd, dsgt"),
-        ({"alg_name": "dinno", "primal_optimizer": "rmsprop"}, "optimizer_config.primal_optimizer", "adam, adamw, sgd"),
-        ({"alg_name": "dinno", "lr_decay_type": "cosine"}, "optimizer_config.lr_decay_type", "constant, linear, log"),
-        ({"alg_name": "dinno", "rho_init": "big"}, "optimizer_config.rho_init", "number"),
-        ({"alg_name": "dinno", "primal_iterations": 0}, "optimizer_config.primal_iterations", ">= 1"),
-        ({"alg_name": "dinno", "rho": 1.0}, "optimizer_config.rho", "rho_init"),
-        ({"alg_name": "dsgd", "alpha0": 0.0}, "optimizer_config.alpha0", "> 0"),
-        ({"alg_name": "dsgt", "init_grads": "yes"}, "optimizer_config.init_grads", "true or false"),
+        ({'alg_name': 'adam'}, 'optimizer_config.alg_name', 'dinno, dsgd, dsgt'),
+        ({'rho_init': 1.0}, 'optimizer_config.alg_name', 'dinno, dsgd, dsgt'),
+        (
+            {'alg_name': 'dinno', 'primal_optimizer': 'rmsprop'},
+            'optimizer_config.primal_optimizer',
+            'adam, adamw, sgd',
+        ),
+        (
+            {'alg_name': 'dinno', 'lr_decay_type': 'cosine'},
+            'optimizer_config.lr_decay_type',
+            'constant, linear, log',
+        ),
+        ({'alg_name': 'dinno', 'rho_init': 'big'}, 'optimizer_config.rho_init', 'number'),
+        (
+            {'alg_name': 'dinno', 'primal_iterations': 0},
+            'optimizer_config.primal_iterations',
+            '>= 1',
+        ),
+        ({'alg_name': 'dinno', 'rho': 1.0}, 'optimizer_config.rho', 'rho_init'),
+        ({'alg_name': 'dsgd', 'alpha0': 0.0}, 'optimizer_config.alpha0', '> 0'),
+        (
+            {'alg_name': 'dsgt', 'init_grads': 'yes'},
+            'optimizer_config.init_grads',
+            'true or false',
+        ),
     ]
     for config, key, allowed in cases:
         with pytest.raises(ValueError) as info:
@@ -203,27 +269,45 @@ def test_registry_errors_name_key_and_allowed_values() -> None:
 
 def test_registry_accepts_seed_keys_and_rejects_bad_registrations() -> None:
     cls, cfg = registry.parse_optimizer_config(
-        {"alg_name": "dinno", "rho_init": 0.5, "rho_scaling": 1.0003, "outer_iterations": 2000,
-         "primal_iterations": 2, "primal_optimizer": "adam", "persistant_primal_opt": False,
-         "lr_decay_type": "log", "primal_lr_start": 0.005, "primal_lr_finish": "5e-4", "profile": False})
-    assert cls.name == "dinno" and cfg.primal_lr_finish == pytest.approx(5e-4)
+        {
+            'alg_name': 'dinno',
+            'rho_init': 0.5,
+            'rho_scaling': 1.0003,
+            'outer_iterations': 2000,
+            'primal_iterations': 2,
+            'primal_optimizer': 'adam',
+            'persistant_primal_opt': False,
+            'lr_decay_type': 'log',
+            'primal_lr_start': 0.005,
+            'primal_lr_finish': '5e-4',
+            'profile': False,
+        }
+    )
+    assert cls.name == 'dinno' and cfg.primal_lr_finish == pytest.approx(5e-4)
     assert cfg.lr(0) == pytest.approx(0.005) and cfg.lr(1999) == pytest.approx(0.0005)
     assert cfg.lr(999) == pytest.approx(0.005 * 0.1 ** (999 / 1999))
-    _, seed_cfg = registry.parse_optimizer_config({"alg_name": "dinno", "primal_lr": 0.001})
+    _, seed_cfg = registry.parse_optimizer_config({'alg_name': 'dinno', 'primal_lr': 0.001})
     assert seed_cfg.lr(0) == seed_cfg.lr(500) == pytest.approx(0.001)
-    with pytest.raises(ValueError, match="already registered"):
-        registry.register_optimizer("dinno")(registry.parse_optimizer_config({"alg_name": "dinno"})[0])
-    with pytest.raises(ValueError, match="not a subclass"):
-        registry.register_optimizer("mine")(dict)
+    with pytest.raises(ValueError, match='already registered'):
+        registry.register_optimizer('dinno')(
+            registry.parse_optimizer_config({'alg_name': 'dinno'})[0]
+        )
+    with pytest.raises(ValueError, match='not a subclass'):
+        registry.register_optimizer('mine')(dict)
 
 
 def test_persistent_primal_optimizer_keeps_its_moments() -> None:
-    base = {"alg_name": "dinno", "primal_iterations": 1, "primal_optimizer": "adam", "primal_lr": 0.01}
-    robot = lsq_robots({**base, "persistant_primal_opt": True}, lsq_data())[0]
+    base = {
+        'alg_name': 'dinno',
+        'primal_iterations': 1,
+        'primal_optimizer': 'adam',
+        'primal_lr': 0.01,
+    }
+    robot = lsq_robots({**base, 'persistant_primal_opt': True}, lsq_data())[0]
     robot.step(0, {})
     opt = robot._opt
     robot.step(1, {})
-    assert robot._opt is opt and opt.state[robot.params]["step"] == 2
+    assert robot._opt is opt and opt.state[robot.params]['step'] == 2
     fresh = lsq_robots(base, lsq_data())[0]
     fresh.step(0, {})
     first = fresh._opt
@@ -231,19 +315,21 @@ def test_persistent_primal_optimizer_keeps_its_moments() -> None:
     assert fresh._opt is not first
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA device')
+@pytest.mark.parametrize('name', sorted(CASES))
 def test_cuda_matches_cpu(name: str) -> None:
     """The same rounds on CUDA (data, model, messages on the device) agree with the CPU path."""
     config = CASES[name][0]
     results = []
-    for device in ("cpu", "cuda"):
+    for device in ('cpu', 'cuda'):
         robots = []
         for i, (a, b) in enumerate(lsq_data()):
             model = torch.nn.Linear(DIM, 1, bias=False).to(device)
             with torch.no_grad():
                 model.weight.zero_()
-            local = TensorLocalProblem(model, (a.to(device), b.to(device)), 4, robot_generator(0, i), squared_error)
+            local = TensorLocalProblem(
+                model, (a.to(device), b.to(device)), 4, robot_generator(0, i), squared_error
+            )
             robots.append(registry.build_optimizer(config, local))
         run_rounds(robots, nx.cycle_graph(NODES), 50)
         assert robots[0].params.device.type == device

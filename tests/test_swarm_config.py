@@ -2,68 +2,90 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
-import yaml
 
 from conftest import CONFIGS
 from dinno_ros.core.swarm.plan import plan_swarm
+import pytest
+import yaml
 
-BASE = yaml.safe_load((CONFIGS / "tiny_swarm.yaml").read_text())
+BASE = yaml.safe_load((CONFIGS / 'tiny_swarm.yaml').read_text())
 
 
 def write(tmp_path: Path, edit) -> Path:
     data = yaml.safe_load(yaml.safe_dump(BASE))
     edit(data)
-    path = tmp_path / "swarm.yaml"
+    path = tmp_path / 'swarm.yaml'
     path.write_text(yaml.safe_dump(data))
     return path
 
 
 CASES = {
-    "unknown key": (lambda d: d["experiment"]["lidar"].update(bogus=3), "experiment.lidar.bogus"),
-    "unknown swarm key": (lambda d: d["swarm"].update(robots_per_host=2), "swarm.robots_per_host"),
-    "zero robots": (lambda d: d["experiment"]["graph"].update(num_nodes=0), "experiment.graph.num_nodes"),
-    "missing map file": (lambda d: d["experiment"].update(map={"path": "no_such_map.yaml"}), "experiment.map.path"),
-    "wrong type": (lambda d: d["experiment"]["routes"].update(speed="fast"), "experiment.routes.speed"),
-    "wrong swarm type": (lambda d: d["swarm"].update(round_timeout="soon"), "swarm.round_timeout"),
-    "unknown optimizer": (lambda d: d["problem_configs"]["average"]["optimizer_config"].update(alg_name="adamm"),
-                          "problem_configs.average.optimizer_config.alg_name"),
+    'unknown key': (lambda d: d['experiment']['lidar'].update(bogus=3), 'experiment.lidar.bogus'),
+    'unknown swarm key': (lambda d: d['swarm'].update(robots_per_host=2), 'swarm.robots_per_host'),
+    'zero robots': (
+        lambda d: d['experiment']['graph'].update(num_nodes=0),
+        'experiment.graph.num_nodes',
+    ),
+    'missing map file': (
+        lambda d: d['experiment'].update(map={'path': 'no_such_map.yaml'}),
+        'experiment.map.path',
+    ),
+    'wrong type': (
+        lambda d: d['experiment']['routes'].update(speed='fast'),
+        'experiment.routes.speed',
+    ),
+    'wrong swarm type': (lambda d: d['swarm'].update(round_timeout='soon'), 'swarm.round_timeout'),
+    'unknown optimizer': (
+        lambda d: d['problem_configs']['average']['optimizer_config'].update(alg_name='adamm'),
+        'problem_configs.average.optimizer_config.alg_name',
+    ),
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize('case', list(CASES))
 def test_bad_config_names_the_key(tmp_path, case):
     edit, key = CASES[case]
-    with pytest.raises((ValueError, FileNotFoundError), match=key.replace(".", r"\.")):
+    with pytest.raises((ValueError, FileNotFoundError), match=key.replace('.', r'\.')):
         plan_swarm(write(tmp_path, edit))
 
 
 def test_bad_overrides_name_the_option():
-    with pytest.raises(ValueError, match="--num-robots"):
-        plan_swarm(CONFIGS / "tiny_swarm.yaml", num_robots=0)
-    with pytest.raises(ValueError, match="--robots"):
-        plan_swarm(CONFIGS / "tiny_swarm.yaml", robots=[0, 7])
+    with pytest.raises(ValueError, match='--num-robots'):
+        plan_swarm(CONFIGS / 'tiny_swarm.yaml', num_robots=0)
+    with pytest.raises(ValueError, match='--robots'):
+        plan_swarm(CONFIGS / 'tiny_swarm.yaml', robots=[0, 7])
 
 
 def test_runner_fails_before_any_node_starts(tmp_path, ros_env):
-    bad = write(tmp_path, CASES["missing map file"][0])
-    proc = subprocess.run([sys.executable, "-m", "dinno_ros.swarm", str(bad)], env=ros_env,
-                          capture_output=True, text=True, timeout=120)
+    bad = write(tmp_path, CASES['missing map file'][0])
+    proc = subprocess.run(
+        [sys.executable, '-m', 'dinno_ros.swarm', str(bad)],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
-    assert "experiment.map.path" in proc.stderr
-    assert "[robot_" not in proc.stdout + proc.stderr and "[monitor]" not in proc.stdout + proc.stderr
+    assert 'experiment.map.path' in proc.stderr
+    assert (
+        '[robot_' not in proc.stdout + proc.stderr and '[monitor]' not in proc.stdout + proc.stderr
+    )
 
 
 def test_plan_lists_robots_and_monitor():
-    plan = plan_swarm(CONFIGS / "tiny_swarm.yaml", num_robots=4, rounds=7, robots=[1, 3])
+    plan = plan_swarm(CONFIGS / 'tiny_swarm.yaml', num_robots=4, rounds=7, robots=[1, 3])
     labels = [n.label for n in plan.nodes]
-    assert labels == ["robot_1/robot", "robot_3/robot", "monitor"]
+    assert labels == ['robot_1/robot', 'robot_3/robot', 'monitor']
     robot = plan.nodes[0]
-    assert robot.parameters == {"config": str(plan.spec.path), "num_robots": 4, "rounds": 7, "robot_id": 1,
-                                "wait_for_monitor": True}
-    assert robot.ros_args()[:5] == ["--ros-args", "-r", "__node:=robot", "-r", "__ns:=/robot_1"]
+    assert robot.parameters == {
+        'config': str(plan.spec.path),
+        'num_robots': 4,
+        'rounds': 7,
+        'robot_id': 1,
+        'wait_for_monitor': True,
+    }
+    assert robot.ros_args()[:5] == ['--ros-args', '-r', '__node:=robot', '-r', '__ns:=/robot_1']
     assert plan.spec.rounds == 7 and plan.spec.num_robots == 4

@@ -4,53 +4,73 @@ the equivalence with the offline runner, and a robot killed mid-run."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
+from conftest import CONFIGS, REPO
 import pytest
 import torch
 import yaml
 
-from conftest import CONFIGS, REPO
-
-rclpy = pytest.importorskip("rclpy")
+rclpy = pytest.importorskip('rclpy')
 
 from dinno_ros.core.learning.experiment import run_pair  # noqa: E402
 from dinno_ros.core.swarm.spec import load_swarm  # noqa: E402
 from dinno_ros.tools.rviz_config import expected_topics  # noqa: E402
 
-CONSENSUS = re.compile(r"\[monitor\].*round (\d+): consensus ([0-9.e+-]+) - ([0-9.e+-]+)")
-VAL = re.compile(r"\[monitor\].*round (\d+): consensus .* \| val loss ([0-9.e+-]+)")
+CONSENSUS = re.compile(r'\[monitor\].*round (\d+): consensus ([0-9.e+-]+) - ([0-9.e+-]+)')
+VAL = re.compile(r'\[monitor\].*round (\d+): consensus .* \| val loss ([0-9.e+-]+)')
 
 
 def swarm_config(tmp_path: Path, rounds: int, graph: dict, **swarm) -> Path:
     """tiny_swarm.yaml with a DiNNO pair, written into tmp_path (results go there too)."""
-    data = yaml.safe_load((CONFIGS / "tiny_swarm.yaml").read_text())
-    data["experiment"]["graph"] = {"num_nodes": 3, **graph}
-    data["swarm"].update(pair="dinno", **swarm)
-    data["swarm"]["monitor"].update(evaluate_frequency=0, results_dir=str(tmp_path / "results"))
-    data["problem_configs"]["dinno"] = {
-        "problem_name": "dinno", "train_batch_size": 256, "val_batch_size": 4096, "evaluate_frequency": 5,
-        "metrics": ["forward_pass_count", "validation_loss", "consensus_error"],
-        "optimizer_config": {"alg_name": "dinno", "outer_iterations": rounds, "rho_init": 0.3,
-                             "rho_scaling": 1.0004, "primal_iterations": 3, "primal_optimizer": "adam",
-                             "primal_lr_start": 0.01, "primal_lr_finish": 0.002, "lr_decay_type": "log"},
+    data = yaml.safe_load((CONFIGS / 'tiny_swarm.yaml').read_text())
+    data['experiment']['graph'] = {'num_nodes': 3, **graph}
+    data['swarm'].update(pair='dinno', **swarm)
+    data['swarm']['monitor'].update(evaluate_frequency=0, results_dir=str(tmp_path / 'results'))
+    data['problem_configs']['dinno'] = {
+        'problem_name': 'dinno',
+        'train_batch_size': 256,
+        'val_batch_size': 4096,
+        'evaluate_frequency': 5,
+        'metrics': ['forward_pass_count', 'validation_loss', 'consensus_error'],
+        'optimizer_config': {
+            'alg_name': 'dinno',
+            'outer_iterations': rounds,
+            'rho_init': 0.3,
+            'rho_scaling': 1.0004,
+            'primal_iterations': 3,
+            'primal_optimizer': 'adam',
+            'primal_lr_start': 0.01,
+            'primal_lr_finish': 0.002,
+            'lr_decay_type': 'log',
+        },
     }
-    path = tmp_path / "swarm.yaml"
+    path = tmp_path / 'swarm.yaml'
     path.write_text(yaml.safe_dump(data))
     return path
 
 
-def start_swarm(config: Path, env: dict, cwd: Path, *args: str) -> tuple[subprocess.Popen, list[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "dinno_ros.swarm", str(config), "--timeout", "300", *args],
-                            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def start_swarm(
+    config: Path, env: dict, cwd: Path, *args: str
+) -> tuple[subprocess.Popen, list[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'dinno_ros.swarm', str(config), '--timeout', '300', *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    threading.Thread(
+        target=lambda: lines.extend(iter(proc.stdout.readline, '')), daemon=True
+    ).start()
     return proc, lines
 
 
@@ -58,7 +78,7 @@ def live_topics(domain_id: int, until, timeout: float) -> dict[str, set[str]]:
     """Topic -> types seen on the ROS graph while ``until()`` is false (polling, union of everything seen)."""
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)
-    node = rclpy.create_node("graph_probe", context=context)
+    node = rclpy.create_node('graph_probe', context=context)
     seen: dict[str, set[str]] = {}
     deadline = time.monotonic() + timeout
     try:
@@ -73,24 +93,27 @@ def live_topics(domain_id: int, until, timeout: float) -> dict[str, set[str]]:
 
 
 def results_file(tmp_path: Path, name: str) -> Path:
-    files = sorted((tmp_path / "results").glob(f"*/{name}_results.pt"))
-    assert files, f"no results under {tmp_path / 'results'}"
+    files = sorted((tmp_path / 'results').glob(f'*/{name}_results.pt'))
+    assert files, f'no results under {tmp_path / "results"}'
     return files[-1]
 
 
 def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
-    config = swarm_config(tmp_path, rounds=30, graph={"type": "disk", "comm_radius": 6.0})
+    config = swarm_config(tmp_path, rounds=30, graph={'type': 'disk', 'comm_radius': 6.0})
     proc, lines = start_swarm(config, ros_env, tmp_path)
-    seen = live_topics(int(ros_env["ROS_DOMAIN_ID"]), lambda: proc.poll() is not None, timeout=300)
+    seen = live_topics(int(ros_env['ROS_DOMAIN_ID']), lambda: proc.poll() is not None, timeout=300)
     proc.wait(timeout=60)
-    out = "".join(lines)
+    out = ''.join(lines)
     assert proc.returncode == 0, out[-4000:]
 
-    rviz = yaml.safe_load((REPO / "rviz" / "swarm.rviz").read_text())
-    wanted = {t: ty for t, ty in expected_topics(rviz).items()
-              if not (m := re.match(r"/robot_(\d+)/", t)) or int(m[1]) < 3}
+    rviz = yaml.safe_load((REPO / 'rviz' / 'swarm.rviz').read_text())
+    wanted = {
+        t: ty
+        for t, ty in expected_topics(rviz).items()
+        if not (m := re.match(r'/robot_(\d+)/', t)) or int(m[1]) < 3
+    }
     for topic, msg_type in wanted.items():
-        assert topic in seen, f"{topic} never appeared; live topics: {sorted(seen)}"
+        assert topic in seen, f'{topic} never appeared; live topics: {sorted(seen)}'
         assert msg_type in seen[topic], (topic, seen[topic])
 
     consensus = {int(m[1]): float(m[3]) for m in CONSENSUS.finditer(out)}
@@ -99,62 +122,64 @@ def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
     val = [float(m[2]) for m in VAL.finditer(out)]
     assert len(val) == 6 and val[-1] < val[0], val
 
-    results = torch.load(results_file(tmp_path, "dinno"), weights_only=True)
-    assert results["evaluation_rounds"] == [5, 10, 15, 20, 25, 30]
-    assert len(results["validation_loss"]) == 6 and results["lost_robots"] == []
-    assert list(tmp_path.glob("results/*/validation_loss_consensus.png"))
+    results = torch.load(results_file(tmp_path, 'dinno'), weights_only=True)
+    assert results['evaluation_rounds'] == [5, 10, 15, 20, 25, 30]
+    assert len(results['validation_loss']) == 6 and results['lost_robots'] == []
+    assert list(tmp_path.glob('results/*/validation_loss_consensus.png'))
 
 
 def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env):
     """Same config and seed on CPU, static graph, all messages delivered: same consensus and val loss."""
-    config = swarm_config(tmp_path, rounds=10, graph={"type": "cycle"})
+    config = swarm_config(tmp_path, rounds=10, graph={'type': 'cycle'})
     proc, lines = start_swarm(config, ros_env, tmp_path)
     proc.wait(timeout=320)
-    assert proc.returncode == 0, "".join(lines)[-4000:]
-    ros = torch.load(results_file(tmp_path, "dinno"), weights_only=True)
+    assert proc.returncode == 0, ''.join(lines)[-4000:]
+    ros = torch.load(results_file(tmp_path, 'dinno'), weights_only=True)
 
     spec = load_swarm(config)
     torch.set_num_threads(1)
-    offline, _ = run_pair(spec.experiment, spec.pair_key, "cpu", progress=False)
-    assert ros["evaluation_rounds"] == offline["evaluation_rounds"] == [5, 10]
-    for a, b in zip(ros["validation_loss"], offline["validation_loss"]):
+    offline, _ = run_pair(spec.experiment, spec.pair_key, 'cpu', progress=False)
+    assert ros['evaluation_rounds'] == offline['evaluation_rounds'] == [5, 10]
+    for a, b in zip(ros['validation_loss'], offline['validation_loss']):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a, b)
-    for a, b in zip(ros["consensus_error"], offline["consensus_error"]):
+    for a, b in zip(ros['consensus_error'], offline['consensus_error']):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), (a, b)
-    assert ros["forward_pass_count"] == offline["forward_pass_count"]
+    assert ros['forward_pass_count'] == offline['forward_pass_count']
 
 
 def robot_pid(config: Path, robot: int) -> int | None:
-    for pid in os.listdir("/proc"):
+    for pid in os.listdir('/proc'):
         if not pid.isdigit():
             continue
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cmd = Path(f'/proc/{pid}/cmdline').read_bytes().split(b'\0')
         except OSError:
             continue
-        if f"__ns:=/robot_{robot}".encode() in cmd and f"config:={config}".encode() in cmd:
+        if f'__ns:=/robot_{robot}'.encode() in cmd and f'config:={config}'.encode() in cmd:
             return int(pid)
     return None
 
 
 def test_killed_robot_does_not_stall_the_swarm(tmp_path, ros_env):
-    config = swarm_config(tmp_path, rounds=40, graph={"type": "complete"}, round_timeout=4.0)
+    config = swarm_config(tmp_path, rounds=40, graph={'type': 'complete'}, round_timeout=4.0)
     data = yaml.safe_load(config.read_text())
-    data["swarm"]["monitor"]["lost_after"] = 8.0
+    data['swarm']['monitor']['lost_after'] = 8.0
     config.write_text(yaml.safe_dump(data))
     proc, lines = start_swarm(config, ros_env, tmp_path)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not any(re.search(r"\[monitor\].*round 5: consensus", l) for l in lines):
+    while time.monotonic() < deadline and not any(
+        re.search(r'\[monitor\].*round 5: consensus', l) for l in lines
+    ):
         time.sleep(0.2)
     pid = robot_pid(config, 2)
-    assert pid is not None, "".join(lines)[-3000:]
+    assert pid is not None, ''.join(lines)[-3000:]
     os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=300)
-    out = "".join(lines)
-    assert "[robot_0/robot]" in out and out.count("finished 40 rounds") == 2, out[-4000:]
-    assert re.search(r"\[monitor\].*robot_2 lost", out), out[-4000:]
-    assert re.search(r"\[monitor\].*round 40: consensus", out), out[-4000:]
-    assert "robot_2/robot (exit -9)" in out  # the runner says which node failed ...
+    out = ''.join(lines)
+    assert '[robot_0/robot]' in out and out.count('finished 40 rounds') == 2, out[-4000:]
+    assert re.search(r'\[monitor\].*robot_2 lost', out), out[-4000:]
+    assert re.search(r'\[monitor\].*round 40: consensus', out), out[-4000:]
+    assert 'robot_2/robot (exit -9)' in out  # the runner says which node failed ...
     assert proc.returncode == 1  # ... and exits non-zero
-    results = torch.load(results_file(tmp_path, "dinno"), weights_only=True)
-    assert results["lost_robots"] == [2]
+    results = torch.load(results_file(tmp_path, 'dinno'), weights_only=True)
+    assert results['lost_robots'] == [2]

@@ -6,15 +6,22 @@ import re
 import subprocess
 import sys
 
-
 from conftest import CONFIGS
 
-CONSENSUS = re.compile(r"\[monitor\].*round (\d+): consensus ([0-9.e+-]+) - ([0-9.e+-]+)")
+CONSENSUS = re.compile(r'\[monitor\].*round (\d+): consensus ([0-9.e+-]+) - ([0-9.e+-]+)')
 
 
-def run_swarm(args: list[str], env: dict, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dinno_ros.swarm", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+def run_swarm(
+    args: list[str], env: dict, cwd, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, '-m', 'dinno_ros.swarm', *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def consensus_by_round(output: str) -> dict[int, float]:
@@ -23,7 +30,7 @@ def consensus_by_round(output: str) -> dict[int, float]:
 
 def test_three_robots_average_to_consensus(tmp_path, ros_env):
     """Robots start from different weights and (almost) only average: the consensus error must collapse."""
-    proc = run_swarm([str(CONFIGS / "tiny_swarm.yaml"), "--timeout", "240"], ros_env, tmp_path)
+    proc = run_swarm([str(CONFIGS / 'tiny_swarm.yaml'), '--timeout', '240'], ros_env, tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     rounds = consensus_by_round(out)
@@ -31,5 +38,5 @@ def test_three_robots_average_to_consensus(tmp_path, ros_env):
     assert rounds[0] > 1e-3
     assert rounds[12] < 1e-3 * rounds[0], rounds
     for i in range(3):
-        assert f"[robot_{i}/robot]" in out and "finished 12 rounds" in out
-    assert "all 4 nodes exited 0" in out
+        assert f'[robot_{i}/robot]' in out and 'finished 12 rounds' in out
+    assert 'all 4 nodes exited 0' in out

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from dinno_ros.core.wire import (
+    pack_tensors,
+    pack_vector,
+    PackedTensors,
+    TensorLayout,
+    unpack_tensors,
+    unpack_vector,
+    WireError,
+)
 import numpy as np
 import pytest
 import torch
 
-from dinno_ros.core.wire import PackedTensors, TensorLayout, WireError, pack_tensors, pack_vector, unpack_tensors, unpack_vector
-
-codec = pytest.importorskip("dinno_ros.ros.codec", reason="dinno_msgs not built (run make setup)")
+codec = pytest.importorskip('dinno_ros.ros.codec', reason='dinno_msgs not built (run make setup)')
 
 
 def million_parameter_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(1000, 900), torch.nn.ReLU(), torch.nn.Linear(900, 110))
+    return torch.nn.Sequential(
+        torch.nn.Linear(1000, 900), torch.nn.ReLU(), torch.nn.Linear(900, 110)
+    )
 
 
 def test_weights_message_round_trip_of_a_1m_parameter_model():
@@ -22,14 +31,14 @@ def test_weights_message_round_trip_of_a_1m_parameter_model():
     vec = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
     assert layout.numel == vec.numel() >= 1_000_000
 
-    msg = codec.weights_msg(vec, layout, sender=3, round_k=17, degree=2, kind="params")
-    assert (msg.sender, msg.round, msg.degree, msg.vector) == (3, 17, 2, "params")
+    msg = codec.weights_msg(vec, layout, sender=3, round_k=17, degree=2, kind='params')
+    assert (msg.sender, msg.round, msg.degree, msg.vector) == (3, 17, 2, 'params')
     back = codec.vector_of(msg, layout)
 
     assert back.numpy().tobytes() == vec.numpy().tobytes()  # bytes identical
     parsed = codec.packed_of(msg).layout()
     assert parsed == layout  # names, dtypes and shapes preserved
-    assert parsed.names == ("0.weight", "0.bias", "2.weight", "2.bias")
+    assert parsed.names == ('0.weight', '0.bias', '2.weight', '2.bias')
     assert parsed.shapes == ((900, 1000), (900,), (110, 900), (110,))
     named = unpack_tensors(codec.packed_of(msg), layout)
     for (name, p), got in zip(model.named_parameters(), named.values()):
@@ -37,28 +46,31 @@ def test_weights_message_round_trip_of_a_1m_parameter_model():
 
 
 def test_mixed_dtypes_round_trip():
-    tensors = {"a": np.arange(6, dtype=np.float64).reshape(2, 3), "b": np.array([1, -2], dtype=np.int64),
-               "c": np.ones((2, 2, 2), dtype=np.float16)}
+    tensors = {
+        'a': np.arange(6, dtype=np.float64).reshape(2, 3),
+        'b': np.array([1, -2], dtype=np.int64),
+        'c': np.ones((2, 2, 2), dtype=np.float16),
+    }
     out = unpack_tensors(pack_tensors(tensors))
-    assert list(out) == ["a", "b", "c"]
+    assert list(out) == ['a', 'b', 'c']
     for k, v in tensors.items():
         assert out[k].dtype == v.dtype and out[k].shape == v.shape and np.array_equal(out[k], v)
 
 
 def _good() -> tuple[PackedTensors, TensorLayout]:
-    layout = TensorLayout(("w", "b"), ("float32", "float32"), ((2, 3), (3,)))
+    layout = TensorLayout(('w', 'b'), ('float32', 'float32'), ((2, 3), (3,)))
     return pack_vector(torch.arange(9, dtype=torch.float32), layout), layout
 
 
 @pytest.mark.parametrize(
-    "corrupt, message",
+    'corrupt, message',
     [
-        (lambda p: setattr(p, "data", p.data[:-4]), "bytes"),
-        (lambda p: p.dtypes.__setitem__(0, "complex1024"), "unknown dtype"),
-        (lambda p: p.shapes.__setitem__(0, 3), "shape"),
-        (lambda p: p.ndims.__setitem__(1, 2), "ndims"),
-        (lambda p: p.names.__setitem__(1, "bias"), "names"),
-        (lambda p: setattr(p, "data", np.full(9, np.nan, np.float32).tobytes()), "non-finite"),
+        (lambda p: setattr(p, 'data', p.data[:-4]), 'bytes'),
+        (lambda p: p.dtypes.__setitem__(0, 'complex1024'), 'unknown dtype'),
+        (lambda p: p.shapes.__setitem__(0, 3), 'shape'),
+        (lambda p: p.ndims.__setitem__(1, 2), 'ndims'),
+        (lambda p: p.names.__setitem__(1, 'bias'), 'names'),
+        (lambda p: setattr(p, 'data', np.full(9, np.nan, np.float32).tobytes()), 'non-finite'),
     ],
 )
 def test_malformed_vectors_are_rejected(corrupt, message):

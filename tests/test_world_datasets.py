@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dinno_ros.core.world.datasets import (
+    map_quality,
+    occupancy_grid_truth,
+    OnlineScanDataset,
+    SeenMask,
+    validation_scans,
+)
+from dinno_ros.core.world.grid import GridMap
+from dinno_ros.core.world.lidar import Lidar, LidarConfig
 import numpy as np
 import pytest
 import torch
-
-from dinno_ros.core.world.datasets import (OnlineScanDataset, SeenMask, map_quality, occupancy_grid_truth,
-                                           validation_scans)
-from dinno_ros.core.world.grid import GridMap
-from dinno_ros.core.world.lidar import Lidar, LidarConfig
 
 
 def small_grid() -> GridMap:
@@ -28,7 +32,7 @@ def fake_scan(k: int, m: int = 6) -> tuple[np.ndarray, np.ndarray]:
 def test_window_keeps_the_last_scans_without_reallocating():
     ds = OnlineScanDataset(window=3)
     assert len(ds) == 0
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match='empty'):
         ds.sample(4, torch.Generator().manual_seed(0))
     ds.add(*fake_scan(0))
     buf = ds._x
@@ -42,7 +46,7 @@ def test_window_keeps_the_last_scans_without_reallocating():
     assert xb.shape == (500, 2) and yb.shape == (500,) and xb.dtype == torch.float32
     assert set(np.unique(xb[:, 0].numpy())) == {2.0, 3.0, 4.0}
     np.testing.assert_array_equal(yb.numpy(), xb[:, 0].numpy() % 2)
-    with pytest.raises(ValueError, match="6 samples"):
+    with pytest.raises(ValueError, match='6 samples'):
         ds.add(*fake_scan(9, m=5))
 
 
@@ -66,7 +70,7 @@ def test_sampling_is_deterministic_for_seeded_generators():
     for u, v in ((a, b), (c, d)):
         torch.testing.assert_close(u[0], v[0])
         torch.testing.assert_close(u[1], v[1])
-    with pytest.raises(ValueError, match="generator"):
+    with pytest.raises(ValueError, match='generator'):
         ds.sample(4, 3)
 
 
@@ -94,12 +98,12 @@ def test_truth_grid_and_map_quality():
     np.testing.assert_allclose(pts[0], [2.5 - 60, 2.5 - 40])
     assert truth[0, 0] and not truth[5, 5]
     perfect = map_quality(truth.astype(float), truth)
-    assert perfect["accuracy"] == 1.0 and perfect["iou"] == 1.0
+    assert perfect['accuracy'] == 1.0 and perfect['iou'] == 1.0
     empty = map_quality(np.zeros(truth.shape), truth)
-    assert empty["iou"] == 0.0 and 0 < empty["accuracy"] < 1
+    assert empty['iou'] == 0.0 and 0 < empty['accuracy'] < 1
     seen = np.zeros(truth.shape, dtype=bool)
     seen[5:10, 5:10] = True  # free only: a map of all zeros is perfect there
-    assert map_quality(torch.zeros(600), truth, seen)["accuracy"] == 1.0
+    assert map_quality(torch.zeros(600), truth, seen)['accuracy'] == 1.0
 
 
 def test_seen_mask_covers_the_visible_room_only():
@@ -115,4 +119,4 @@ def test_seen_mask_covers_the_visible_room_only():
     assert not mask[1:6, 17:29].any()  # the top of the right room is hidden (the door is lower)
     assert mask[12:16, 20:29].any()  # seen through the door
     q = map_quality(truth.astype(float), truth, mask)
-    assert q["accuracy"] == 1.0 and 0 < q["seen_fraction"] < 1
+    assert q['accuracy'] == 1.0 and 0 < q['seen_fraction'] < 1

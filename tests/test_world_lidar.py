@@ -6,14 +6,13 @@ import math
 from pathlib import Path
 
 import cv2
+from dinno_ros.core.world.grid import GridMap
+from dinno_ros.core.world.lidar import beam_directions, Lidar, LidarConfig, random_free_poses
 import numpy as np
 import pytest
 
-from dinno_ros.core.world.grid import GridMap
-from dinno_ros.core.world.lidar import Lidar, LidarConfig, beam_directions, random_free_poses
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-PLAN = DATA / "floorplans" / "dinno_32_walls.png"
+DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
+PLAN = DATA / 'floorplans' / 'dinno_32_walls.png'
 
 
 def synthetic_grid() -> GridMap:
@@ -25,17 +24,21 @@ def synthetic_grid() -> GridMap:
     occ[60, 4:60] = 1  # thin wall
     cv2.line(occ, (100, 20), (150, 100), 1, 3)
     occ[90:100, 20:30] = 1  # a box
-    return GridMap(occ.astype(bool), resolution=0.05, name="synthetic")
+    return GridMap(occ.astype(bool), resolution=0.05, name='synthetic')
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def real_grid() -> GridMap:
     if not PLAN.exists():
-        pytest.skip(f"shared floorplan data absent: {PLAN}")
-    return GridMap(cv2.imread(str(PLAN), cv2.IMREAD_GRAYSCALE) > 127, resolution=0.05, name="dinno_32")
+        pytest.skip(f'shared floorplan data absent: {PLAN}')
+    return GridMap(
+        cv2.imread(str(PLAN), cv2.IMREAD_GRAYSCALE) > 127, resolution=0.05, name='dinno_32'
+    )
 
 
-def dense_reference(grid: GridMap, poses: np.ndarray, angles: np.ndarray, rmax: float, step: float = 0.01):
+def dense_reference(
+    grid: GridMap, poses: np.ndarray, angles: np.ndarray, rmax: float, step: float = 0.01
+):
     """Brute force: step ``step`` px along every ray; the first t in an occupied (or outside) cell."""
     dx, dy = beam_directions(poses, angles)
     ts = np.arange(0.0, rmax + 1e-9, step)
@@ -59,7 +62,7 @@ def crossed_occupied_cells(grid: GridMap, x0, y0, dx, dy, length) -> int:
     c0, c1 = int(math.floor(min(x0, x1))), int(math.floor(max(x0, x1)))
     r0, r1 = int(math.floor(min(y0, y1))), int(math.floor(max(y0, y1)))
     pad = np.pad(grid.occupied, 1, constant_values=True)  # outside counts as occupied
-    rows, cols = np.nonzero(pad[r0 + 1:r1 + 2, c0 + 1:c1 + 2])
+    rows, cols = np.nonzero(pad[r0 + 1 : r1 + 2, c0 + 1 : c1 + 2])
     if rows.size == 0:
         return 0
     cx, cy = (cols + c0).astype(float), (rows + r0).astype(float)
@@ -88,7 +91,9 @@ def check_against_reference(grid: GridMap, num_poses: int, num_beams: int, seed:
     assert both.sum() > 0.5 * hit.size
     assert np.median(err) <= 0.5, np.median(err)
     assert np.percentile(err, 99) <= 1.5, np.percentile(err, 99)
-    assert np.all(ranges[both] <= ref[both] + 1e-9)  # the exact entry is never after the first sample inside
+    assert np.all(
+        ranges[both] <= ref[both] + 1e-9
+    )  # the exact entry is never after the first sample inside
 
 
 def check_no_wall_crossing(grid: GridMap, num_poses: int, num_beams: int, seed: int) -> None:
@@ -99,8 +104,12 @@ def check_no_wall_crossing(grid: GridMap, num_poses: int, num_beams: int, seed: 
     for i in range(num_poses):
         for j in range(num_beams):
             length = scan.ranges[i, j] if scan.hit[i, j] else scan.range_max
-            assert crossed_occupied_cells(grid, poses[i, 0], poses[i, 1], dx[i, j], dy[i, j],
-                                          float(length) - 1e-4) == 0, (i, j)
+            assert (
+                crossed_occupied_cells(
+                    grid, poses[i, 0], poses[i, 1], dx[i, j], dy[i, j], float(length) - 1e-4
+                )
+                == 0
+            ), (i, j)
             if scan.hit[i, j]:  # just past the hit is an occupied cell (or outside)
                 px, py = scan.points[i, j] + 1e-3 * np.array([dx[i, j], dy[i, j]])
                 assert not grid.is_free_pixel(np.array([px, py]))
@@ -132,9 +141,13 @@ def test_axis_aligned_and_diagonal_beams_exact():
     np.testing.assert_allclose(scan.ranges[0], [10.5, 24.5, 29.5, 25.5], atol=1e-9)
     assert scan.hit.all()
     np.testing.assert_allclose(scan.points[0, 2], [40.0, 25.5], atol=1e-5)
-    diag = Lidar(grid, LidarConfig(num_beams=1, fov=0.1, angle_min=math.pi / 4, max_range_px=100.0))
+    diag = Lidar(
+        grid, LidarConfig(num_beams=1, fov=0.1, angle_min=math.pi / 4, max_range_px=100.0)
+    )
     r = diag.scan(np.array([[20.0, 30.0, 0.0]])).ranges[0, 0]  # up-right at 45 degrees
-    assert abs(r - 20.0 * math.sqrt(2)) < 1e-4  # the wall at px=40 (t=20*sqrt2) before the top edge (30*sqrt2)
+    assert (
+        abs(r - 20.0 * math.sqrt(2)) < 1e-4
+    )  # the wall at px=40 (t=20*sqrt2) before the top edge (30*sqrt2)
 
 
 def test_no_hit_is_inf_and_pose_in_wall_is_zero():
@@ -155,7 +168,7 @@ def test_torch_path_equals_numba_path():
         cfg = LidarConfig(num_beams=90)
         poses = random_free_poses(grid, 40, 5)
         a = Lidar(grid, cfg).scan(poses)
-        b = Lidar(grid, cfg, device="cpu", backend="torch").scan(poses)
+        b = Lidar(grid, cfg, device='cpu', backend='torch').scan(poses)
         np.testing.assert_array_equal(a.hit, b.hit)
         np.testing.assert_array_equal(a.ranges, b.ranges)
         np.testing.assert_array_equal(a.points, b.points)
@@ -178,7 +191,7 @@ def test_samples_follow_the_paper():
     for i in range(5):
         for j in range(12):
             end = scan.ranges[i, j] if scan.hit[i, j] else scan.range_max
-            t = (frac ** 2 if scan.hit[i, j] else frac) * end
+            t = (frac**2 if scan.hit[i, j] else frac) * end
             want = np.stack([poses[i, 0] + t * dx[i, j], poses[i, 1] + t * dy[i, j]], axis=1)
             np.testing.assert_allclose(pts[i, j], want, atol=1e-3)
             assert (labels[i, j, :-1] == 0).all()
@@ -212,7 +225,7 @@ def test_config_angles_and_validation():
     for bad in (dict(num_beams=0), dict(fov=7.0), dict(beam_samps=1), dict(range_noise_std=-1.0)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             LidarConfig(**bad)
-    with pytest.raises(ValueError, match="backend"):
-        Lidar(grid, backend="opencl")
-    with pytest.raises(ValueError, match="numba"):
-        Lidar(grid, device="cuda", backend="numba")
+    with pytest.raises(ValueError, match='backend'):
+        Lidar(grid, backend='opencl')
+    with pytest.raises(ValueError, match='numba'):
+        Lidar(grid, device='cuda', backend='numba')

@@ -7,16 +7,31 @@ import math
 from pathlib import Path
 
 import cv2
+from dinno_ros.core.world.grid import GridMap
+from dinno_ros.core.world.planner import (
+    astar,
+    inflate,
+    line_is_free,
+    NoPathError,
+    plan_route,
+    resample,
+    waypoint_cell,
+    world_to_pixel_poses,
+)
+from dinno_ros.core.world.planner import (
+    Path as RoutePath,
+)
+from dinno_ros.core.world.routes import (
+    OVERLAPS,
+    random_free_waypoints,
+    random_route_set,
+    reachable_free,
+)
 import numpy as np
 import pytest
 
-from dinno_ros.core.world.grid import GridMap
-from dinno_ros.core.world.planner import (NoPathError, Path as RoutePath, astar, inflate, line_is_free,
-                                          plan_route, resample, waypoint_cell, world_to_pixel_poses)
-from dinno_ros.core.world.routes import OVERLAPS, random_free_waypoints, random_route_set, reachable_free
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-PLAN = DATA / "floorplans" / "dinno_32_walls.png"
+DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
+PLAN = DATA / 'floorplans' / 'dinno_32_walls.png'
 
 
 def rooms_grid() -> GridMap:
@@ -27,14 +42,16 @@ def rooms_grid() -> GridMap:
     occ[40:60, 60:63] = False  # door, 1 m wide
     occ[70:73, 63:] = True  # closed room at the bottom right
     occ[10:30, 20:40] = True  # a block
-    return GridMap(occ, resolution=0.05, name="rooms")
+    return GridMap(occ, resolution=0.05, name='rooms')
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def real_grid() -> GridMap:
     if not PLAN.exists():
-        pytest.skip(f"shared floorplan data absent: {PLAN}")
-    return GridMap(cv2.imread(str(PLAN), cv2.IMREAD_GRAYSCALE) > 127, resolution=0.05, name="dinno_32")
+        pytest.skip(f'shared floorplan data absent: {PLAN}')
+    return GridMap(
+        cv2.imread(str(PLAN), cv2.IMREAD_GRAYSCALE) > 127, resolution=0.05, name='dinno_32'
+    )
 
 
 def dijkstra_cost(free: np.ndarray, start, goal) -> float:
@@ -64,7 +81,7 @@ def dijkstra_cost(free: np.ndarray, start, goal) -> float:
 
 def path_cost(cells: np.ndarray) -> float:
     d = np.abs(np.diff(cells, axis=0))
-    assert np.all(d.max(axis=1) == 1), "steps must be to 8-neighbours"
+    assert np.all(d.max(axis=1) == 1), 'steps must be to 8-neighbours'
     return float(np.sum(np.where(d.sum(axis=1) == 2, math.sqrt(2), 1.0)))
 
 
@@ -72,10 +89,12 @@ def assert_cells_valid(free: np.ndarray, cells: np.ndarray) -> None:
     assert free[cells[:, 0], cells[:, 1]].all()
     for (r0, c0), (r1, c1) in zip(cells[:-1], cells[1:]):
         if r0 != r1 and c0 != c1:
-            assert free[r0, c1] and free[r1, c0], "corner cut"
+            assert free[r0, c1] and free[r1, c0], 'corner cut'
 
 
-def random_map(rng: np.random.Generator, h: int, w: int, blocked: float, blocky: bool) -> np.ndarray:
+def random_map(
+    rng: np.random.Generator, h: int, w: int, blocked: float, blocky: bool
+) -> np.ndarray:
     """Random free mask: salt-and-pepper obstacles, or blocks of 3x3 cells (walls, corridors, pockets)."""
     if not blocky:
         return rng.random((h, w)) >= blocked
@@ -83,7 +102,7 @@ def random_map(rng: np.random.Generator, h: int, w: int, blocked: float, blocky:
     return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST) > 0
 
 
-@pytest.mark.parametrize("method", ["jps", "astar"])
+@pytest.mark.parametrize('method', ['jps', 'astar'])
 def test_astar_is_optimal_and_never_cuts_corners(method):
     rng = np.random.default_rng(0)
     for trial in range(6):
@@ -112,7 +131,7 @@ def test_jps_matches_reference_astar_on_random_maps():
         a, b = rng.choice(len(rows), 2, replace=False)
         start, goal = (int(rows[a]), int(cols[a])), (int(rows[b]), int(cols[b]))
         try:
-            ref = astar(free, start, goal, method="astar")
+            ref = astar(free, start, goal, method='astar')
         except NoPathError:
             with pytest.raises(NoPathError):
                 astar(free, start, goal)
@@ -135,7 +154,7 @@ def test_jps_matches_reference_astar_on_real_plan(real_grid):
         cells = astar(free, start, goal)
         assert tuple(cells[0]) == start and tuple(cells[-1]) == goal
         assert_cells_valid(free, cells)
-        ref = astar(free, start, goal, method="astar")
+        ref = astar(free, start, goal, method='astar')
         assert path_cost(cells) == pytest.approx(path_cost(ref), abs=1e-9)
 
 
@@ -153,8 +172,8 @@ def test_jps_reused_buffers_do_not_leak_between_queries():
         with pytest.raises(NoPathError):
             astar(walled & (np.arange(30)[:, None] < 20), (0, 0), (0, 29))
     np.testing.assert_array_equal(astar(open_, (3, 4), (3, 4)), [[3, 4]])
-    with pytest.raises(ValueError, match="method"):
-        astar(open_, (0, 0), (1, 1), method="dijkstra")
+    with pytest.raises(ValueError, match='method'):
+        astar(open_, (0, 0), (1, 1), method='dijkstra')
 
 
 def test_astar_diagonal_squeeze_is_blocked():
@@ -162,11 +181,13 @@ def test_astar_diagonal_squeeze_is_blocked():
     free[:, 2] = False
     free[2, 2] = True
     free[1, 1] = free[3, 3] = True
-    free[2, 1] = False  # the only way through (2,2) from the left is diagonal from (1,1): a corner cut
+    free[2, 1] = (
+        False  # the only way through (2,2) from the left is diagonal from (1,1): a corner cut
+    )
     free[2, 3] = False
-    with pytest.raises(NoPathError, match="no path"):
+    with pytest.raises(NoPathError, match='no path'):
         astar(free, (2, 0), (2, 4))
-    with pytest.raises(ValueError, match="start"):
+    with pytest.raises(ValueError, match='start'):
         astar(free, (0, 2), (2, 4))
 
 
@@ -185,7 +206,7 @@ def check_route(grid: GridMap, waypoints, radius: float) -> RoutePath:
     free = inflate(grid, radius)
     rc = np.floor(grid.world_to_pixel(path.xy)[:, ::-1]).astype(np.int64)
     for a, b in zip(rc[:-1], rc[1:]):
-        assert line_is_free(free, a[0], a[1], b[0], b[1]), "segment leaves the inflated free space"
+        assert line_is_free(free, a[0], a[1], b[0], b[1]), 'segment leaves the inflated free space'
     # the waypoints are visited in order
     assert len(path.waypoint_index) == len(waypoints)
     assert np.all(np.diff(path.waypoint_index) >= 0)
@@ -196,7 +217,9 @@ def check_route(grid: GridMap, waypoints, radius: float) -> RoutePath:
     edt = cv2.distanceTransform(np.pad(grid.free, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     pxy = grid.world_to_pixel(dense[:, :2])
     cells = np.floor(pxy).astype(int)
-    assert np.all(edt[cells[:, 1], cells[:, 0]] - math.sqrt(0.5) >= radius / grid.resolution - 1e-6)
+    assert np.all(
+        edt[cells[:, 1], cells[:, 0]] - math.sqrt(0.5) >= radius / grid.resolution - 1e-6
+    )
     return path
 
 
@@ -215,11 +238,11 @@ def test_route_on_real_plan(real_grid):
 
 def test_unreachable_or_blocked_waypoint_is_named():
     grid = rooms_grid()
-    with pytest.raises(ValueError, match=r"waypoint 2 at \(5\.000, 0\.500\) m is unreachable"):
+    with pytest.raises(ValueError, match=r'waypoint 2 at \(5\.000, 0\.500\) m is unreachable'):
         plan_route(grid, [(0.5, 4.0), (5.0, 4.5), (5.0, 0.5)])
-    with pytest.raises(ValueError, match=r"waypoint 1 at \(1\.500, 3\.500\) m is in an obstacle"):
+    with pytest.raises(ValueError, match=r'waypoint 1 at \(1\.500, 3\.500\) m is in an obstacle'):
         plan_route(grid, [(0.5, 4.0), (1.5, 3.5)])
-    with pytest.raises(ValueError, match=r"waypoint 0 .* outside"):
+    with pytest.raises(ValueError, match=r'waypoint 0 .* outside'):
         plan_route(grid, [(-1.0, 4.0), (0.5, 4.0)])
 
 
@@ -234,12 +257,12 @@ def test_path_resample_and_pose_at():
     np.testing.assert_allclose(path.pose_at(2.0), [1.0, 0.0, 0.0])
     back = path.pose_at(8.0)  # 4 m: ping-pong, 1 m back from the end, heading down (-pi/2)
     np.testing.assert_allclose(back[:2], [2.0, 0.0], atol=1e-12)
-    loop = RoutePath(path.xy, speed_m_s=0.5, end_mode="loop")
+    loop = RoutePath(path.xy, speed_m_s=0.5, end_mode='loop')
     np.testing.assert_allclose(loop.pose_at(8.0)[:2], [1.0, 0.0])
-    stop = RoutePath(path.xy, speed_m_s=0.5, end_mode="stop")
+    stop = RoutePath(path.xy, speed_m_s=0.5, end_mode='stop')
     np.testing.assert_allclose(stop.pose_at(100.0)[:2], [2.0, 1.0])
-    with pytest.raises(ValueError, match="end_mode"):
-        RoutePath(path.xy, end_mode="bounce")
+    with pytest.raises(ValueError, match='end_mode'):
+        RoutePath(path.xy, end_mode='bounce')
 
 
 def test_pixel_poses_match_grid_frame():
@@ -251,7 +274,7 @@ def test_pixel_poses_match_grid_frame():
     np.testing.assert_allclose(world_to_pixel_poses(grid, [[0.0, 0.0, 1.0]]), [[0.0, 100.0, 1.0]])
 
 
-@pytest.mark.parametrize("overlap", OVERLAPS)
+@pytest.mark.parametrize('overlap', OVERLAPS)
 def test_route_sets_are_reachable_and_spaced(overlap):
     grid = rooms_grid()
     routes = random_route_set(grid, 3, 4, overlap=overlap, seed=1, min_spacing_m=0.5)
@@ -269,10 +292,12 @@ def test_route_sets_are_reachable_and_spaced(overlap):
 
 def test_overlap_levels_differ():
     grid = rooms_grid()
+
     def spread(overlap):
         routes = random_route_set(grid, 3, 6, overlap=overlap, seed=2, min_spacing_m=0.3)
         centres = np.array([np.mean(r, axis=0) for r in routes])
         return np.mean(np.linalg.norm(centres[:, None] - centres[None], axis=-1))
-    assert spread("tight") < spread("minimal")
-    with pytest.raises(ValueError, match="overlap"):
-        random_route_set(grid, 3, 4, overlap="lots")
+
+    assert spread('tight') < spread('minimal')
+    with pytest.raises(ValueError, match='overlap'):
+        random_route_set(grid, 3, 4, overlap='lots')

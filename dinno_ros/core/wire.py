@@ -7,8 +7,8 @@ This is where a tensor becomes bytes (``pack_vector``) and bytes become a tensor
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -16,10 +16,20 @@ import torch
 
 #: dtypes a receiver accepts (numpy names, little-endian on the wire)
 WIRE_DTYPES: dict[str, np.dtype] = {
-    name: np.dtype(name).newbyteorder("<")
-    for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+    name: np.dtype(name).newbyteorder('<')
+    for name in (
+        'float16',
+        'float32',
+        'float64',
+        'int8',
+        'int16',
+        'int32',
+        'int64',
+        'uint8',
+        'bool',
+    )
 }
-_TORCH_TO_NUMPY = {torch.float16: "float16", torch.float32: "float32", torch.float64: "float64"}
+_TORCH_TO_NUMPY = {torch.float16: 'float16', torch.float32: 'float32', torch.float64: 'float64'}
 
 
 class WireError(ValueError):
@@ -35,17 +45,19 @@ class TensorLayout:
     shapes: tuple[tuple[int, ...], ...]
 
     @classmethod
-    def from_model(cls, model: torch.nn.Module) -> "TensorLayout":
+    def from_model(cls, model: torch.nn.Module) -> 'TensorLayout':
         """The layout of ``parameters_to_vector(model.parameters())``."""
         named = list(model.named_parameters())
         return cls(
             names=tuple(n for n, _ in named),
-            dtypes=tuple(_TORCH_TO_NUMPY.get(p.dtype, str(p.dtype).removeprefix("torch.")) for _, p in named),
+            dtypes=tuple(
+                _TORCH_TO_NUMPY.get(p.dtype, str(p.dtype).removeprefix('torch.')) for _, p in named
+            ),
             shapes=tuple(tuple(p.shape) for _, p in named),
         )
 
     @classmethod
-    def flat(cls, numel: int, dtype: str = "float32", name: str = "vector") -> "TensorLayout":
+    def flat(cls, numel: int, dtype: str = 'float32', name: str = 'vector') -> 'TensorLayout':
         return cls(names=(name,), dtypes=(dtype,), shapes=((numel,),))
 
     @property
@@ -76,13 +88,15 @@ class PackedTensors:
         n = len(self.names)
         if len(self.dtypes) != n or len(self.ndims) != n:
             raise WireError(
-                f"names, dtypes and ndims must have one entry per tensor, got {n}, {len(self.dtypes)}, {len(self.ndims)}"
+                f'names, dtypes and ndims must have one entry per tensor, got {n}, {len(self.dtypes)}, {len(self.ndims)}'
             )
         if sum(self.ndims) != len(self.shapes):
-            raise WireError(f"shapes holds {len(self.shapes)} dims but ndims add up to {sum(self.ndims)}")
+            raise WireError(
+                f'shapes holds {len(self.shapes)} dims but ndims add up to {sum(self.ndims)}'
+            )
         unknown = [d for d in self.dtypes if d not in WIRE_DTYPES]
         if unknown:
-            raise WireError(f"unknown dtype {unknown[0]!r}; allowed: {', '.join(WIRE_DTYPES)}")
+            raise WireError(f'unknown dtype {unknown[0]!r}; allowed: {", ".join(WIRE_DTYPES)}')
         shapes, pos = [], 0
         for nd in self.ndims:
             shapes.append(tuple(int(s) for s in self.shapes[pos : pos + nd]))
@@ -94,7 +108,9 @@ def pack_vector(vector: torch.Tensor | np.ndarray, layout: TensorLayout) -> Pack
     """One flat vector, described as the tensors of ``layout``, into wire fields (one copy, no pickle)."""
     arr = vector.detach().cpu().numpy() if isinstance(vector, torch.Tensor) else np.asarray(vector)
     if arr.ndim != 1 or arr.size != layout.numel:
-        raise WireError(f"vector of shape {arr.shape} does not match the layout's {layout.numel} elements")
+        raise WireError(
+            f"vector of shape {arr.shape} does not match the layout's {layout.numel} elements"
+        )
     if len(set(layout.dtypes)) == 1:
         data = np.ascontiguousarray(arr, dtype=WIRE_DTYPES[layout.dtypes[0]]).tobytes()
     else:
@@ -102,7 +118,7 @@ def pack_vector(vector: torch.Tensor | np.ndarray, layout: TensorLayout) -> Pack
         for n, d in zip(layout.numels, layout.dtypes):
             parts.append(np.ascontiguousarray(arr[pos : pos + n], dtype=WIRE_DTYPES[d]).tobytes())
             pos += n
-        data = b"".join(parts)
+        data = b''.join(parts)
     return PackedTensors(
         names=list(layout.names),
         dtypes=list(layout.dtypes),
@@ -114,33 +130,47 @@ def pack_vector(vector: torch.Tensor | np.ndarray, layout: TensorLayout) -> Pack
 
 def pack_tensors(tensors: Mapping[str, torch.Tensor | np.ndarray]) -> PackedTensors:
     """Named tensors of any supported dtype into wire fields."""
-    arrays = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in tensors.items()}
+    arrays = {
+        k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
+        for k, v in tensors.items()
+    }
     for name, a in arrays.items():
         if a.dtype.name not in WIRE_DTYPES:
-            raise WireError(f"tensor {name!r} has dtype {a.dtype.name}; allowed: {', '.join(WIRE_DTYPES)}")
+            raise WireError(
+                f'tensor {name!r} has dtype {a.dtype.name}; allowed: {", ".join(WIRE_DTYPES)}'
+            )
     return PackedTensors(
         names=list(arrays),
         dtypes=[a.dtype.name for a in arrays.values()],
         ndims=[a.ndim for a in arrays.values()],
         shapes=[d for a in arrays.values() for d in a.shape],
-        data=b"".join(np.ascontiguousarray(a, dtype=WIRE_DTYPES[a.dtype.name]).tobytes() for a in arrays.values()),
+        data=b''.join(
+            np.ascontiguousarray(a, dtype=WIRE_DTYPES[a.dtype.name]).tobytes()
+            for a in arrays.values()
+        ),
     )
 
 
 def _check_expected(got: TensorLayout, expected: TensorLayout) -> None:
     if got.names != expected.names:
-        raise WireError(f"tensor names differ from the expected layout (got {len(got.names)} tensors, e.g. {got.names[:2]})")
+        raise WireError(
+            f'tensor names differ from the expected layout (got {len(got.names)} tensors, e.g. {got.names[:2]})'
+        )
     if got.dtypes != expected.dtypes:
-        raise WireError(f"dtypes {got.dtypes} differ from the expected {expected.dtypes}")
+        raise WireError(f'dtypes {got.dtypes} differ from the expected {expected.dtypes}')
     for name, g, e in zip(got.names, got.shapes, expected.shapes):
         if g != e:
-            raise WireError(f"tensor {name!r} has shape {g}, expected {e}")
+            raise WireError(f'tensor {name!r} has shape {g}, expected {e}')
 
 
 def _split(packed: PackedTensors, layout: TensorLayout) -> Iterable[np.ndarray]:
-    buf = memoryview(packed.data).cast("B") if not isinstance(packed.data, (list, tuple)) else bytes(packed.data)
+    buf = (
+        memoryview(packed.data).cast('B')
+        if not isinstance(packed.data, (list, tuple))
+        else bytes(packed.data)
+    )
     if len(buf) != layout.nbytes:
-        raise WireError(f"data holds {len(buf)} bytes but the tensors need {layout.nbytes}")
+        raise WireError(f'data holds {len(buf)} bytes but the tensors need {layout.nbytes}')
     pos = 0
     for n, d in zip(layout.numels, layout.dtypes):
         dt = WIRE_DTYPES[d]
@@ -148,19 +178,24 @@ def _split(packed: PackedTensors, layout: TensorLayout) -> Iterable[np.ndarray]:
         pos += n * dt.itemsize
 
 
-def unpack_tensors(packed: PackedTensors, expected: TensorLayout | None = None) -> dict[str, np.ndarray]:
+def unpack_tensors(
+    packed: PackedTensors, expected: TensorLayout | None = None
+) -> dict[str, np.ndarray]:
     """Wire fields -> named arrays (views on the received bytes), validated."""
     layout = packed.layout()
     if expected is not None:
         _check_expected(layout, expected)
-    return {name: a.reshape(shape) for name, a, shape in zip(layout.names, _split(packed, layout), layout.shapes)}
+    return {
+        name: a.reshape(shape)
+        for name, a, shape in zip(layout.names, _split(packed, layout), layout.shapes)
+    }
 
 
 def unpack_vector(
     packed: PackedTensors,
     expected: TensorLayout | None = None,
     dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = 'cpu',
     require_finite: bool = True,
 ) -> torch.Tensor:
     """Wire fields -> one flat tensor on ``device``; raises WireError on any inconsistency or non-finite value."""
@@ -168,8 +203,14 @@ def unpack_vector(
     if expected is not None:
         _check_expected(layout, expected)
     parts = list(_split(packed, layout))
-    flat = parts[0] if len(parts) == 1 else np.concatenate([p.astype(np.float64, copy=False) for p in parts])
-    if require_finite and flat.dtype.kind == "f" and not np.isfinite(flat).all():
-        raise WireError(f"vector holds {int((~np.isfinite(flat)).sum())} non-finite values (NaN or inf)")
+    flat = (
+        parts[0]
+        if len(parts) == 1
+        else np.concatenate([p.astype(np.float64, copy=False) for p in parts])
+    )
+    if require_finite and flat.dtype.kind == 'f' and not np.isfinite(flat).all():
+        raise WireError(
+            f'vector holds {int((~np.isfinite(flat)).sum())} non-finite values (NaN or inf)'
+        )
     tensor = torch.from_numpy(flat.copy() if not flat.flags.writeable else flat)
     return tensor.to(device=device, dtype=dtype)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 
+from dinno_msgs.msg import RobotState, Weights
+from dinno_ros.core.wire import pack_vector, PackedTensors, TensorLayout, unpack_vector
+from geometry_msgs.msg import Pose
 import numpy as np
 import torch
-from dinno_msgs.msg import RobotState, Weights
-from geometry_msgs.msg import Pose
-
-from dinno_ros.core.wire import PackedTensors, TensorLayout, pack_vector, unpack_vector
 
 
 def weights_msg(
@@ -32,7 +31,12 @@ def weights_msg(
     if stamp is not None:
         msg.header.stamp = stamp
     msg.sender, msg.round, msg.degree, msg.vector = int(sender), int(round_k), int(degree), kind
-    msg.names, msg.dtypes, msg.ndims, msg.shapes = packed.names, packed.dtypes, packed.ndims, packed.shapes
+    msg.names, msg.dtypes, msg.ndims, msg.shapes = (
+        packed.names,
+        packed.dtypes,
+        packed.ndims,
+        packed.shapes,
+    )
     msg.data = packed.data
     return msg
 
@@ -40,11 +44,17 @@ def weights_msg(
 def packed_of(msg: Weights) -> PackedTensors:
     """The tensor fields of a received Weights message (no copy of the data)."""
     return PackedTensors(
-        names=list(msg.names), dtypes=list(msg.dtypes), ndims=list(msg.ndims), shapes=list(msg.shapes), data=msg.data
+        names=list(msg.names),
+        dtypes=list(msg.dtypes),
+        ndims=list(msg.ndims),
+        shapes=list(msg.shapes),
+        data=msg.data,
     )
 
 
-def vector_of(msg: Weights, expected: TensorLayout | None, device: torch.device | str = "cpu") -> torch.Tensor:
+def vector_of(
+    msg: Weights, expected: TensorLayout | None, device: torch.device | str = 'cpu'
+) -> torch.Tensor:
     """Validated flat float32 vector of a received Weights message; raises WireError when malformed."""
     return unpack_vector(packed_of(msg), expected, device=device)
 
@@ -71,7 +81,7 @@ def state_msg(
 ) -> RobotState:
     """A RobotState message (pose in the map frame)."""
     msg = RobotState()
-    msg.header.frame_id = "map"
+    msg.header.frame_id = 'map'
     if stamp is not None:
         msg.header.stamp = stamp
     msg.robot_id, msg.round = int(robot_id), int(round_k)

@@ -20,8 +20,12 @@ class FinishingNode(Protocol):
     def close(self) -> None: ...  # wake whatever the node waits on (shutdown)
 
 
-def run_node(name: str, make_node: Callable[[], Node], make_executor: Callable[[], Executor],
-             args: list[str] | None = None) -> int:
+def run_node(
+    name: str,
+    make_node: Callable[[], Node],
+    make_executor: Callable[[], Executor],
+    args: list[str] | None = None,
+) -> int:
     """Spin the node until it is done; 0 on success or Ctrl-C/SIGTERM, 1 when it failed (logged)."""
     logging.basicConfig(level=logging.INFO)
     rclpy.init(args=args)
@@ -38,7 +42,7 @@ def run_node(name: str, make_node: Callable[[], Node], make_executor: Callable[[
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # a failed node says why and exits non-zero
-        logging.getLogger(name).exception("%s failed: %s", name, exc)
+        logging.getLogger(name).exception('%s failed: %s', name, exc)
         code = 1
     finally:
         if node is not None:
@@ -58,7 +62,9 @@ def exit_watchdog(code: int, grace_s: float = 15.0) -> None:
 
     def leave() -> None:
         time.sleep(grace_s)
-        logging.getLogger("lifecycle").warning("threads still running %.0f s after shutdown: exiting", grace_s)
+        logging.getLogger('lifecycle').warning(
+            'threads still running %.0f s after shutdown: exiting', grace_s
+        )
         os._exit(code)
 
     threading.Thread(target=leave, daemon=True).start()

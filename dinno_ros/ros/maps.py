@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import numpy as np
+from dinno_ros.core.world.grid import GridMap
 from nav_msgs.msg import OccupancyGrid
+import numpy as np
 from visualization_msgs.msg import Marker, MarkerArray
 
-from dinno_ros.core.world.grid import GridMap
-
-__all__ = ["OccupancyGrid", "occupancy_msg", "density_msg", "mesh_quality", "metrics_text"]
+__all__ = ['OccupancyGrid', 'occupancy_msg', 'density_msg', 'mesh_quality', 'metrics_text']
 
 
-def _grid_msg(values: np.ndarray, resolution: float, origin_xy: tuple[float, float], stamp) -> OccupancyGrid:
+def _grid_msg(
+    values: np.ndarray, resolution: float, origin_xy: tuple[float, float], stamp
+) -> OccupancyGrid:
     """``values`` int8 image (row 0 at the top, as the PNG) -> OccupancyGrid (row 0 at the bottom)."""
     msg = OccupancyGrid()
-    msg.header.frame_id, msg.header.stamp = "map", stamp
+    msg.header.frame_id, msg.header.stamp = 'map', stamp
     msg.info.resolution = float(resolution)
     msg.info.height, msg.info.width = int(values.shape[0]), int(values.shape[1])
-    msg.info.origin.position.x, msg.info.origin.position.y = float(origin_xy[0]), float(origin_xy[1])
+    msg.info.origin.position.x, msg.info.origin.position.y = (
+        float(origin_xy[0]),
+        float(origin_xy[1]),
+    )
     msg.info.origin.orientation.w = 1.0
     msg.data = np.ascontiguousarray(values[::-1]).astype(np.int8).ravel().tolist()
     return msg
@@ -33,7 +37,9 @@ def occupancy_msg(grid: GridMap, stamp) -> OccupancyGrid:
 
 def density_msg(density: np.ndarray, grid: GridMap, stride: int, stamp) -> OccupancyGrid:
     """The learned occupancy probability on the mesh (every ``stride`` pixels) as 0..100."""
-    values = np.clip(np.rint(100.0 * np.asarray(density, dtype=np.float64)), 0, 100).astype(np.int8)
+    values = np.clip(np.rint(100.0 * np.asarray(density, dtype=np.float64)), 0, 100).astype(
+        np.int8
+    )
     h, w = values.shape
     # mesh cell (r, c) covers pixels [r*stride, (r+1)*stride): its bottom edge in world metres
     bottom = grid.origin[1] + (grid.height - h * stride) * grid.resolution
@@ -46,13 +52,16 @@ def mesh_quality(density: np.ndarray, problem) -> dict[str, float]:
     pred = np.asarray(density) > 0.5
     inter = np.logical_and(pred, truth).sum()
     union = np.logical_or(pred, truth).sum()
-    return {"accuracy": float((pred == truth).mean()), "iou": float(inter / union) if union else 1.0}
+    return {
+        'accuracy': float((pred == truth).mean()),
+        'iou': float(inter / union) if union else 1.0,
+    }
 
 
 def metrics_text(text: str, grid: GridMap | None, stamp) -> MarkerArray:
     """The monitor's latest line as a text marker above the map's top-left corner."""
-    marker = Marker(ns="metrics", id=0, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD, text=text)
-    marker.header.frame_id, marker.header.stamp = "map", stamp
+    marker = Marker(ns='metrics', id=0, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD, text=text)
+    marker.header.frame_id, marker.header.stamp = 'map', stamp
     if grid is not None:
         marker.pose.position.x = grid.origin[0] + 0.5 * grid.width * grid.resolution
         marker.pose.position.y = grid.origin[1] + grid.height * grid.resolution + 1.0

@@ -13,49 +13,55 @@ import math
 import threading
 import time
 
-import numpy as np
-import torch
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
-
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
-from visualization_msgs.msg import MarkerArray
-from dinno_ros.core.swarm.monitor import RoundReport, SwarmMonitor, fmt_report
+from dinno_ros.core.swarm.monitor import fmt_report, RoundReport, SwarmMonitor
 from dinno_ros.core.swarm.results import write_swarm_results
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.wire import TensorLayout, WireError
 from dinno_ros.ros import codec, maps, qos
 from dinno_ros.ros.lifecycle import run_node
+import numpy as np
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+import torch
+from visualization_msgs.msg import MarkerArray
 
-NAN = float("nan")
+NAN = float('nan')
 
 
 class MonitorNode(Node):
     def __init__(self) -> None:
-        super().__init__("monitor")
-        config = self.declare_parameter("config", "").value
-        num_robots = int(self.declare_parameter("num_robots", 0).value) or None
-        rounds = int(self.declare_parameter("rounds", 0).value) or None
+        super().__init__('monitor')
+        config = self.declare_parameter('config', '').value
+        num_robots = int(self.declare_parameter('num_robots', 0).value) or None
+        rounds = int(self.declare_parameter('rounds', 0).value) or None
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
         torch.set_num_threads(self.spec.section.torch_threads)
         self.monitor = SwarmMonitor(self.spec)
         self.layout = TensorLayout.from_model(self.monitor.problem.base_model())
-        self.metrics_pub = self.create_publisher(SwarmMetrics, "/swarm/metrics", qos.metrics())
-        self.map_pub = self.create_publisher(maps.OccupancyGrid, "/map", qos.latched())
-        self.learned_pub = self.create_publisher(maps.OccupancyGrid, "/swarm/learned_map", qos.latched())
-        self.text_pub = self.create_publisher(MarkerArray, "/swarm/markers", 10)
-        grid = getattr(self.monitor.problem, "grid", None)
+        self.metrics_pub = self.create_publisher(SwarmMetrics, '/swarm/metrics', qos.metrics())
+        self.map_pub = self.create_publisher(maps.OccupancyGrid, '/map', qos.latched())
+        self.learned_pub = self.create_publisher(
+            maps.OccupancyGrid, '/swarm/learned_map', qos.latched()
+        )
+        self.text_pub = self.create_publisher(MarkerArray, '/swarm/markers', 10)
+        grid = getattr(self.monitor.problem, 'grid', None)
         if grid is not None:
             self.map_pub.publish(maps.occupancy_msg(grid, self.get_clock().now().to_msg()))
         for j in range(self.spec.num_robots):
-            self.create_subscription(Weights, f"/robot_{j}/weights", self._on_weights, qos.monitor_inbox())
-            self.create_subscription(RobotState, f"/robot_{j}/state", self._on_state, qos.monitor_inbox())
+            self.create_subscription(
+                Weights, f'/robot_{j}/weights', self._on_weights, qos.monitor_inbox()
+            )
+            self.create_subscription(
+                RobotState, f'/robot_{j}/state', self._on_state, qos.monitor_inbox()
+            )
         self.finished = threading.Event()
         self.error: BaseException | None = None
         self.result_dir = None
         self.create_timer(0.05, self._tick)
         self.get_logger().info(
-            f"monitoring {self.spec.num_robots} robots, {self.spec.rounds} rounds of {self.spec.pair.alg_name}")
+            f'monitoring {self.spec.num_robots} robots, {self.spec.rounds} rounds of {self.spec.pair.alg_name}'
+        )
 
     def _on_weights(self, msg: Weights) -> None:
         if msg.vector != Weights.VECTOR_PARAMS:
@@ -63,15 +69,22 @@ class MonitorNode(Node):
         try:
             vector = codec.vector_of(msg, self.layout)
         except WireError as exc:
-            self.get_logger().warning(f"ignored weights from robot {msg.sender} round {msg.round}: {exc}")
+            self.get_logger().warning(
+                f'ignored weights from robot {msg.sender} round {msg.round}: {exc}'
+            )
             return
         self.monitor.put_vector(int(msg.sender), int(msg.round), vector)
 
     def _on_state(self, msg: RobotState) -> None:
         p, q = msg.pose.position, msg.pose.orientation
         yaw = 2.0 * math.atan2(q.z, q.w)
-        self.monitor.put_state(int(msg.robot_id), int(msg.round), np.array([p.x, p.y, yaw]),
-                               int(msg.forward_passes), bool(msg.finished))
+        self.monitor.put_state(
+            int(msg.robot_id),
+            int(msg.round),
+            np.array([p.x, p.y, yaw]),
+            int(msg.forward_passes),
+            bool(msg.finished),
+        )
 
     def _tick(self) -> None:
         if self.finished.is_set():
@@ -87,39 +100,50 @@ class MonitorNode(Node):
         msg = SwarmMetrics()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.round = r.round_k
-        msg.consensus_error_min, msg.consensus_error_max = float(r.consensus["min"]), float(r.consensus["max"])
+        msg.consensus_error_min, msg.consensus_error_max = (
+            float(r.consensus['min']),
+            float(r.consensus['max']),
+        )
         ev = r.evaluation or {}
-        msg.validation_loss = float(ev.get("validation_loss_mean", NAN))
-        msg.top1_accuracy = float(ev.get("top1_accuracy_mean", NAN))
+        msg.validation_loss = float(ev.get('validation_loss_mean', NAN))
+        msg.top1_accuracy = float(ev.get('top1_accuracy_mean', NAN))
         msg.map_accuracy, msg.map_iou = NAN, NAN
         msg.robot_ids = [int(i) for i in r.robots]
-        msg.robot_consensus_error = [float(v) for v in r.consensus["average"]]
-        msg.robot_validation_loss = r.per_robot.get("validation_loss", [])
-        msg.robot_top1_accuracy = r.per_robot.get("top1_accuracy", [])
+        msg.robot_consensus_error = [float(v) for v in r.consensus['average']]
+        msg.robot_validation_loss = r.per_robot.get('validation_loss', [])
+        msg.robot_top1_accuracy = r.per_robot.get('top1_accuracy', [])
         msg.lost_robots = [int(i) for i in r.lost]
-        if r.evaluation is not None and hasattr(self.monitor.problem, "mesh_grid_density"):
+        if r.evaluation is not None and hasattr(self.monitor.problem, 'mesh_grid_density'):
             quality = self._publish_learned_map(r)
-            msg.map_accuracy, msg.map_iou = quality.get("accuracy", NAN), quality.get("iou", NAN)
+            msg.map_accuracy, msg.map_iou = quality.get('accuracy', NAN), quality.get('iou', NAN)
         self.metrics_pub.publish(msg)
-        self.text_pub.publish(maps.metrics_text(fmt_report(r), getattr(self.monitor.problem, "grid", None), msg.header.stamp))
+        self.text_pub.publish(
+            maps.metrics_text(
+                fmt_report(r), getattr(self.monitor.problem, 'grid', None), msg.header.stamp
+            )
+        )
 
     def _publish_learned_map(self, r: RoundReport) -> dict[str, float]:
         problem = self.monitor.problem
         robot = self.monitor.robots[r.robots[0]]
         density = problem.mesh_grid_density(robot.model).numpy()
         stamp = self.get_clock().now().to_msg()
-        self.learned_pub.publish(maps.density_msg(density, problem.grid, problem.config.mesh_stride, stamp))
+        self.learned_pub.publish(
+            maps.density_msg(density, problem.grid, problem.config.mesh_stride, stamp)
+        )
         return maps.mesh_quality(density, problem)
 
     def _finish(self) -> None:
         self.finished.set()
         m = self.monitor
         if m.lost:
-            self.get_logger().warning(f"lost robots: {', '.join(f'robot_{i}' for i in sorted(m.lost))}")
+            self.get_logger().warning(
+                f'lost robots: {", ".join(f"robot_{i}" for i in sorted(m.lost))}'
+            )
         if self.spec.section.monitor.writeout:
             self.result_dir = write_swarm_results(self.spec, m.results())
-            self.get_logger().info(f"results written to {self.result_dir}")
-        self.get_logger().info(f"monitor done after {m.next_round} rounds")
+            self.get_logger().info(f'results written to {self.result_dir}')
+        self.get_logger().info(f'monitor done after {m.next_round} rounds')
 
     @property
     def done(self) -> bool:
@@ -132,8 +156,8 @@ class MonitorNode(Node):
 def main(args: list[str] | None = None) -> int:
     # one thread: an evaluation holds it while the DDS layer queues what arrives (see qos.monitor_inbox);
     # more threads would only fight over the GIL and slow the evaluation down many times over
-    return run_node("monitor_node", MonitorNode, SingleThreadedExecutor, args)
+    return run_node('monitor_node', MonitorNode, SingleThreadedExecutor, args)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     raise SystemExit(main())

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    qos_profile_sensor_data,
+    QoSProfile,
+    ReliabilityPolicy,
+)
 
 # A receiver may fall this many messages behind a sender before losing one: rounds are synchronous, so a
 # robot is at most a round or two ahead of a neighbour (two vectors each for DSGT).
@@ -13,8 +19,10 @@ MONITOR_DEPTH = 1000
 def weights() -> QoSProfile:
     """Optimizer vectors: must not be lost; late joiners get the recent rounds (transient local)."""
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=ROUND_DEPTH,
-        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=ROUND_DEPTH,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )
 
 
@@ -27,21 +35,27 @@ def monitor_inbox() -> QoSProfile:
     """The monitor's side of ``weights``/``state``: it may be busy evaluating for many rounds, so its reader
     history (filled by the DDS layer, not by Python) is deep enough that nothing is lost meanwhile."""
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=MONITOR_DEPTH,
-        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=MONITOR_DEPTH,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )
 
 
 def latched() -> QoSProfile:
     """Data that changes rarely (a planned path, the learned map): the last one for every late joiner."""
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=1,
-        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )
 
 
 def metrics() -> QoSProfile:
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
+    )
 
 
 def sensor() -> QoSProfile:

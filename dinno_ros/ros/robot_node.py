@@ -15,41 +15,44 @@ from __future__ import annotations
 import threading
 import time
 
-import torch
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
-
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
 from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.wire import TensorLayout, WireError
 from dinno_ros.ros import codec, qos, viz_msgs
 from dinno_ros.ros.lifecycle import run_node
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+import torch
 
 
 class RobotNode(Node):
     def __init__(self) -> None:
-        super().__init__("robot")
-        config = self.declare_parameter("config", "").value
-        robot_id = int(self.declare_parameter("robot_id", 0).value)
-        num_robots = int(self.declare_parameter("num_robots", 0).value) or None
-        rounds = int(self.declare_parameter("rounds", 0).value) or None
-        self.wait_for_monitor = bool(self.declare_parameter("wait_for_monitor", False).value)
+        super().__init__('robot')
+        config = self.declare_parameter('config', '').value
+        robot_id = int(self.declare_parameter('robot_id', 0).value)
+        num_robots = int(self.declare_parameter('num_robots', 0).value) or None
+        rounds = int(self.declare_parameter('rounds', 0).value) or None
+        self.wait_for_monitor = bool(self.declare_parameter('wait_for_monitor', False).value)
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
         torch.set_num_threads(self.spec.section.torch_threads)
-        self.rounds = RobotRounds(self.spec, robot_id, publish=self._publish_round, log=self.get_logger())
+        self.rounds = RobotRounds(
+            self.spec, robot_id, publish=self._publish_round, log=self.get_logger()
+        )
         self.layout = TensorLayout.from_model(self.rounds.agent.model)
         self.robot_id = robot_id
         self._make_topics()
         self._done = threading.Event()
         self.error: BaseException | None = None
-        self._timer = self.create_timer(0.0, self._run, callback_group=MutuallyExclusiveCallbackGroup())
+        self._timer = self.create_timer(
+            0.0, self._run, callback_group=MutuallyExclusiveCallbackGroup()
+        )
 
     # topics ---------------------------------------------------------------------------------------
     def _make_topics(self) -> None:
-        self.weights_pub = self.create_publisher(Weights, "weights", qos.weights())
-        self.state_pub = self.create_publisher(RobotState, "state", qos.state())
+        self.weights_pub = self.create_publisher(Weights, 'weights', qos.weights())
+        self.state_pub = self.create_publisher(RobotState, 'state', qos.state())
         motion = self.rounds.agent.motion
         self.viz = None
         if self.spec.section.publish_scans and motion is not None:
@@ -58,19 +61,34 @@ class RobotNode(Node):
         self.monitor_round = -1
         self.monitor_seen = threading.Event()
         if self.wait_for_monitor:
-            self.create_subscription(SwarmMetrics, "/swarm/metrics", self._on_metrics, qos.metrics(),
-                                     callback_group=group)
+            self.create_subscription(
+                SwarmMetrics,
+                '/swarm/metrics',
+                self._on_metrics,
+                qos.metrics(),
+                callback_group=group,
+            )
         for j in range(self.spec.num_robots):
             if j == self.robot_id:
                 continue
-            self.create_subscription(Weights, f"/robot_{j}/weights", self._on_weights, qos.weights(), callback_group=group)
-            self.create_subscription(RobotState, f"/robot_{j}/state", self._on_state, qos.state(), callback_group=group)
+            self.create_subscription(
+                Weights,
+                f'/robot_{j}/weights',
+                self._on_weights,
+                qos.weights(),
+                callback_group=group,
+            )
+            self.create_subscription(
+                RobotState, f'/robot_{j}/state', self._on_state, qos.state(), callback_group=group
+            )
 
     def _on_weights(self, msg: Weights) -> None:
         try:
             vector = codec.vector_of(msg, self.layout)
         except WireError as exc:
-            self.get_logger().warning(f"ignored weights from robot {msg.sender} round {msg.round}: {exc}")
+            self.get_logger().warning(
+                f'ignored weights from robot {msg.sender} round {msg.round}: {exc}'
+            )
             return
         self.rounds.inbox.put(int(msg.sender), int(msg.round), msg.vector, vector, int(msg.degree))
 
@@ -81,20 +99,29 @@ class RobotNode(Node):
 
     def _on_state(self, msg: RobotState) -> None:
         p = msg.pose.position
-        self.rounds.positions.put(int(msg.robot_id), int(msg.round), (p.x, p.y), bool(msg.finished))
+        self.rounds.positions.put(
+            int(msg.robot_id), int(msg.round), (p.x, p.y), bool(msg.finished)
+        )
 
     def _publish_round(self, event: str, **kw) -> None:
         """Called by RobotRounds: 'state' before the weights, 'weights' per vector, 'observation' per scan."""
         stamp = self.get_clock().now().to_msg()
-        if event == "weights":
+        if event == 'weights':
             self.weights_pub.publish(
-                codec.weights_msg(kw["vector"], self.layout, sender=self.robot_id, round_k=kw["round_k"],
-                                  degree=kw["degree"], kind=kw["kind"], stamp=stamp)
+                codec.weights_msg(
+                    kw['vector'],
+                    self.layout,
+                    sender=self.robot_id,
+                    round_k=kw['round_k'],
+                    degree=kw['degree'],
+                    kind=kw['kind'],
+                    stamp=stamp,
+                )
             )
-        elif event == "state":
+        elif event == 'state':
             self.state_pub.publish(codec.state_msg(self.robot_id, stamp=stamp, **kw))
-        elif event == "observation" and self.viz is not None:
-            self.viz.publish(kw["observation"], stamp)
+        elif event == 'observation' and self.viz is not None:
+            self.viz.publish(kw['observation'], stamp)
 
     # training -------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -105,7 +132,9 @@ class RobotNode(Node):
             if self.wait_for_monitor and not self.rounds.stopped:
                 # the monitor may still need our last vectors (transient local lives as long as we do)
                 if not self.monitor_seen.wait(timeout=self.spec.section.startup_timeout):
-                    self.get_logger().warning("the monitor did not report the last round: leaving anyway")
+                    self.get_logger().warning(
+                        'the monitor did not report the last round: leaving anyway'
+                    )
         except BaseException as exc:  # reported by main(): the process exits non-zero
             self.error = exc
         finally:
@@ -121,8 +150,10 @@ class RobotNode(Node):
             time.sleep(0.05)
         got = self.weights_pub.get_subscription_count()
         if got < expected:
-            self.get_logger().warning(f"starting with {got} of {expected} listeners after "
-                                      f"{self.spec.section.startup_timeout:.0f} s")
+            self.get_logger().warning(
+                f'starting with {got} of {expected} listeners after '
+                f'{self.spec.section.startup_timeout:.0f} s'
+            )
 
     @property
     def done(self) -> bool:
@@ -134,8 +165,8 @@ class RobotNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     # three threads: training holds one, subscriptions use the others (never blocked by a training step)
-    return run_node("robot_node", RobotNode, lambda: MultiThreadedExecutor(num_threads=3), args)
+    return run_node('robot_node', RobotNode, lambda: MultiThreadedExecutor(num_threads=3), args)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     raise SystemExit(main())

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from dinno_ros.core.learning.agent import Observation, RobotMotion
+from dinno_ros.ros import qos
+from dinno_ros.ros.codec import pose_msg
 from geometry_msgs.msg import Point, PoseStamped
 from nav_msgs.msg import Path
+import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
-
-from dinno_ros.core.learning.agent import Observation, RobotMotion
-from dinno_ros.ros import qos
-from dinno_ros.ros.codec import pose_msg
 
 try:  # not on PyPI: present in a ROS install only
     from geometry_msgs.msg import TransformStamped
@@ -28,8 +27,16 @@ try:  # not on PyPI: present in a ROS install only
 except ImportError:  # pragma: no cover - depends on the install
     TFMessage = None
 
-PALETTE = [(0.89, 0.10, 0.11), (0.22, 0.49, 0.72), (0.30, 0.69, 0.29), (0.60, 0.31, 0.64),
-           (1.00, 0.50, 0.00), (0.65, 0.34, 0.16), (0.97, 0.51, 0.75), (0.40, 0.40, 0.40)]
+PALETTE = [
+    (0.89, 0.10, 0.11),
+    (0.22, 0.49, 0.72),
+    (0.30, 0.69, 0.29),
+    (0.60, 0.31, 0.64),
+    (1.00, 0.50, 0.00),
+    (0.65, 0.34, 0.16),
+    (0.97, 0.51, 0.75),
+    (0.40, 0.40, 0.40),
+]
 
 
 def robot_colour(robot_id: int) -> ColorRGBA:
@@ -58,13 +65,15 @@ class RobotViz:
         self.robot_id = robot_id
         self.grid = motion.grid
         self.path_xy = np.asarray(motion.path.xy, dtype=np.float64)
-        self.frame = f"robot_{robot_id}/laser"
+        self.frame = f'robot_{robot_id}/laser'
         self.colour = robot_colour(robot_id)
-        self.scan_pub = node.create_publisher(LaserScan, "scan", qos.sensor())
-        self.pose_pub = node.create_publisher(PoseStamped, "pose", 10)
-        self.path_pub = node.create_publisher(Path, "path", qos.latched())
-        self.marker_pub = node.create_publisher(MarkerArray, "markers", 10)
-        self.tf_pub = node.create_publisher(TFMessage, "/tf", 100) if TFMessage is not None else None
+        self.scan_pub = node.create_publisher(LaserScan, 'scan', qos.sensor())
+        self.pose_pub = node.create_publisher(PoseStamped, 'pose', 10)
+        self.path_pub = node.create_publisher(Path, 'path', qos.latched())
+        self.marker_pub = node.create_publisher(MarkerArray, 'markers', 10)
+        self.tf_pub = (
+            node.create_publisher(TFMessage, '/tf', 100) if TFMessage is not None else None
+        )
         self.path_sent = False
 
     def publish(self, obs: Observation, stamp) -> None:
@@ -72,7 +81,7 @@ class RobotViz:
             self.path_pub.publish(self._path(self.path_xy, stamp))
             self.path_sent = True
         pose = PoseStamped()
-        pose.header.frame_id, pose.header.stamp = "map", stamp
+        pose.header.frame_id, pose.header.stamp = 'map', stamp
         pose.pose = pose_msg(*obs.pose[:3])
         self.pose_pub.publish(pose)
         if self.tf_pub is not None:
@@ -83,7 +92,7 @@ class RobotViz:
 
     def _path(self, xy: np.ndarray, stamp) -> Path:
         path = Path()
-        path.header.frame_id, path.header.stamp = "map", stamp
+        path.header.frame_id, path.header.stamp = 'map', stamp
         step = xy[1:] - xy[:-1] if len(xy) > 1 else np.zeros((1, 2))
         yaws = np.append(np.arctan2(step[:, 1], step[:, 0]), 0.0)
         for (x, y), yaw in zip(xy[:: max(1, len(xy) // 500)], yaws[:: max(1, len(xy) // 500)]):
@@ -95,25 +104,33 @@ class RobotViz:
 
     def _tf(self, obs: Observation, stamp):
         t = TransformStamped()
-        t.header.frame_id, t.header.stamp, t.child_frame_id = "map", stamp, self.frame
-        t.transform.translation.x, t.transform.translation.y = float(obs.pose[0]), float(obs.pose[1])
-        t.transform.rotation.z, t.transform.rotation.w = math.sin(obs.pose[2] / 2), math.cos(obs.pose[2] / 2)
+        t.header.frame_id, t.header.stamp, t.child_frame_id = 'map', stamp, self.frame
+        t.transform.translation.x, t.transform.translation.y = (
+            float(obs.pose[0]),
+            float(obs.pose[1]),
+        )
+        t.transform.rotation.z, t.transform.rotation.w = (
+            math.sin(obs.pose[2] / 2),
+            math.cos(obs.pose[2] / 2),
+        )
         return TFMessage(transforms=[t])
 
     def _markers(self, obs: Observation, hits: np.ndarray, stamp) -> MarkerArray:
-        body = Marker(ns="robots", id=self.robot_id, type=Marker.CYLINDER, action=Marker.ADD)
-        body.header.frame_id, body.header.stamp = "map", stamp
+        body = Marker(ns='robots', id=self.robot_id, type=Marker.CYLINDER, action=Marker.ADD)
+        body.header.frame_id, body.header.stamp = 'map', stamp
         body.pose = pose_msg(*obs.pose[:3])
         body.scale.x = body.scale.y = 0.4
         body.scale.z = 0.2
         body.color = self.colour
-        label = Marker(ns="labels", id=self.robot_id, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD)
+        label = Marker(
+            ns='labels', id=self.robot_id, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD
+        )
         label.header = body.header
         label.pose = pose_msg(obs.pose[0], obs.pose[1] + 0.5, 0.0)
         label.scale.z = 0.4
         label.color = self.colour
-        label.text = f"robot_{self.robot_id}"
-        points = Marker(ns="scan_hits", id=self.robot_id, type=Marker.POINTS, action=Marker.ADD)
+        label.text = f'robot_{self.robot_id}'
+        points = Marker(ns='scan_hits', id=self.robot_id, type=Marker.POINTS, action=Marker.ADD)
         points.header = body.header
         points.pose.orientation.w = 1.0
         points.scale.x = points.scale.y = 0.08

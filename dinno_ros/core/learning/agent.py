@@ -9,20 +9,19 @@ The same object runs inside the offline loop (:mod:`simulation`) and inside a RO
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+import logging
 from typing import Any, Mapping
 
+from dinno_ros.core.world.grid import GridMap
+from dinno_ros.core.world.lidar import beam_samples, Lidar
+from dinno_ros.core.world.planner import Path
 import numpy as np
 import torch
-
-from dinno_ros.core.world.grid import GridMap
-from dinno_ros.core.world.lidar import Lidar, beam_samples
-from dinno_ros.core.world.planner import Path
-
 from .optimizers.base import LocalProblem, NeighborMessage, RobotOptimizer
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass
 class Observation:
@@ -55,9 +54,11 @@ class RobotMotion:
     (pingpong, loop or stop). ``rng`` draws the range noise (used only when the lidar has noise).
     """
 
-    def __init__(self, path: Path, lidar: Lidar, dt: float = 0.2, rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self, path: Path, lidar: Lidar, dt: float = 0.2, rng: np.random.Generator | None = None
+    ) -> None:
         if not dt > 0:
-            raise ValueError(f"routes.dt: {dt!r} out of range; allowed: > 0")
+            raise ValueError(f'routes.dt: {dt!r} out of range; allowed: > 0')
         self.path = path
         self.lidar = lidar
         self.dt = float(dt)
@@ -77,18 +78,33 @@ class RobotMotion:
         pix = self.grid.world_to_pixel(pose[None, :2])[0]
         pose_px = np.array([pix[0], pix[1], pose[2]])
         scan = self.lidar.scan(pose_px[None, :], self.rng)
-        pts, labels = beam_samples(pose_px[None, :], scan, self.lidar.cfg, self.grid.width, self.grid.height)
+        pts, labels = beam_samples(
+            pose_px[None, :], scan, self.lidar.cfg, self.grid.width, self.grid.height
+        )
         return Observation(
-            round_k=int(k), pose=pose, pose_px=pose_px, ranges=scan.ranges[0], hit=scan.hit[0],
-            points=scan.points[0], angles=scan.angles, range_max=float(scan.range_max), samples=pts, labels=labels,
+            round_k=int(k),
+            pose=pose,
+            pose_px=pose_px,
+            ranges=scan.ranges[0],
+            hit=scan.hit[0],
+            points=scan.points[0],
+            angles=scan.angles,
+            range_max=float(scan.range_max),
+            samples=pts,
+            labels=labels,
         )
 
 
 class RobotAgent:
     """One robot's round: move and scan (if it moves), publish the optimizer's vectors, step."""
 
-    def __init__(self, robot_id: int, problem: LocalProblem, optimizer: RobotOptimizer,
-                 motion: RobotMotion | None = None) -> None:
+    def __init__(
+        self,
+        robot_id: int,
+        problem: LocalProblem,
+        optimizer: RobotOptimizer,
+        motion: RobotMotion | None = None,
+    ) -> None:
         self.robot_id = int(robot_id)
         self.problem = problem
         self.optimizer = optimizer
@@ -106,7 +122,7 @@ class RobotAgent:
             return None
         obs = self.motion.observe(k)
         self.position = obs.pose
-        add = getattr(self.problem, "add_observation", None)
+        add = getattr(self.problem, 'add_observation', None)
         if add is not None:
             add(obs)
         return obs
@@ -126,5 +142,8 @@ class RobotAgent:
 
     def state(self) -> dict[str, Any]:
         """Small summary for logs and monitors."""
-        return {"robot_id": self.robot_id, "position": None if self.position is None else self.position.tolist(),
-                **self.last_info}
+        return {
+            'robot_id': self.robot_id,
+            'position': None if self.position is None else self.position.tolist(),
+            **self.last_info,
+        }

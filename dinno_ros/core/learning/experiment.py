@@ -8,20 +8,26 @@ a copy of the YAML, ``[problem_name]_results.pt`` per pair (plain tensors, dicts
 
 from __future__ import annotations
 
-import logging
-import shutil
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
+import logging
 from pathlib import Path
+import shutil
+import time
 from typing import Any
 
 import torch
 from tqdm import tqdm
-
 from . import plots
 from .experiment_config import ExperimentConfig, load_experiment
-from .simulation import Evaluator, build_agents, build_problem, graph_builder, resolve_device, run_rounds
+from .simulation import (
+    build_agents,
+    build_problem,
+    Evaluator,
+    graph_builder,
+    resolve_device,
+    run_rounds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,19 +40,23 @@ class ExperimentResult:
     device: str
     output_dir: Path | None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # problem_name -> metrics
-    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # pair key -> per-round records
+    records: dict[str, list[dict[str, Any]]] = field(
+        default_factory=dict
+    )  # pair key -> per-round records
     seconds: dict[str, float] = field(default_factory=dict)  # pair key -> wall time
     files: list[Path] = field(default_factory=list)
 
 
-def output_dir_for(config: ExperimentConfig, metadir: str | Path | None = None, now: datetime | None = None) -> Path:
+def output_dir_for(
+    config: ExperimentConfig, metadir: str | Path | None = None, now: datetime | None = None
+) -> Path:
     """``[output_metadir]/[YYYY-mm-dd_HH-MM-SS]_[name]`` (a ``_2``, ``_3`` ... suffix if it exists)."""
     base = Path(metadir if metadir is not None else config.output_metadir)
-    stamp = (now or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
-    path = base / f"{stamp}_{config.name}"
+    stamp = (now or datetime.now()).strftime('%Y-%m-%d_%H-%M-%S')
+    path = base / f'{stamp}_{config.name}'
     n = 2
     while path.exists():
-        path = base / f"{stamp}_{config.name}_{n}"
+        path = base / f'{stamp}_{config.name}_{n}'
         n += 1
     return path
 
@@ -70,33 +80,38 @@ def run_experiment(
     if rounds is not None:
         config = config.with_rounds(rounds)
     dev = resolve_device(config.device)
-    logger.info("Device is set to %s", dev.type.upper())
-    build_problem(config, next(iter(config.pairs)), device=dev)  # data and world errors before any output
+    logger.info('Device is set to %s', dev.type.upper())
+    build_problem(
+        config, next(iter(config.pairs)), device=dev
+    )  # data and world errors before any output
     out = output_dir_for(config, out_dir) if config.writeout else None
     result = ExperimentResult(config, str(dev), out)
     if out is not None:
         out.mkdir(parents=True)
         result.files += write_configs(config, out)
     for key, pair in config.pairs.items():
-        logger.info("-------------------------------------------------------")
-        logger.info("Running problem: %s (%s, %d rounds)", pair.problem_name, pair.alg_name, pair.rounds)
+        logger.info('-------------------------------------------------------')
+        logger.info(
+            'Running problem: %s (%s, %d rounds)', pair.problem_name, pair.alg_name, pair.rounds
+        )
         start = time.perf_counter()
         metrics, records = run_pair(config, key, dev, progress)
         result.seconds[key] = time.perf_counter() - start
         result.results[pair.problem_name] = metrics
         result.records[key] = records
         if out is not None:
-            path = out / f"{pair.problem_name}_results.pt"
+            path = out / f'{pair.problem_name}_results.pt'
             torch.save(metrics, path)
             result.files.append(path)
     if out is not None:
         result.files += plots.plot_experiment(result.results, out, config.problem)
-        logger.info("results in %s", out)
+        logger.info('results in %s', out)
     return result
 
 
-def run_pair(config: ExperimentConfig, key: str, device: torch.device | str = "cpu",
-             progress: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def run_pair(
+    config: ExperimentConfig, key: str, device: torch.device | str = 'cpu', progress: bool = True
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One (problem, optimizer) pair: build its robots, run its rounds, return (metrics, round records)."""
     pair = config.pair(key)
     torch.manual_seed(config.seed)
@@ -104,11 +119,15 @@ def run_pair(config: ExperimentConfig, key: str, device: torch.device | str = "c
     agents = build_agents(config, key, device=device)
     evaluator = Evaluator(problem, pair, pair.rounds, label=pair.problem_name)
     with tqdm(total=pair.rounds, desc=pair.problem_name, disable=not progress, leave=False) as bar:
-        records = run_rounds(agents, graph_builder(config), pair.rounds, evaluator=evaluator, progress=bar)
+        records = run_rounds(
+            agents, graph_builder(config), pair.rounds, evaluator=evaluator, progress=bar
+        )
     metrics = evaluator.results()
-    metrics["round_train_loss"] = torch.tensor([r["train_loss"] for r in records], dtype=torch.float64)
-    metrics["fiedler"] = [float(r["fiedler"]) for r in records if "fiedler" in r]
-    metrics["alg_name"] = pair.alg_name
+    metrics['round_train_loss'] = torch.tensor(
+        [r['train_loss'] for r in records], dtype=torch.float64
+    )
+    metrics['fiedler'] = [float(r['fiedler']) for r in records if 'fiedler' in r]
+    metrics['alg_name'] = pair.alg_name
     return metrics, records
 
 
@@ -120,7 +139,7 @@ def write_configs(config: ExperimentConfig, out: Path) -> list[Path]:
         dst = out / src.name
         shutil.copyfile(src, dst)
         files.append(dst)
-    resolved = out / "experiment_resolved.yaml"
+    resolved = out / 'experiment_resolved.yaml'
     config.dump(resolved)
     files.append(resolved)
     return files

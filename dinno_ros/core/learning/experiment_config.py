@@ -23,27 +23,32 @@ YAML's folder, then the package's share directory.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass, field
+import logging
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 import yaml
-
 from .graphs import GraphConfig
 from .metrics import METRIC_NAMES
 from .registry import _registry, parse_dataclass, parse_optimizer_config, problem_names, spec
 
 logger = logging.getLogger(__name__)
 
-DEVICES = ("cpu", "cuda", "auto")
-PAIR_PROBLEM_KEYS = ("train_batch_size", "val_batch_size")  # problem config keys that live in each pair
-PATH_KEYS = (("data_dir",), ("map", "path"))  # problem config paths resolved against the YAML's folder
-MUST_EXIST = (("map", "path"),)  # paths checked at load time (data_dir may be downloaded into)
+DEVICES = ('cpu', 'cuda', 'auto')
+PAIR_PROBLEM_KEYS = (
+    'train_batch_size',
+    'val_batch_size',
+)  # problem config keys that live in each pair
+PATH_KEYS = (
+    ('data_dir',),
+    ('map', 'path'),
+)  # problem config paths resolved against the YAML's folder
+MUST_EXIST = (('map', 'path'),)  # paths checked at load time (data_dir may be downloaded into)
 PROBLEM_METRICS = {  # metrics only one problem can evaluate
-    "top1_accuracy": ("mnist",),
-    "mesh_grid_density": ("density",),
-    "current_position": ("density",),
+    'top1_accuracy': ('mnist',),
+    'mesh_grid_density': ('density',),
+    'current_position': ('density',),
 }
 
 
@@ -52,7 +57,9 @@ class MetricsConfig:
     """A pair's ``metrics_config`` (the later seed's home of evaluate_frequency)."""
 
     evaluate_frequency: int | None = spec(None, min=1)  # overrides the pair's evaluate_frequency
-    tloss_decay: float = spec(0.2, gt=0.0, max=1.0)  # weight of the newest loss in the moving average
+    tloss_decay: float = spec(
+        0.2, gt=0.0, max=1.0
+    )  # weight of the newest loss in the moving average
     mesh_only_at_end: bool = True  # mesh_grid_density only at the last evaluation
 
 
@@ -60,7 +67,7 @@ class MetricsConfig:
 class PairConfig:
     """One (problem, optimizer) pair of ``problem_configs``."""
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("save_models", "dynamic_graph", "comm_radius")
+    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('save_models', 'dynamic_graph', 'comm_radius')
 
     problem_name: str  # the pair's label: results go to [problem_name]_results.pt
     optimizer_config: dict  # {alg_name, ...}: validated by the optimizer registry
@@ -68,17 +75,17 @@ class PairConfig:
     val_batch_size: int = spec(1024, min=1)
     evaluate_frequency: int = spec(20, min=1)  # rounds between evaluations
     verbose_evals: bool = True  # log each evaluation as the seed printed it
-    metrics: list[str] = spec(["forward_pass_count", "validation_loss", "consensus_error"])
+    metrics: list[str] = spec(['forward_pass_count', 'validation_loss', 'consensus_error'])
     metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def alg_name(self) -> str:
-        return str(self.optimizer_config["alg_name"])
+        return str(self.optimizer_config['alg_name'])
 
     @property
     def rounds(self) -> int:
         """The pair's rounds: the optimizer's ``outer_iterations``."""
-        return int(self.optimizer_config.get("outer_iterations", 0))
+        return int(self.optimizer_config.get('outer_iterations', 0))
 
     @property
     def eval_every(self) -> int:
@@ -91,14 +98,18 @@ class ExperimentConfig:
 
     name: str
     problem: str  # registered problem: mnist | density
-    problem_config: Any  # the problem's typed config (its experiment keys; pair batch sizes at their defaults)
+    problem_config: (
+        Any  # the problem's typed config (its experiment keys; pair batch sizes at their defaults)
+    )
     graph: GraphConfig
     pairs: dict[str, PairConfig]
-    output_metadir: str = "results"
+    output_metadir: str = 'results'
     writeout: bool = True
     seed: int = 0
-    device: str = "auto"
-    init_spread: float = 0.0  # std of per-robot noise added to the base weights (0: all robots start equal)
+    device: str = 'auto'
+    init_spread: float = (
+        0.0  # std of per-robot noise added to the base weights (0: all robots start equal)
+    )
     source: str | None = field(default=None, compare=False)  # the YAML file it came from
 
     @property
@@ -107,7 +118,9 @@ class ExperimentConfig:
 
     def pair(self, key: str) -> PairConfig:
         if key not in self.pairs:
-            raise ValueError(f"problem_configs: unknown pair {key!r}; allowed: {', '.join(self.pairs)}")
+            raise ValueError(
+                f'problem_configs: unknown pair {key!r}; allowed: {", ".join(self.pairs)}'
+            )
         return self.pairs[key]
 
     def pair_problem_config(self, key: str) -> Any:
@@ -118,43 +131,53 @@ class ExperimentConfig:
             **{k: getattr(pair, k) for k in PAIR_PROBLEM_KEYS if hasattr(self.problem_config, k)},
         )
 
-    def with_rounds(self, rounds: int) -> "ExperimentConfig":
+    def with_rounds(self, rounds: int) -> 'ExperimentConfig':
         """A copy whose pairs all run ``rounds`` rounds (``outer_iterations``)."""
         if int(rounds) < 1:
-            raise ValueError(f"--rounds: {rounds} out of range; allowed: >= 1")
+            raise ValueError(f'--rounds: {rounds} out of range; allowed: >= 1')
         pairs = {
-            k: dataclasses.replace(p, optimizer_config={**p.optimizer_config, "outer_iterations": int(rounds)})
+            k: dataclasses.replace(
+                p, optimizer_config={**p.optimizer_config, 'outer_iterations': int(rounds)}
+            )
             for k, p in self.pairs.items()
         }
         return dataclasses.replace(self, pairs=pairs)
 
-    def with_device(self, device: str) -> "ExperimentConfig":
-        _check_choice(device, DEVICES, "experiment.device")
+    def with_device(self, device: str) -> 'ExperimentConfig':
+        _check_choice(device, DEVICES, 'experiment.device')
         return dataclasses.replace(self, device=device)
 
     def to_dict(self) -> dict:
         """The YAML mapping (seed layout) of this config."""
-        exp: dict[str, Any] = {"name": self.name, "output_metadir": self.output_metadir, "writeout": self.writeout,
-                               "seed": self.seed, "device": self.device, "problem": self.problem}
+        exp: dict[str, Any] = {
+            'name': self.name,
+            'output_metadir': self.output_metadir,
+            'writeout': self.writeout,
+            'seed': self.seed,
+            'device': self.device,
+            'problem': self.problem,
+        }
         if self.init_spread:
-            exp["init_spread"] = self.init_spread
+            exp['init_spread'] = self.init_spread
         prob = _plain(dataclasses.asdict(self.problem_config))
         for key in PAIR_PROBLEM_KEYS:
             prob.pop(key, None)
         exp.update(prob)
-        exp["graph"] = {k: v for k, v in _plain(dataclasses.asdict(self.graph)).items() if v is not None}
+        exp['graph'] = {
+            k: v for k, v in _plain(dataclasses.asdict(self.graph)).items() if v is not None
+        }
         pairs = {}
         for key, pair in self.pairs.items():
             d = _plain(dataclasses.asdict(pair))
-            d["metrics_config"] = {k: v for k, v in d["metrics_config"].items() if v is not None}
+            d['metrics_config'] = {k: v for k, v in d['metrics_config'].items() if v is not None}
             pairs[key] = d
-        return {"experiment": exp, "problem_configs": pairs}
+        return {'experiment': exp, 'problem_configs': pairs}
 
     def dump(self, path: str | Path | None = None) -> str:
         """YAML text of :meth:`to_dict`; also written to ``path`` when given."""
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            Path(path).write_text(text, encoding='utf-8')
         return text
 
 
@@ -162,100 +185,150 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment YAML (``ValueError`` naming the key on any problem)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"experiment config {path} does not exist")
-    with open(path, encoding="utf-8") as fh:
+        raise FileNotFoundError(f'experiment config {path} does not exist')
+    with open(path, encoding='utf-8') as fh:
         raw = yaml.safe_load(fh)
     return parse_experiment(raw, base_dir=path.resolve().parent, source=str(path.resolve()))
 
 
-def parse_experiment(raw: Any, base_dir: str | Path | None = None, source: str | None = None) -> ExperimentConfig:
+def parse_experiment(
+    raw: Any, base_dir: str | Path | None = None, source: str | None = None
+) -> ExperimentConfig:
     """An :class:`ExperimentConfig` from the YAML mapping; relative paths resolve against ``base_dir``."""
     if not isinstance(raw, Mapping):
-        raise ValueError(f"experiment config: expected a mapping with 'experiment' and 'problem_configs', got {raw!r}")
-    _check_keys(raw, ("experiment", "problem_configs"), "", required=("experiment", "problem_configs"))
-    exp = raw["experiment"]
+        raise ValueError(
+            f"experiment config: expected a mapping with 'experiment' and 'problem_configs', got {raw!r}"
+        )
+    _check_keys(
+        raw, ('experiment', 'problem_configs'), '', required=('experiment', 'problem_configs')
+    )
+    exp = raw['experiment']
     if not isinstance(exp, Mapping):
-        raise ValueError(f"experiment: expected a mapping, got {exp!r}")
+        raise ValueError(f'experiment: expected a mapping, got {exp!r}')
     exp = dict(exp)
     common = _parse_common(exp)
-    problem = common.pop("problem")
-    problem_cls = _registry("problem").get(problem)
+    problem = common.pop('problem')
+    problem_cls = _registry('problem').get(problem)
     known = set(problem_cls.config_keys()) - set(PAIR_PROBLEM_KEYS)
     allowed = sorted(known | set(COMMON_KEYS))
     for key in exp:
         if key not in COMMON_KEYS and key not in known:
-            raise ValueError(f"experiment.{key}: unknown key for problem {problem!r}; allowed: {', '.join(allowed)}")
+            raise ValueError(
+                f'experiment.{key}: unknown key for problem {problem!r}; allowed: {", ".join(allowed)}'
+            )
     prob_keys = {k: v for k, v in exp.items() if k in known}
     prob_keys = _resolve_paths(prob_keys, Path(base_dir) if base_dir else Path.cwd())
-    problem_config = _rename_errors(lambda: problem_cls.config_from_sections(prob_keys), "problem", "experiment")
-    graph = _parse_graph(exp.get("graph"))
-    pairs = _parse_pairs(raw["problem_configs"], problem)
+    problem_config = _rename_errors(
+        lambda: problem_cls.config_from_sections(prob_keys), 'problem', 'experiment'
+    )
+    graph = _parse_graph(exp.get('graph'))
+    pairs = _parse_pairs(raw['problem_configs'], problem)
     config = ExperimentConfig(
-        name=common["name"], problem=problem, problem_config=problem_config, graph=graph, pairs=pairs,
-        output_metadir=common["output_metadir"], writeout=common["writeout"], seed=common["seed"], init_spread=common["init_spread"],
-        device=common["device"], source=source,
+        name=common['name'],
+        problem=problem,
+        problem_config=problem_config,
+        graph=graph,
+        pairs=pairs,
+        output_metadir=common['output_metadir'],
+        writeout=common['writeout'],
+        seed=common['seed'],
+        init_spread=common['init_spread'],
+        device=common['device'],
+        source=source,
     )
     for key in pairs:  # the batch sizes through the problem's own validation
-        _rename_errors(lambda: parse_dataclass(problem_cls.config_cls, _plain_shallow(config.pair_problem_config(key)),
-                                               "problem"), "problem", f"problem_configs.{key}")
+        _rename_errors(
+            lambda: parse_dataclass(
+                problem_cls.config_cls, _plain_shallow(config.pair_problem_config(key)), 'problem'
+            ),
+            'problem',
+            f'problem_configs.{key}',
+        )
     return config
 
 
-COMMON_KEYS = ("name", "output_metadir", "writeout", "seed", "device", "use_cuda", "problem", "graph", "init_spread")
+COMMON_KEYS = (
+    'name',
+    'output_metadir',
+    'writeout',
+    'seed',
+    'device',
+    'use_cuda',
+    'problem',
+    'graph',
+    'init_spread',
+)
 
 
 def _parse_common(exp: dict) -> dict:
-    if "name" not in exp:
-        raise ValueError("experiment.name: missing; allowed: a string")
+    if 'name' not in exp:
+        raise ValueError('experiment.name: missing; allowed: a string')
     out = {
-        "name": _typed(exp["name"], str, "experiment.name"),
-        "output_metadir": _typed(exp.get("output_metadir", "results"), str, "experiment.output_metadir"),
-        "writeout": _typed(exp.get("writeout", True), bool, "experiment.writeout"),
-        "seed": _typed(exp.get("seed", 0), int, "experiment.seed"),
-        "init_spread": _non_negative(exp.get("init_spread", 0.0), "experiment.init_spread"),
+        'name': _typed(exp['name'], str, 'experiment.name'),
+        'output_metadir': _typed(
+            exp.get('output_metadir', 'results'), str, 'experiment.output_metadir'
+        ),
+        'writeout': _typed(exp.get('writeout', True), bool, 'experiment.writeout'),
+        'seed': _typed(exp.get('seed', 0), int, 'experiment.seed'),
+        'init_spread': _non_negative(exp.get('init_spread', 0.0), 'experiment.init_spread'),
     }
-    use_cuda = exp.get("use_cuda")
+    use_cuda = exp.get('use_cuda')
     if use_cuda is not None:
-        _typed(use_cuda, bool, "experiment.use_cuda")
-    device = exp.get("device", "auto" if use_cuda in (None, True) else "cpu")
-    out["device"] = _check_choice(device, DEVICES, "experiment.device")
+        _typed(use_cuda, bool, 'experiment.use_cuda')
+    device = exp.get('device', 'auto' if use_cuda in (None, True) else 'cpu')
+    out['device'] = _check_choice(device, DEVICES, 'experiment.device')
     names = problem_names()
-    default = "density" if "map" in exp else "mnist"
-    out["problem"] = _check_choice(exp.get("problem", default), tuple(names), "experiment.problem")
-    if "graph" not in exp:
-        raise ValueError("experiment.graph: missing; allowed: a mapping with num_nodes, type, ...")
+    default = 'density' if 'map' in exp else 'mnist'
+    out['problem'] = _check_choice(exp.get('problem', default), tuple(names), 'experiment.problem')
+    if 'graph' not in exp:
+        raise ValueError('experiment.graph: missing; allowed: a mapping with num_nodes, type, ...')
     return out
 
 
 def _parse_graph(raw: Any) -> GraphConfig:
-    graph = _rename_errors(lambda: parse_dataclass(GraphConfig, raw, "graph"), "graph", "experiment.graph")
+    graph = _rename_errors(
+        lambda: parse_dataclass(GraphConfig, raw, 'graph'), 'graph', 'experiment.graph'
+    )
     if graph.num_nodes is None:
-        raise ValueError("experiment.graph.num_nodes: missing; allowed: an integer >= 1")
+        raise ValueError('experiment.graph.num_nodes: missing; allowed: an integer >= 1')
     return graph
 
 
 def _parse_pairs(raw: Any, problem: str) -> dict[str, PairConfig]:
     if not isinstance(raw, Mapping) or not raw:
-        raise ValueError(f"problem_configs: expected a non-empty mapping of pairs, got {raw!r}")
+        raise ValueError(f'problem_configs: expected a non-empty mapping of pairs, got {raw!r}')
     pairs: dict[str, PairConfig] = {}
     seen: dict[str, str] = {}
     for key, body in raw.items():
-        where = f"problem_configs.{key}"
+        where = f'problem_configs.{key}'
         pair = parse_dataclass(PairConfig, body, where)
-        _rename_errors(lambda: parse_optimizer_config(pair.optimizer_config), "optimizer_config",
-                       f"{where}.optimizer_config")
-        if "outer_iterations" not in pair.optimizer_config:
-            raise ValueError(f"{where}.optimizer_config.outer_iterations: missing; allowed: an integer >= 1 (rounds)")
+        _rename_errors(
+            lambda: parse_optimizer_config(pair.optimizer_config),
+            'optimizer_config',
+            f'{where}.optimizer_config',
+        )
+        if 'outer_iterations' not in pair.optimizer_config:
+            raise ValueError(
+                f'{where}.optimizer_config.outer_iterations: missing; allowed: an integer >= 1 (rounds)'
+            )
         for i, name in enumerate(pair.metrics):
             if name not in METRIC_NAMES:
-                raise ValueError(f"{where}.metrics[{i}]: unknown metric {name!r}; allowed: {', '.join(METRIC_NAMES)}")
+                raise ValueError(
+                    f'{where}.metrics[{i}]: unknown metric {name!r}; allowed: {", ".join(METRIC_NAMES)}'
+                )
             if problem not in PROBLEM_METRICS.get(name, (problem,)):
-                allowed = [m for m in METRIC_NAMES if problem in PROBLEM_METRICS.get(m, (problem,))]
-                raise ValueError(f"{where}.metrics[{i}]: {name!r} not available for problem {problem!r}; "
-                                 f"allowed: {', '.join(allowed)}")
+                allowed = [
+                    m for m in METRIC_NAMES if problem in PROBLEM_METRICS.get(m, (problem,))
+                ]
+                raise ValueError(
+                    f'{where}.metrics[{i}]: {name!r} not available for problem {problem!r}; '
+                    f'allowed: {", ".join(allowed)}'
+                )
         if pair.problem_name in seen:
-            raise ValueError(f"{where}.problem_name: {pair.problem_name!r} is also the problem_name of "
-                             f"problem_configs.{seen[pair.problem_name]}; results files would collide")
+            raise ValueError(
+                f'{where}.problem_name: {pair.problem_name!r} is also the problem_name of '
+                f'problem_configs.{seen[pair.problem_name]}; results files would collide'
+            )
         seen[pair.problem_name] = str(key)
         pairs[str(key)] = pair
     return pairs
@@ -275,8 +348,10 @@ def _resolve_paths(prob_keys: dict, base_dir: Path) -> dict:
             continue
         resolved = resolve_path(holder[keys[-1]], base_dir)
         if keys in MUST_EXIST and not resolved.exists():
-            raise ValueError(f"experiment.{'.'.join(keys)}: {holder[keys[-1]]!r} does not exist (looked under "
-                             f"{base_dir} and the package's share directory)")
+            raise ValueError(
+                f'experiment.{".".join(keys)}: {holder[keys[-1]]!r} does not exist (looked under '
+                f"{base_dir} and the package's share directory)"
+            )
         holder[keys[-1]] = str(resolved)
     return out
 
@@ -308,36 +383,38 @@ def _rename_errors(fn, old: str, new: str):
     except ValueError as exc:
         msg = str(exc)
         if msg.startswith(old):
-            raise ValueError(new + msg[len(old):]) from None
-        raise ValueError(f"{new}: {msg}") from None
+            raise ValueError(new + msg[len(old) :]) from None
+        raise ValueError(f'{new}: {msg}') from None
 
 
-def _check_keys(raw: Mapping, allowed: tuple[str, ...], where: str, required: tuple[str, ...] = ()) -> None:
-    prefix = f"{where}." if where else ""
+def _check_keys(
+    raw: Mapping, allowed: tuple[str, ...], where: str, required: tuple[str, ...] = ()
+) -> None:
+    prefix = f'{where}.' if where else ''
     for key in raw:
         if key not in allowed:
-            raise ValueError(f"{prefix}{key}: unknown key; allowed: {', '.join(allowed)}")
+            raise ValueError(f'{prefix}{key}: unknown key; allowed: {", ".join(allowed)}')
     for key in required:
         if key not in raw:
-            raise ValueError(f"{prefix}{key}: missing")
+            raise ValueError(f'{prefix}{key}: missing')
 
 
 def _check_choice(value: Any, choices: tuple[str, ...], where: str) -> str:
     if value not in choices:
-        raise ValueError(f"{where}: {value!r} not allowed; allowed: {', '.join(choices)}")
+        raise ValueError(f'{where}: {value!r} not allowed; allowed: {", ".join(choices)}')
     return value
 
 
 def _non_negative(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{where}: {value!r} not allowed; allowed: a number >= 0")
+        raise ValueError(f'{where}: {value!r} not allowed; allowed: a number >= 0')
     return float(value)
 
 
 def _typed(value: Any, tp: type, where: str) -> Any:
     ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     if not ok:
-        raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
+        raise ValueError(f'{where}: expected {tp.__name__}, got {value!r}')
     return value
 
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import logging
 import random
-from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 import networkx as nx
 import numpy as np
-
 from .registry import parse_dataclass, spec
 
 logger = logging.getLogger(__name__)
 
-GRAPH_TYPES = ("wheel", "cycle", "complete", "random", "disk")
+GRAPH_TYPES = ('wheel', 'cycle', 'complete', 'random', 'disk')
 
 
 @dataclass(frozen=True)
@@ -24,36 +23,40 @@ class GraphConfig:
     IGNORED_KEYS: ClassVar[tuple[str, ...]] = ()
 
     num_nodes: int | None = spec(None, min=1)  # robots (the caller may pass it separately)
-    type: str = spec("wheel", choices=GRAPH_TYPES)
+    type: str = spec('wheel', choices=GRAPH_TYPES)
     p: float = spec(0.3, min=0.0, max=1.0)  # edge probability of the random graph
     gen_attempts: int = spec(100, min=1)  # random graphs drawn until one is connected
     comm_radius: float | None = spec(None, gt=0.0)  # disk graph: link when distance <= comm_radius
 
-    def validate(self, section: str = "graph") -> None:
-        if self.type == "disk" and self.comm_radius is None:
-            raise ValueError(f"{section}.comm_radius: required for type 'disk'; allowed: a number > 0")
+    def validate(self, section: str = 'graph') -> None:
+        if self.type == 'disk' and self.comm_radius is None:
+            raise ValueError(
+                f"{section}.comm_radius: required for type 'disk'; allowed: a number > 0"
+            )
 
 
 def _config(cfg: GraphConfig | Mapping[str, Any]) -> GraphConfig:
-    return cfg if isinstance(cfg, GraphConfig) else parse_dataclass(GraphConfig, cfg, "graph")
+    return cfg if isinstance(cfg, GraphConfig) else parse_dataclass(GraphConfig, cfg, 'graph')
 
 
 def build_graph(
-    cfg: GraphConfig | Mapping[str, Any], num_nodes: int | None = None, seed: int = 0,
+    cfg: GraphConfig | Mapping[str, Any],
+    num_nodes: int | None = None,
+    seed: int = 0,
     positions: np.ndarray | None = None,
 ) -> nx.Graph:
     """The communication graph over nodes 0..n-1 (``disk``: from ``positions`` (n, >=2), rebuilt by the caller)."""
     cfg = _config(cfg)
     n = int(num_nodes if num_nodes is not None else (cfg.num_nodes or 0))
     if n < 1:
-        raise ValueError("graph.num_nodes: missing or < 1; allowed: an integer >= 1")
-    if cfg.type == "wheel":
+        raise ValueError('graph.num_nodes: missing or < 1; allowed: an integer >= 1')
+    if cfg.type == 'wheel':
         return nx.wheel_graph(n)
-    if cfg.type == "cycle":
+    if cfg.type == 'cycle':
         return nx.cycle_graph(n)
-    if cfg.type == "complete":
+    if cfg.type == 'complete':
         return nx.complete_graph(n)
-    if cfg.type == "random":
+    if cfg.type == 'random':
         return _connected_random_graph(n, cfg.p, cfg.gen_attempts, seed)
     return disk_graph(positions, cfg.comm_radius, n)
 
@@ -65,12 +68,14 @@ def _connected_random_graph(n: int, p: float, attempts: int, seed: int) -> nx.Gr
         if nx.is_connected(graph):
             return graph
     raise ValueError(
-        f"graph.gen_attempts: no connected Erdos-Renyi graph with num_nodes={n}, p={p} in {attempts} attempts; "
-        "raise graph.p or graph.gen_attempts"
+        f'graph.gen_attempts: no connected Erdos-Renyi graph with num_nodes={n}, p={p} in {attempts} attempts; '
+        'raise graph.p or graph.gen_attempts'
     )
 
 
-def disk_graph(positions: np.ndarray | None, comm_radius: float | None, num_nodes: int | None = None) -> nx.Graph:
+def disk_graph(
+    positions: np.ndarray | None, comm_radius: float | None, num_nodes: int | None = None
+) -> nx.Graph:
     """Nodes linked when their (x, y) positions are within ``comm_radius`` (may be disconnected)."""
     if positions is None:
         raise ValueError("graph.type 'disk' needs the robots' positions")
@@ -79,7 +84,7 @@ def disk_graph(positions: np.ndarray | None, comm_radius: float | None, num_node
     xy = np.asarray(positions, dtype=float)[:, :2]
     n = len(xy) if num_nodes is None else int(num_nodes)
     if len(xy) != n:
-        raise ValueError(f"graph: {len(xy)} positions for {n} nodes")
+        raise ValueError(f'graph: {len(xy)} positions for {n} nodes')
     graph = nx.empty_graph(n)
     dist = np.linalg.norm(xy[:, None, :] - xy[None, :, :], axis=-1)
     rows, cols = np.nonzero(np.triu(dist <= comm_radius, k=1))
@@ -96,7 +101,9 @@ def fiedler_value(graph: nx.Graph) -> float:
     return float(max(np.linalg.eigvalsh(lap)[1], 0.0))
 
 
-def metropolis_weights(deg_i: int, neighbor_degrees: Mapping[int, int]) -> tuple[float, dict[int, float]]:
+def metropolis_weights(
+    deg_i: int, neighbor_degrees: Mapping[int, int]
+) -> tuple[float, dict[int, float]]:
     """Metropolis weights of robot i: W_ij = 1 / (max(deg_i, deg_j) + 1), W_ii = 1 - sum_j W_ij."""
     w = {j: 1.0 / (max(int(deg_i), int(d)) + 1.0) for j, d in neighbor_degrees.items()}
     return 1.0 - sum(w.values()), w
@@ -108,7 +115,9 @@ def metropolis_matrix(graph: nx.Graph) -> np.ndarray:
     index = {v: k for k, v in enumerate(nodes)}
     mat = np.zeros((len(nodes), len(nodes)))
     for v in nodes:
-        w_ii, w = metropolis_weights(graph.degree[v], {u: graph.degree[u] for u in graph.neighbors(v)})
+        w_ii, w = metropolis_weights(
+            graph.degree[v], {u: graph.degree[u] for u in graph.neighbors(v)}
+        )
         mat[index[v], index[v]] = w_ii
         for u, w_vu in w.items():
             mat[index[v], index[u]] = w_vu

@@ -15,24 +15,26 @@ import torch
 logger = logging.getLogger(__name__)
 
 METRIC_NAMES = (
-    "forward_pass_count",
-    "validation_loss",
-    "consensus_error",
-    "top1_accuracy",
-    "current_epoch",
-    "train_loss_moving_average",
-    "mesh_grid_density",
-    "current_position",
-    "current_graph",
+    'forward_pass_count',
+    'validation_loss',
+    'consensus_error',
+    'top1_accuracy',
+    'current_epoch',
+    'train_loss_moving_average',
+    'mesh_grid_density',
+    'current_position',
+    'current_graph',
 )
 
 
-def check_metric_names(names: Iterable[str], section: str = "metrics") -> list[str]:
+def check_metric_names(names: Iterable[str], section: str = 'metrics') -> list[str]:
     """The names, or ValueError naming the first unknown one and the allowed names."""
     names = list(names)
     for name in names:
         if name not in METRIC_NAMES:
-            raise ValueError(f"{section}: unknown metric {name!r}; allowed: {', '.join(METRIC_NAMES)}")
+            raise ValueError(
+                f'{section}: unknown metric {name!r}; allowed: {", ".join(METRIC_NAMES)}'
+            )
     return names
 
 
@@ -49,11 +51,11 @@ def consensus_error(vectors: Sequence[torch.Tensor]) -> dict[str, torch.Tensor |
     average = pairwise.sum(dim=1) / max(n - 1, 1)
     to_mean = (unit - unit.mean(dim=0, keepdim=True)).norm(dim=1)
     return {
-        "pairwise": pairwise.float(),
-        "to_mean": to_mean.float(),
-        "average": average.float(),
-        "min": float(average.min()),
-        "max": float(average.max()),
+        'pairwise': pairwise.float(),
+        'to_mean': to_mean.float(),
+        'average': average.float(),
+        'min': float(average.min()),
+        'max': float(average.max()),
     }
 
 
@@ -73,7 +75,9 @@ def parameters_loaded(model: torch.nn.Module, vector: torch.Tensor) -> Iterator[
 def _copy_into(params: list[torch.Tensor], vector: torch.Tensor) -> None:
     vector = vector.reshape(-1)
     if vector.numel() != sum(p.numel() for p in params):
-        raise ValueError(f"vector of {vector.numel()} values for a model of {sum(p.numel() for p in params)}")
+        raise ValueError(
+            f'vector of {vector.numel()} values for a model of {sum(p.numel() for p in params)}'
+        )
     offset = 0
     for p in params:  # copy_ keeps each parameter's storage (flat views of optimizers stay valid)
         n = p.numel()
@@ -86,12 +90,16 @@ class MovingAverage:
 
     def __init__(self, decay: float = 0.95) -> None:
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"tloss_decay: {decay} out of range; allowed: [0, 1)")
+            raise ValueError(f'tloss_decay: {decay} out of range; allowed: [0, 1)')
         self.decay = decay
         self.value: float | None = None
 
     def update(self, x: float) -> float:
-        self.value = float(x) if self.value is None else self.decay * self.value + (1.0 - self.decay) * float(x)
+        self.value = (
+            float(x)
+            if self.value is None
+            else self.decay * self.value + (1.0 - self.decay) * float(x)
+        )
         return self.value
 
 
@@ -101,7 +109,9 @@ def mesh_grid_density(
 ) -> torch.Tensor:
     """The model evaluated on the grid ``xs`` x ``ys`` (1-D coordinate tensors): (len(ys), len(xs)) on CPU."""
     device = next(model.parameters()).device
-    gy, gx = torch.meshgrid(ys.float(), xs.float(), indexing="ij")
+    gy, gx = torch.meshgrid(ys.float(), xs.float(), indexing='ij')
     points = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1).to(device)
-    out = torch.cat([model(points[s : s + batch_size]).reshape(-1) for s in range(0, len(points), batch_size)])
+    out = torch.cat(
+        [model(points[s : s + batch_size]).reshape(-1) for s in range(0, len(points), batch_size)]
+    )
     return out.reshape(len(ys), len(xs)).cpu()

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -21,11 +21,13 @@ logger = logging.getLogger(__name__)
 
 
 def _rounds(metrics: Mapping[str, Any], n: int) -> np.ndarray:
-    rounds = metrics.get("evaluation_rounds")
+    rounds = metrics.get('evaluation_rounds')
     return np.asarray(rounds[:n] if rounds is not None else np.arange(1, n + 1), dtype=float)
 
 
-def metric_band(metrics: Mapping[str, Any], name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+def metric_band(
+    metrics: Mapping[str, Any], name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(rounds, mean, min, max) over robots of a per-robot metric; None when absent."""
     values = metrics.get(name)
     if not values:
@@ -36,7 +38,7 @@ def metric_band(metrics: Mapping[str, Any], name: str) -> tuple[np.ndarray, np.n
 
 def consensus_curve(metrics: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
     """(rounds, mean over robots of each robot's mean distance to the others) from the pairwise matrices."""
-    values = metrics.get("consensus_error")
+    values = metrics.get('consensus_error')
     if not values:
         return None
     means = []
@@ -47,7 +49,9 @@ def consensus_curve(metrics: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]
     return _rounds(metrics, len(means)), np.asarray(means)
 
 
-def plot_curves(results: Mapping[str, Mapping[str, Any]], out_path: str | Path, metric: str) -> Path | None:
+def plot_curves(
+    results: Mapping[str, Mapping[str, Any]], out_path: str | Path, metric: str
+) -> Path | None:
     """``metric`` (mean over robots, min-max band) and consensus error vs rounds, one curve per pair."""
     fig, (ax_m, ax_c) = plt.subplots(1, 2, figsize=(11, 4))
     drawn = False
@@ -65,10 +69,19 @@ def plot_curves(results: Mapping[str, Mapping[str, Any]], out_path: str | Path, 
     if not drawn:
         plt.close(fig)
         return None
-    ax_m.set(xlabel="round", ylabel=metric.replace("_", " "), title=f"{metric.replace('_', ' ')} (robot mean, min-max)")
-    ax_c.set(xlabel="round", ylabel="consensus error", title="consensus error (mean pairwise distance)")
-    if any(consensus_curve(m) is not None and (consensus_curve(m)[1] > 0).all() for m in results.values()):
-        ax_c.set_yscale("log")
+    ax_m.set(
+        xlabel='round',
+        ylabel=metric.replace('_', ' '),
+        title=f'{metric.replace("_", " ")} (robot mean, min-max)',
+    )
+    ax_c.set(
+        xlabel='round', ylabel='consensus error', title='consensus error (mean pairwise distance)'
+    )
+    if any(
+        consensus_curve(m) is not None and (consensus_curve(m)[1] > 0).all()
+        for m in results.values()
+    ):
+        ax_c.set_yscale('log')
     for ax in (ax_m, ax_c):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -79,20 +92,23 @@ def plot_curves(results: Mapping[str, Mapping[str, Any]], out_path: str | Path, 
     return out_path
 
 
-def plot_learned_maps(results: Mapping[str, Mapping[str, Any]], out_path: str | Path,
-                      robot: int = 0) -> Path | None:
+def plot_learned_maps(
+    results: Mapping[str, Mapping[str, Any]], out_path: str | Path, robot: int = 0
+) -> Path | None:
     """The true map next to each pair's learned map (robot ``robot``'s last ``mesh_grid_density``)."""
-    learned = {k: m for k, m in results.items() if m.get("mesh_grid_density")}
+    learned = {k: m for k, m in results.items() if m.get('mesh_grid_density')}
     if not learned:
         return None
     first = next(iter(learned.values()))
-    panels = [("true map", torch.as_tensor(first["true_mesh"]).numpy())] if "true_mesh" in first else []
+    panels = (
+        [('true map', torch.as_tensor(first['true_mesh']).numpy())] if 'true_mesh' in first else []
+    )
     for label, metrics in learned.items():
-        mesh = torch.as_tensor(metrics["mesh_grid_density"][-1])
-        panels.append((f"{label} (robot {robot})", mesh[min(robot, mesh.shape[0] - 1)].numpy()))
+        mesh = torch.as_tensor(metrics['mesh_grid_density'][-1])
+        panels.append((f'{label} (robot {robot})', mesh[min(robot, mesh.shape[0] - 1)].numpy()))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for ax, (title, image) in zip(axes[0], panels):
-        ax.imshow(image, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.imshow(image, cmap='gray_r', vmin=0.0, vmax=1.0, interpolation='nearest')
         ax.set_title(title)
         ax.set_axis_off()
     fig.tight_layout()
@@ -102,14 +118,16 @@ def plot_learned_maps(results: Mapping[str, Mapping[str, Any]], out_path: str | 
     return out_path
 
 
-def plot_experiment(results: Mapping[str, Mapping[str, Any]], out_dir: str | Path, problem: str) -> list[Path]:
+def plot_experiment(
+    results: Mapping[str, Mapping[str, Any]], out_dir: str | Path, problem: str
+) -> list[Path]:
     """Every plot of an experiment into ``out_dir``: curves, and the learned map for lidar problems."""
     out_dir = Path(out_dir)
-    metric = "top1_accuracy" if problem == "mnist" else "validation_loss"
-    files = [plot_curves(results, out_dir / f"{metric}_consensus.png", metric)]
-    if problem == "density":
-        files.append(plot_learned_maps(results, out_dir / "learned_map.png"))
+    metric = 'top1_accuracy' if problem == 'mnist' else 'validation_loss'
+    files = [plot_curves(results, out_dir / f'{metric}_consensus.png', metric)]
+    if problem == 'density':
+        files.append(plot_learned_maps(results, out_dir / 'learned_map.png'))
     files = [f for f in files if f is not None]
     for f in files:
-        logger.info("plot %s", f)
+        logger.info('plot %s', f)
     return files

@@ -14,20 +14,32 @@ from dinno_ros.core.learning.registry import parse_dataclass, spec
 
 @dataclass
 class MonitorConfig:
-    evaluate_frequency: int = spec(0, min=0)  # rounds between validation evaluations (0: the pair's own)
-    results_dir: str = "results/swarm"  # where the monitor writes results and plots (relative to the cwd)
+    evaluate_frequency: int = spec(
+        0, min=0
+    )  # rounds between validation evaluations (0: the pair's own)
+    results_dir: str = (
+        'results/swarm'  # where the monitor writes results and plots (relative to the cwd)
+    )
     writeout: bool = True  # write results and plots at the end
-    lost_after: float = spec(15.0, gt=0)  # seconds without a message before a robot is reported lost
+    lost_after: float = spec(
+        15.0, gt=0
+    )  # seconds without a message before a robot is reported lost
 
 
 @dataclass
 class SwarmSection:
-    pair: str = ""  # which problem_configs entry the swarm runs (default: the first)
+    pair: str = ''  # which problem_configs entry the swarm runs (default: the first)
     num_robots: int = spec(0, min=0)  # 0: experiment.graph.num_nodes
     rounds: int = spec(0, min=0)  # 0: the pair's optimizer_config.outer_iterations
-    round_timeout: float = spec(10.0, gt=0)  # s to wait for a neighbour's round-k message before going on
-    startup_timeout: float = spec(60.0, gt=0)  # s to wait for every neighbour to appear before round 0
-    lost_after_rounds: int = spec(3, min=1)  # missed rounds after which a neighbour is no longer waited for
+    round_timeout: float = spec(
+        10.0, gt=0
+    )  # s to wait for a neighbour's round-k message before going on
+    startup_timeout: float = spec(
+        60.0, gt=0
+    )  # s to wait for every neighbour to appear before round 0
+    lost_after_rounds: int = spec(
+        3, min=1
+    )  # missed rounds after which a neighbour is no longer waited for
     publish_scans: bool = True  # publish sensor_msgs/LaserScan, paths and markers for RViz
     torch_threads: int = spec(1, min=1)  # torch threads per robot process
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
@@ -35,4 +47,4 @@ class SwarmSection:
 
 def parse_swarm_section(data: Mapping) -> SwarmSection:
     """The typed ``swarm:`` section of a loaded YAML mapping (defaults when absent)."""
-    return parse_dataclass(SwarmSection, data.get("swarm") or {}, "swarm")
+    return parse_dataclass(SwarmSection, data.get('swarm') or {}, 'swarm')

@@ -7,22 +7,25 @@ complete message of a late neighbour and without a neighbour that missed too man
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+import threading
+import time
 from typing import Callable, Iterable
 
-import torch
-
 from dinno_ros.core.learning.optimizers.base import NeighborMessage
+import torch
 
 
 @dataclass
 class RoundResult:
     messages: dict[int, NeighborMessage]  # what the optimizer steps with
-    late: list[int] = field(default_factory=list)  # neighbours that sent nothing for this round in time
-    stale: dict[int, int] = field(default_factory=dict)  # late neighbour -> round of the message used instead
+    late: list[int] = field(
+        default_factory=list
+    )  # neighbours that sent nothing for this round in time
+    stale: dict[int, int] = field(
+        default_factory=dict
+    )  # late neighbour -> round of the message used instead
 
 
 class Board:
@@ -54,9 +57,13 @@ class RoundInbox(Board):
         super().__init__()
         self.keys = tuple(keys)
         self.keep_rounds = keep_rounds
-        self._rounds: dict[int, dict[int, dict[str, torch.Tensor]]] = defaultdict(dict)  # sender -> round -> key
+        self._rounds: dict[int, dict[int, dict[str, torch.Tensor]]] = defaultdict(
+            dict
+        )  # sender -> round -> key
         self._degrees: dict[tuple[int, int], int] = {}
-        self._latest: dict[int, tuple[int, NeighborMessage]] = {}  # sender -> (round, complete message)
+        self._latest: dict[
+            int, tuple[int, NeighborMessage]
+        ] = {}  # sender -> (round, complete message)
 
     def put(self, sender: int, round_k: int, key: str, vector: torch.Tensor, degree: int) -> None:
         """Store one received vector (unknown keys are ignored)."""
@@ -98,7 +105,9 @@ class RoundInbox(Board):
         """The senders' round-k messages, waiting up to ``timeout`` s; late ones fall back to their latest."""
         wanted = set(senders)
         with self._cond:
-            self._wait(lambda: all(self._complete(j, round_k) is not None for j in wanted), timeout)
+            self._wait(
+                lambda: all(self._complete(j, round_k) is not None for j in wanted), timeout
+            )
             missing = {j for j in wanted if self._complete(j, round_k) is None}
             result = RoundResult({j: self._complete(j, round_k) for j in wanted - missing})
             for j in sorted(missing):
@@ -138,4 +147,3 @@ class MissTracker:
 
     def revive(self, j: int) -> None:
         self.misses[j] = 0
-

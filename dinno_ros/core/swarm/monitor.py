@@ -10,22 +10,21 @@ as the offline runner, fed with ``RemoteRobot`` stand-ins whose models hold the 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from dinno_ros.core.learning.graphs import build_graph, disk_graph
+from dinno_ros.core.learning.metrics import consensus_error
+from dinno_ros.core.learning.simulation import build_problem, Evaluator
+from dinno_ros.core.swarm.spec import SwarmSpec
 import networkx as nx
 import numpy as np
 import torch
-
-from dinno_ros.core.learning.graphs import build_graph, disk_graph
-from dinno_ros.core.learning.metrics import consensus_error
-from dinno_ros.core.learning.simulation import Evaluator, build_problem
-from dinno_ros.core.swarm.spec import SwarmSpec
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,9 @@ class RemoteRobot:
     def load(self, vector: torch.Tensor) -> None:
         self._vec = vector
         with torch.no_grad():
-            torch.nn.utils.vector_to_parameters(vector.to(next(self.model.parameters()).device), self.model.parameters())
+            torch.nn.utils.vector_to_parameters(
+                vector.to(next(self.model.parameters()).device), self.model.parameters()
+            )
 
     def params(self) -> torch.Tensor:
         return self._vec
@@ -56,7 +57,9 @@ class RoundReport:
     robots: list[int]  # robots whose vectors went into this round
     consensus: dict[str, Any]  # consensus_error() of those vectors
     evaluation: dict[str, float] | None = None  # the Evaluator's summary on evaluation rounds
-    per_robot: dict[str, list[float]] = field(default_factory=dict)  # e.g. validation_loss per robot
+    per_robot: dict[str, list[float]] = field(
+        default_factory=dict
+    )  # e.g. validation_loss per robot
     lost: list[int] = field(default_factory=list)
 
 
@@ -65,18 +68,29 @@ class SwarmMonitor:
 
     def __init__(self, spec: SwarmSpec, lost_after: float | None = None) -> None:
         self.spec = spec
-        self.problem = build_problem(spec.experiment, spec.pair_key, device="cpu")
+        self.problem = build_problem(spec.experiment, spec.pair_key, device='cpu')
         pair = spec.pair
         if spec.section.monitor.evaluate_frequency:
-            pair = dataclasses.replace(pair, evaluate_frequency=spec.section.monitor.evaluate_frequency,
-                                       metrics_config=dataclasses.replace(pair.metrics_config, evaluate_frequency=None))
-        self.evaluator = Evaluator(self.problem, pair, spec.rounds, label=f"swarm/{spec.pair_key}")
-        self.robots = {i: RemoteRobot(i, self.problem.base_model()) for i in range(spec.num_robots)}
-        self.graph = None if spec.dynamic_graph else build_graph(spec.experiment.graph, spec.num_robots, spec.experiment.seed)
+            pair = dataclasses.replace(
+                pair,
+                evaluate_frequency=spec.section.monitor.evaluate_frequency,
+                metrics_config=dataclasses.replace(pair.metrics_config, evaluate_frequency=None),
+            )
+        self.evaluator = Evaluator(self.problem, pair, spec.rounds, label=f'swarm/{spec.pair_key}')
+        self.robots = {
+            i: RemoteRobot(i, self.problem.base_model()) for i in range(spec.num_robots)
+        }
+        self.graph = (
+            None
+            if spec.dynamic_graph
+            else build_graph(spec.experiment.graph, spec.num_robots, spec.experiment.seed)
+        )
         self.lost_after = lost_after if lost_after is not None else spec.section.monitor.lost_after
         self.vectors: dict[int, dict[int, torch.Tensor]] = {}  # round tag -> robot -> params
         self.poses: dict[int, dict[int, np.ndarray]] = {}  # round -> robot -> pose
-        self.forward_passes: dict[int, dict[int, int]] = {}  # round -> robot -> passes before that round
+        self.forward_passes: dict[
+            int, dict[int, int]
+        ] = {}  # round -> robot -> passes before that round
         self.finished: set[int] = set()
         self.lost: set[int] = set()
         self.started = time.monotonic()
@@ -94,7 +108,9 @@ class SwarmMonitor:
                 self.vectors.setdefault(round_tag, {})[robot] = vector
             self._seen(robot)
 
-    def put_state(self, robot: int, round_k: int, pose: np.ndarray, forward_passes: int, finished: bool) -> None:
+    def put_state(
+        self, robot: int, round_k: int, pose: np.ndarray, forward_passes: int, finished: bool
+    ) -> None:
         with self._lock:
             self.poses.setdefault(round_k, {})[robot] = np.asarray(pose, dtype=np.float64)
             self.forward_passes.setdefault(round_k, {})[robot] = int(forward_passes)
@@ -106,7 +122,7 @@ class SwarmMonitor:
         self.last_seen[robot] = time.monotonic()
         if robot in self.lost:
             self.lost.discard(robot)
-            logger.info("robot_%d is back", robot)
+            logger.info('robot_%d is back', robot)
 
     # progress --------------------------------------------------------------------------------------
     def update_lost(self, now: float | None = None) -> list[int]:
@@ -121,11 +137,15 @@ class SwarmMonitor:
             if i in self.lost or i in self.finished:
                 continue
             since = self.last_seen.get(i)
-            limit = self.lost_after if since is not None else self.spec.section.startup_timeout + self.lost_after
+            limit = (
+                self.lost_after
+                if since is not None
+                else self.spec.section.startup_timeout + self.lost_after
+            )
             if now - (since if since is not None else self.started) > limit:
                 self.lost.add(i)
                 newly.append(i)
-                logger.warning("robot_%d lost: no message for %.0f s", i, limit)
+                logger.warning('robot_%d lost: no message for %.0f s', i, limit)
         return newly
 
     def _expected(self) -> set[int]:
@@ -148,8 +168,12 @@ class SwarmMonitor:
     def _skippable(self) -> bool:
         """No vector of tag ``next_round`` will come: every live robot has sent later ones."""
         tag = self.next_round
-        return (tag <= self.spec.rounds and not self.vectors.get(tag)
-                and bool(self._moved_on(tag)) and not (self._expected() - self._moved_on(tag)))
+        return (
+            tag <= self.spec.rounds
+            and not self.vectors.get(tag)
+            and bool(self._moved_on(tag))
+            and not (self._expected() - self._moved_on(tag))
+        )
 
     def process(self) -> list[RoundReport]:
         """Every round that is complete now, in order (the evaluation runs without holding the lock)."""
@@ -157,7 +181,7 @@ class SwarmMonitor:
         while True:
             with self._lock:
                 while self._skippable():
-                    logger.warning("no vector of round %d arrived: skipping it", self.next_round)
+                    logger.warning('no vector of round %d arrived: skipping it', self.next_round)
                     self.skipped.append(self.next_round)
                     self.next_round += 1
                 if not self.ready():
@@ -170,8 +194,14 @@ class SwarmMonitor:
                 self.next_round += 1
             out.append(self._report(tag, vectors, passes, poses, lost))
 
-    def _report(self, tag: int, vectors: dict[int, torch.Tensor], passes: dict[int, int],
-                poses: dict[int, np.ndarray], lost: list[int]) -> RoundReport:
+    def _report(
+        self,
+        tag: int,
+        vectors: dict[int, torch.Tensor],
+        passes: dict[int, int],
+        poses: dict[int, np.ndarray],
+        lost: list[int],
+    ) -> RoundReport:
         ids = sorted(vectors)
         k = tag - 1  # the round whose step produced these vectors
         for i in ids:
@@ -183,7 +213,7 @@ class SwarmMonitor:
         if tag >= 1 and self.evaluator.due(k):
             agents = [self.robots[i] for i in ids]
             report.evaluation = self.evaluator.evaluate(k, agents, self._graph(k, ids))
-            for name in ("validation_loss", "top1_accuracy"):
+            for name in ('validation_loss', 'top1_accuracy'):
                 if name in self.evaluator.metrics and self.evaluator.metrics[name]:
                     report.per_robot[name] = [float(v) for v in self.evaluator.metrics[name][-1]]
         self.reports.append(report)
@@ -195,32 +225,37 @@ class SwarmMonitor:
         with self._lock:
             poses = dict(self.poses.get(k, {}))
         xy = np.stack([poses.get(i, np.full(3, 1e12))[:2] for i in ids])
-        return nx.relabel_nodes(disk_graph(xy, self.spec.experiment.graph.comm_radius), dict(enumerate(ids)))
+        return nx.relabel_nodes(
+            disk_graph(xy, self.spec.experiment.graph.comm_radius), dict(enumerate(ids))
+        )
 
     def done(self) -> bool:
         """Every robot finished or lost, and every round that can be processed was."""
         with self._lock:
             all_out = set(self.robots) <= (self.finished | self.lost)
-            return self.next_round > self.spec.rounds or (all_out and not self.ready() and not self._skippable())
+            return self.next_round > self.spec.rounds or (
+                all_out and not self.ready() and not self._skippable()
+            )
 
     def results(self) -> dict[str, Any]:
         """The experiment runner's results dict, plus the monitor's per-round consensus summary."""
         out = self.evaluator.results()
-        out["consensus_error_per_round"] = torch.tensor(
-            [[r.round_k, r.consensus["min"], r.consensus["max"]] for r in self.reports], dtype=torch.float64
+        out['consensus_error_per_round'] = torch.tensor(
+            [[r.round_k, r.consensus['min'], r.consensus['max']] for r in self.reports],
+            dtype=torch.float64,
         ).reshape(-1, 3)
-        out["lost_robots"] = sorted(self.lost)
-        out["skipped_rounds"] = list(self.skipped)
+        out['lost_robots'] = sorted(self.lost)
+        out['skipped_rounds'] = list(self.skipped)
         return out
 
 
 def fmt_report(r: RoundReport) -> str:
     """One log line for a round, in the seed's style."""
-    line = f"round {r.round_k}: consensus {r.consensus['min']:.3e} - {r.consensus['max']:.3e}"
+    line = f'round {r.round_k}: consensus {r.consensus["min"]:.3e} - {r.consensus["max"]:.3e}'
     if r.evaluation:
-        for key, label in (("validation_loss_mean", "val loss"), ("top1_accuracy_mean", "top1")):
+        for key, label in (('validation_loss_mean', 'val loss'), ('top1_accuracy_mean', 'top1')):
             if key in r.evaluation and not math.isnan(r.evaluation[key]):
-                line += f" | {label} {r.evaluation[key]:.4f}"
+                line += f' | {label} {r.evaluation[key]:.4f}'
     if r.lost:
-        line += f" | lost: {', '.join(f'robot_{i}' for i in r.lost)}"
+        line += f' | lost: {", ".join(f"robot_{i}" for i in r.lost)}'
     return line

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from dinno_ros.core.swarm.spec import SwarmSpec, load_swarm
+from dinno_ros.core.swarm.spec import load_swarm, SwarmSpec
 
-PACKAGE = "dinno_ros"
+PACKAGE = 'dinno_ros'
 
 
 @dataclass(frozen=True)
@@ -23,21 +23,21 @@ class NodeSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.namespace}/{self.name}".strip("/") if self.namespace else self.name
+        return f'{self.namespace}/{self.name}'.strip('/') if self.namespace else self.name
 
     def ros_args(self) -> list[str]:
         """``--ros-args`` for a plain process: namespace, node name and parameters."""
-        args = ["--ros-args", "-r", f"__node:={self.name}"]
+        args = ['--ros-args', '-r', f'__node:={self.name}']
         if self.namespace:
-            args += ["-r", f"__ns:=/{self.namespace}"]
+            args += ['-r', f'__ns:=/{self.namespace}']
         for key, value in self.parameters.items():
-            args += ["-p", f"{key}:={_param_literal(value)}"]
+            args += ['-p', f'{key}:={_param_literal(value)}']
         return args
 
 
 def _param_literal(value: Any) -> str:
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return 'true' if value else 'false'
     if isinstance(value, str):
         return value if value else "''"
     return repr(value)
@@ -50,7 +50,7 @@ class SwarmPlan:
 
 
 def robot_namespace(robot_id: int) -> str:
-    return f"robot_{robot_id}"
+    return f'robot_{robot_id}'
 
 
 def plan_swarm(
@@ -70,13 +70,22 @@ def plan_swarm(
     ids = list(range(spec.num_robots)) if robots is None else list(robots)
     bad = [i for i in ids if not 0 <= i < spec.num_robots]
     if bad:
-        raise ValueError(f"--robots: robot {bad[0]} does not exist; allowed: 0..{spec.num_robots - 1}")
-    common = {"config": str(spec.path), "num_robots": spec.num_robots, "rounds": spec.rounds}
+        raise ValueError(
+            f'--robots: robot {bad[0]} does not exist; allowed: 0..{spec.num_robots - 1}'
+        )
+    common = {'config': str(spec.path), 'num_robots': spec.num_robots, 'rounds': spec.rounds}
     nodes = [
-        NodeSpec("robot_node", "dinno_ros.ros.robot_node", "robot", robot_namespace(i),
-                 {**common, "robot_id": i, "wait_for_monitor": monitor})
+        NodeSpec(
+            'robot_node',
+            'dinno_ros.ros.robot_node',
+            'robot',
+            robot_namespace(i),
+            {**common, 'robot_id': i, 'wait_for_monitor': monitor},
+        )
         for i in ids
     ]
     if monitor:
-        nodes.append(NodeSpec("monitor_node", "dinno_ros.ros.monitor_node", "monitor", "", dict(common)))
+        nodes.append(
+            NodeSpec('monitor_node', 'dinno_ros.ros.monitor_node', 'monitor', '', dict(common))
+        )
     return SwarmPlan(spec=spec, nodes=tuple(nodes))

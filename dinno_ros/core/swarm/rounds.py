@@ -15,12 +15,11 @@ import math
 import time
 from typing import Any, Callable, Protocol
 
-import numpy as np
-
 from dinno_ros.core.learning.graphs import build_graph, disk_graph
 from dinno_ros.core.learning.simulation import build_agent
 from dinno_ros.core.swarm.inbox import Board, MissTracker, RoundInbox
 from dinno_ros.core.swarm.spec import SwarmSpec
+import numpy as np
 
 Publish = Callable[..., None]
 
@@ -34,11 +33,11 @@ def robot_device(device: str, robot_id: int) -> str:
     """The robot's torch device: ``cpu``, or with ``cuda``/``auto`` and GPUs the robots spread over them."""
     import torch
 
-    if device == "cpu" or not torch.cuda.is_available():
-        return "cpu"
-    if device.startswith("cuda:"):
+    if device == 'cpu' or not torch.cuda.is_available():
+        return 'cpu'
+    if device.startswith('cuda:'):
         return device
-    return f"cuda:{robot_id % torch.cuda.device_count()}"
+    return f'cuda:{robot_id % torch.cuda.device_count()}'
 
 
 class PositionBoard(Board):
@@ -50,7 +49,9 @@ class PositionBoard(Board):
         self._latest: dict[int, tuple[int, tuple[float, float]]] = {}
         self.finished: set[int] = set()
 
-    def put(self, robot: int, round_k: int, xy: tuple[float, float], finished: bool = False) -> None:
+    def put(
+        self, robot: int, round_k: int, xy: tuple[float, float], finished: bool = False
+    ) -> None:
         with self._cond:
             self._by_round.setdefault(round_k, {})[robot] = xy
             if robot not in self._latest or round_k >= self._latest[robot][0]:
@@ -61,7 +62,9 @@ class PositionBoard(Board):
                 del self._by_round[old]
             self._cond.notify_all()
 
-    def wait_round(self, round_k: int, robots: set[int], timeout: float) -> dict[int, tuple[float, float]]:
+    def wait_round(
+        self, round_k: int, robots: set[int], timeout: float
+    ) -> dict[int, tuple[float, float]]:
         """Round-k positions of ``robots`` (waiting up to ``timeout``); late robots at their latest position."""
         with self._cond:
             self._wait(lambda: robots <= set(self._by_round.get(round_k, {})), timeout)
@@ -80,18 +83,26 @@ class PositionBoard(Board):
 class RobotRounds:
     """Runs one robot's rounds; ``publish(event, **fields)`` sends 'observation', 'state' and 'weights'."""
 
-    def __init__(self, spec: SwarmSpec, robot_id: int, publish: Publish, log: Log | None = None) -> None:
+    def __init__(
+        self, spec: SwarmSpec, robot_id: int, publish: Publish, log: Log | None = None
+    ) -> None:
         self.spec = spec
         self.robot_id = int(robot_id)
         self.publish = publish
-        self.log = log or logging.getLogger(f"robot_{robot_id}")
+        self.log = log or logging.getLogger(f'robot_{robot_id}')
         self.device = robot_device(spec.experiment.device, robot_id)
-        self.agent = build_agent(spec.experiment, spec.pair_key, spec.experiment.seed, robot_id, device=self.device)
+        self.agent = build_agent(
+            spec.experiment, spec.pair_key, spec.experiment.seed, robot_id, device=self.device
+        )
         self.inbox = RoundInbox(self.agent.optimizer.sends)
         self.positions = PositionBoard()
         self.misses = MissTracker(spec.section.lost_after_rounds)
         self.others = [j for j in range(spec.num_robots) if j != self.robot_id]
-        self.graph = None if spec.dynamic_graph else build_graph(spec.experiment.graph, spec.num_robots, spec.experiment.seed)
+        self.graph = (
+            None
+            if spec.dynamic_graph
+            else build_graph(spec.experiment.graph, spec.num_robots, spec.experiment.seed)
+        )
         self.last_neighbors: list[int] = []
         self.round_k = 0
         self.waited_s = 0.0  # time spent waiting for neighbours (overhead accounting)
@@ -123,17 +134,17 @@ class RobotRounds:
     def step(self, k: int) -> dict[str, float]:
         obs = self.agent.begin_round(k)
         if obs is not None:
-            self.publish("observation", observation=obs)
+            self.publish('observation', observation=obs)
         self._publish_state(k, finished=False)
         neighbors = self.neighbors(k)
         for j in neighbors:  # a gone neighbour that sent again is back
             latest = self.inbox.latest_round(j)
             if self.misses.gone(j) and latest is not None and latest >= k - 1:
                 self.misses.revive(j)
-                self.log.info(f"neighbour robot_{j} is back")
+                self.log.info(f'neighbour robot_{j} is back')
         wait_for, gone = self.misses.split(neighbors)
         for kind, vector in self.agent.outgoing().items():
-            self.publish("weights", round_k=k, degree=len(wait_for), kind=kind, vector=vector)
+            self.publish('weights', round_k=k, degree=len(wait_for), kind=kind, vector=vector)
         t0 = time.monotonic()
         result = self.inbox.wait_round(k, wait_for, self._timeout(k))
         self.waited_s += time.monotonic() - t0
@@ -144,45 +155,69 @@ class RobotRounds:
     def _report(self, k: int, result, wait_for: list[int]) -> None:
         on_time = [j for j in wait_for if j not in result.late]
         if result.late:
-            used = ", ".join(f"robot_{j} (round {result.stale[j]})" if j in result.stale else f"robot_{j} (none)"
-                             for j in result.late)
-            self.log.warning(f"round {k}: no round-{k} message in time from {used}; going on with the last ones")
+            used = ', '.join(
+                f'robot_{j} (round {result.stale[j]})'
+                if j in result.stale
+                else f'robot_{j} (none)'
+                for j in result.late
+            )
+            self.log.warning(
+                f'round {k}: no round-{k} message in time from {used}; going on with the last ones'
+            )
         for j in self.misses.record(on_time, result.late):
-            self.log.warning(f"neighbour robot_{j} missed {self.misses.limit} rounds: not waiting for it any more")
+            self.log.warning(
+                f'neighbour robot_{j} missed {self.misses.limit} rounds: not waiting for it any more'
+            )
 
     def _publish_state(self, k: int, finished: bool) -> None:
         info = self.agent.last_info
         pose = self.agent.position if self.agent.position is not None else np.zeros(3)
         self.publish(
-            "state", round_k=k, pose=pose, neighbors=self.last_neighbors, finished=finished,
-            train_loss=float(info.get("train_loss", math.nan)),
-            forward_passes=int(getattr(self.agent.optimizer, "forward_passes", 0)),
-            dataset_size=int(len(getattr(self.agent.problem, "dataset", ()) or ())),
+            'state',
+            round_k=k,
+            pose=pose,
+            neighbors=self.last_neighbors,
+            finished=finished,
+            train_loss=float(info.get('train_loss', math.nan)),
+            forward_passes=int(getattr(self.agent.optimizer, 'forward_passes', 0)),
+            dataset_size=int(len(getattr(self.agent.problem, 'dataset', ()) or ())),
         )
 
     # whole run -------------------------------------------------------------------------------------
     def run(self) -> None:
         rounds = self.spec.rounds
-        self.log.info(f"robot_{self.robot_id}: {rounds} rounds of {self.spec.pair.alg_name} on {self.device}, "
-                      f"{self.spec.num_robots} robots, graph {self.spec.experiment.graph.type}")
+        self.log.info(
+            f'robot_{self.robot_id}: {rounds} rounds of {self.spec.pair.alg_name} on {self.device}, '
+            f'{self.spec.num_robots} robots, graph {self.spec.experiment.graph.type}'
+        )
         t0 = t1 = time.monotonic()
         for k in range(rounds):
             if self.stopped:
-                self.log.info(f"stopped in round {k}")
+                self.log.info(f'stopped in round {k}')
                 return
             self.round_k = k
             info = self.step(k)
             if k == 0:
                 t1 = time.monotonic()  # round 0 includes waiting for the swarm to come up
             if k % max(1, rounds // 10) == 0 or k == rounds - 1:
-                self.log.info(f"round {k}: train_loss {info.get('train_loss', math.nan):.4f}, "
-                              f"neighbours {self.last_neighbors}")
+                self.log.info(
+                    f'round {k}: train_loss {info.get("train_loss", math.nan):.4f}, '
+                    f'neighbours {self.last_neighbors}'
+                )
         t_end = time.monotonic()
         per_round = 1e3 * (t_end - t1) / max(rounds - 1, 1)
-        self.log.info(f"finished {rounds} rounds in {t_end - t0:.1f} s ({self.waited_s:.1f} s waiting for "
-                      f"neighbours; {per_round:.1f} ms per round after round 0)")
+        self.log.info(
+            f'finished {rounds} rounds in {t_end - t0:.1f} s ({self.waited_s:.1f} s waiting for '
+            f'neighbours; {per_round:.1f} ms per round after round 0)'
+        )
         for kind, vector in self.agent.outgoing().items():  # the final model, tagged round R
-            self.publish("weights", round_k=rounds, degree=len(self.last_neighbors), kind=kind, vector=vector)
+            self.publish(
+                'weights',
+                round_k=rounds,
+                degree=len(self.last_neighbors),
+                kind=kind,
+                vector=vector,
+            )
         self._publish_state(rounds, finished=True)
         # stay until the others are done too: they may still need our last vectors (transient local)
         alive = {j for j in self.others if not self.misses.gone(j)}

@@ -9,11 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from dinno_ros.core.learning.experiment_config import ExperimentConfig, PairConfig, parse_experiment
-from dinno_ros.core.swarm.config import SwarmSection, parse_swarm_section
+from dinno_ros.core.learning.experiment_config import (
+    ExperimentConfig,
+    PairConfig,
+    parse_experiment,
+)
+from dinno_ros.core.swarm.config import parse_swarm_section, SwarmSection
 from dinno_ros.share import resolve_config
+import yaml
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class SwarmSpec:
 
     @property
     def dynamic_graph(self) -> bool:
-        return self.experiment.graph.type == "disk"
+        return self.experiment.graph.type == 'disk'
 
     @property
     def evaluate_frequency(self) -> int:
@@ -48,34 +51,40 @@ def _read(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        raise ValueError(f'{path}: not valid YAML: {exc}') from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping with 'experiment', 'problem_configs' and optionally 'swarm'")
+        raise ValueError(
+            f"{path}: expected a mapping with 'experiment', 'problem_configs' and optionally 'swarm'"
+        )
     return data
 
 
-def load_swarm(config: str | Path, *, num_robots: int | None = None, rounds: int | None = None) -> SwarmSpec:
+def load_swarm(
+    config: str | Path, *, num_robots: int | None = None, rounds: int | None = None
+) -> SwarmSpec:
     """Read and validate a swarm config; raise ValueError naming the key on any problem.
 
     Command-line overrides win over ``swarm.num_robots`` / ``swarm.rounds``, which win over the experiment.
     """
-    for name, value in (("--num-robots", num_robots), ("--rounds", rounds)):
+    for name, value in (('--num-robots', num_robots), ('--rounds', rounds)):
         if value is not None and value < 1:
-            raise ValueError(f"{name}: {value} out of range; allowed: >= 1")
+            raise ValueError(f'{name}: {value} out of range; allowed: >= 1')
     path = resolve_config(config)
     data = _read(path)
     section = parse_swarm_section(data)
-    raw = {k: v for k, v in data.items() if k != "swarm"}
+    raw = {k: v for k, v in data.items() if k != 'swarm'}
     n = num_robots or section.num_robots
     if n:
-        exp = dict(raw.get("experiment") or {})
-        exp["graph"] = {**(exp.get("graph") or {}), "num_nodes": int(n)}
-        raw["experiment"] = exp
+        exp = dict(raw.get('experiment') or {})
+        exp['graph'] = {**(exp.get('graph') or {}), 'num_nodes': int(n)}
+        raw['experiment'] = exp
     experiment = parse_experiment(raw, base_dir=path.parent, source=str(path))
     _check_files(experiment)
     pair_key = section.pair or next(iter(experiment.pairs))
     if pair_key not in experiment.pairs:
-        raise ValueError(f"swarm.pair: unknown pair {pair_key!r}; allowed: {', '.join(experiment.pairs)}")
+        raise ValueError(
+            f'swarm.pair: unknown pair {pair_key!r}; allowed: {", ".join(experiment.pairs)}'
+        )
     r = rounds or section.rounds
     if r:
         experiment = experiment.with_rounds(r)
@@ -84,7 +93,7 @@ def load_swarm(config: str | Path, *, num_robots: int | None = None, rounds: int
 
 def _check_files(experiment: ExperimentConfig) -> None:
     """Files the nodes would open (the map): fail now, naming the key, rather than in every node."""
-    map_cfg = getattr(experiment.problem_config, "map", None)
-    path = getattr(map_cfg, "path", None)
+    map_cfg = getattr(experiment.problem_config, 'map', None)
+    path = getattr(map_cfg, 'path', None)
     if path is not None and not Path(path).is_file():
-        raise ValueError(f"experiment.map.path: {path} does not exist")
+        raise ValueError(f'experiment.map.path: {path} does not exist')

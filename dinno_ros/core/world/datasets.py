@@ -9,12 +9,11 @@ from __future__ import annotations
 import logging
 import math
 
+from dinno_ros.core.world.grid import GridMap
+from dinno_ros.core.world.lidar import Lidar, random_free_poses
 import numba as nb
 import numpy as np
 import torch
-
-from dinno_ros.core.world.grid import GridMap
-from dinno_ros.core.world.lidar import Lidar, random_free_poses
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ class OnlineScanDataset:
 
     def __init__(self, window: int = 800):
         if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
+            raise ValueError(f'window must be >= 1, got {window}')
         self.window = window
         self.per_scan = 0
         self.num_added = 0  # scans added so far (the newest is scan num_added - 1)
@@ -49,37 +48,40 @@ class OnlineScanDataset:
         points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
         labels = np.asarray(labels, dtype=np.float32).reshape(-1)
         if len(points) != len(labels):
-            raise ValueError(f"points ({len(points)}) and labels ({len(labels)}) differ in length")
+            raise ValueError(f'points ({len(points)}) and labels ({len(labels)}) differ in length')
         if self._x is None:
             if len(points) == 0:
-                raise ValueError("a scan must bring at least one sample")
+                raise ValueError('a scan must bring at least one sample')
             self.per_scan = len(points)
             self._x = np.empty((self.window, self.per_scan, 2), dtype=np.float32)
             self._y = np.empty((self.window, self.per_scan), dtype=np.float32)
         elif len(points) != self.per_scan:
-            raise ValueError(f"every scan must have {self.per_scan} samples, got {len(points)}")
+            raise ValueError(f'every scan must have {self.per_scan} samples, got {len(points)}')
         slot = self.num_added % self.window
         self._x[slot] = points
         self._y[slot] = labels
         self.num_added += 1
 
-    def sample(self, batch_size: int, generator: torch.Generator | np.random.Generator
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, batch_size: int, generator: torch.Generator | np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """A minibatch drawn uniformly with replacement from the window: (x [B, 2], y [B]) float32 tensors.
 
         Deterministic for a seeded generator (torch or numpy).
         """
         n = len(self)
         if n == 0:
-            raise ValueError("the dataset is empty: add a scan first")
+            raise ValueError('the dataset is empty: add a scan first')
         if isinstance(generator, torch.Generator):
             idx = torch.randint(0, n, (batch_size,), generator=generator).numpy()
         elif isinstance(generator, np.random.Generator):
             idx = generator.integers(0, n, size=batch_size)
         else:
-            raise ValueError(f"generator must be a torch.Generator or numpy Generator, got {type(generator)}")
-        x = self._x.reshape(-1, 2)[: n][idx]
-        y = self._y.reshape(-1)[: n][idx]
+            raise ValueError(
+                f'generator must be a torch.Generator or numpy Generator, got {type(generator)}'
+            )
+        x = self._x.reshape(-1, 2)[:n][idx]
+        y = self._y.reshape(-1)[:n][idx]
         return torch.from_numpy(x), torch.from_numpy(y)
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,13 +89,16 @@ class OnlineScanDataset:
         k = self.num_scans
         if k == 0:
             return torch.zeros((0, 2)), torch.zeros(0)
-        order = (np.arange(self.num_added - k, self.num_added) % self.window)
-        return (torch.from_numpy(self._x[order].reshape(-1, 2).copy()),
-                torch.from_numpy(self._y[order].reshape(-1).copy()))
+        order = np.arange(self.num_added - k, self.num_added) % self.window
+        return (
+            torch.from_numpy(self._x[order].reshape(-1, 2).copy()),
+            torch.from_numpy(self._y[order].reshape(-1).copy()),
+        )
 
 
-def validation_scans(grid: GridMap, lidar: Lidar, num_scans: int = 500, seed: int = 0
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def validation_scans(
+    grid: GridMap, lidar: Lidar, num_scans: int = 500, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Samples of ``num_scans`` scans from random free poses over the whole map (paper: 500).
 
     Returns points [M, 2], labels [M] and offsets [num_scans + 1] (scan k is ``offsets[k]:offsets[k+1]``).
@@ -112,30 +117,43 @@ def occupancy_grid_truth(grid: GridMap, step_px: int = 4) -> tuple[np.ndarray, n
     Point (i, j) is the centre of image cell ``(i * step_px + step_px // 2, j * step_px + step_px // 2)``.
     """
     if step_px < 1:
-        raise ValueError(f"step_px must be >= 1, got {step_px}")
+        raise ValueError(f'step_px must be >= 1, got {step_px}')
     rows = np.arange(step_px // 2, grid.height, step_px)
     cols = np.arange(step_px // 2, grid.width, step_px)
     truth = grid.occupied[np.ix_(rows, cols)]
-    py, px = np.meshgrid(rows + 0.5, cols + 0.5, indexing="ij")
-    pts = np.column_stack([px.ravel() - grid.width / 2.0, py.ravel() - grid.height / 2.0]).astype(np.float32)
+    py, px = np.meshgrid(rows + 0.5, cols + 0.5, indexing='ij')
+    pts = np.column_stack([px.ravel() - grid.width / 2.0, py.ravel() - grid.height / 2.0]).astype(
+        np.float32
+    )
     return pts, truth
 
 
-def map_quality(pred_prob_on_grid: np.ndarray | torch.Tensor, truth: np.ndarray,
-                seen_mask: np.ndarray | None = None) -> dict[str, float]:
+def map_quality(
+    pred_prob_on_grid: np.ndarray | torch.Tensor,
+    truth: np.ndarray,
+    seen_mask: np.ndarray | None = None,
+) -> dict[str, float]:
     """Accuracy and IoU (occupied class) of a predicted map thresholded at 0.5, inside ``seen_mask``."""
     if isinstance(pred_prob_on_grid, torch.Tensor):
         pred_prob_on_grid = pred_prob_on_grid.detach().cpu().numpy()
     pred = np.asarray(pred_prob_on_grid).reshape(truth.shape) >= 0.5
-    mask = np.ones(truth.shape, dtype=bool) if seen_mask is None else np.asarray(seen_mask, dtype=bool)
+    mask = (
+        np.ones(truth.shape, dtype=bool)
+        if seen_mask is None
+        else np.asarray(seen_mask, dtype=bool)
+    )
     if mask.shape != truth.shape:
-        raise ValueError(f"seen_mask shape {mask.shape} differs from truth shape {truth.shape}")
+        raise ValueError(f'seen_mask shape {mask.shape} differs from truth shape {truth.shape}')
     p, t = pred[mask], truth[mask].astype(bool)
     if p.size == 0:
-        return {"accuracy": float("nan"), "iou": float("nan"), "seen_fraction": 0.0}
+        return {'accuracy': float('nan'), 'iou': float('nan'), 'seen_fraction': 0.0}
     union = np.count_nonzero(p | t)
     iou = np.count_nonzero(p & t) / union if union else 1.0
-    return {"accuracy": float(np.mean(p == t)), "iou": float(iou), "seen_fraction": float(mask.mean())}
+    return {
+        'accuracy': float(np.mean(p == t)),
+        'iou': float(iou),
+        'seen_fraction': float(mask.mean()),
+    }
 
 
 @nb.njit(cache=True)
@@ -172,9 +190,18 @@ class SeenMask:
         from dataclasses import replace
 
         self.step_px = step_px
-        self.lidar = Lidar(grid, replace(lidar.cfg, num_beams=num_beams, range_noise_std=0.0,
-                                          angle_min=None, fov=2 * math.pi),
-                           device=lidar.device, backend=lidar.backend)
+        self.lidar = Lidar(
+            grid,
+            replace(
+                lidar.cfg,
+                num_beams=num_beams,
+                range_noise_std=0.0,
+                angle_min=None,
+                fov=2 * math.pi,
+            ),
+            device=lidar.device,
+            backend=lidar.backend,
+        )
         rows = len(range(step_px // 2, grid.height, step_px))
         cols = len(range(step_px // 2, grid.width, step_px))
         self.mask = np.zeros((rows, cols), dtype=bool)
@@ -184,5 +211,7 @@ class SeenMask:
         poses = np.atleast_2d(np.asarray(poses_px, dtype=np.float64))
         scan = self.lidar.scan(poses)
         ds = self.step_px / 2.0
-        _mark_beams(self.mask, poses, scan.points.astype(np.float64), scan.hit, float(self.step_px), ds)
+        _mark_beams(
+            self.mask, poses, scan.points.astype(np.float64), scan.hit, float(self.step_px), ds
+        )
         return self.mask

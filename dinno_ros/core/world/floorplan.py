@@ -15,19 +15,20 @@ border and everything outside the building occupied, and flags the outside as un
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+import logging
 from pathlib import Path
 
 import cv2
-import numpy as np
-
 from dinno_ros.core.world.grid import GridMap
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("auto", "mask", "scan")
-DEFAULT_RESOLUTION = 0.015  # metres per pixel: CubiCasa5k plans are about 1-2 cm/px (doors 50-80 px wide)
+KINDS = ('auto', 'mask', 'scan')
+DEFAULT_RESOLUTION = (
+    0.015  # metres per pixel: CubiCasa5k plans are about 1-2 cm/px (doors 50-80 px wide)
+)
 
 
 @dataclass
@@ -36,7 +37,9 @@ class FloorplanConfig:
 
     ink_threshold: int = 235  # grey level below which a (median-filtered) scan pixel is ink
     max_chroma: int = 60  # coloured pen marks (max - min channel above this) are never walls
-    wall_kernel_px: int | None = None  # opening diameter that removes thin strokes; None: from stroke widths
+    wall_kernel_px: int | None = (
+        None  # opening diameter that removes thin strokes; None: from stroke widths
+    )
     min_wall_area_frac: float = 2e-4  # drop wall blobs smaller than this share of the image
     gap_px: int | None = None  # closing diameter for the footprint; None: 2 x the thickest wall
     mask_threshold: int = 128  # mask pixels at or above this are walls (below with invert=True)
@@ -47,16 +50,16 @@ class FloorplanConfig:
 def load_floorplan(
     image_path: str | Path,
     resolution: float = DEFAULT_RESOLUTION,
-    kind: str = "auto",
+    kind: str = 'auto',
     config: FloorplanConfig | None = None,
     name: str | None = None,
 ) -> GridMap:
     """Load a floorplan image as a :class:`GridMap` with ``resolution`` metres per pixel, origin (0, 0, 0)."""
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+        raise ValueError(f'kind must be one of {list(KINDS)}, got {kind!r}')
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(f"cannot read floorplan image {image_path}")
+        raise ValueError(f'cannot read floorplan image {image_path}')
     grid = floorplan_to_grid(image[..., ::-1], resolution=resolution, kind=kind, config=config)
     grid.name = name or Path(image_path).stem
     return grid
@@ -65,20 +68,20 @@ def load_floorplan(
 def floorplan_to_grid(
     rgb: np.ndarray,
     resolution: float = DEFAULT_RESOLUTION,
-    kind: str = "auto",
+    kind: str = 'auto',
     config: FloorplanConfig | None = None,
 ) -> GridMap:
     """Convert an RGB (H, W, 3) or grey (H, W) uint8 floorplan image into a :class:`GridMap`."""
     cfg = config or FloorplanConfig()
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+        raise ValueError(f'kind must be one of {list(KINDS)}, got {kind!r}')
     rgb = np.asarray(rgb, dtype=np.uint8)
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[..., None], 3, axis=2)
-    if kind == "auto":
+    if kind == 'auto':
         kind = detect_kind(rgb)
-        logger.info("floorplan kind detected: %s", kind)
-    if kind == "mask":
+        logger.info('floorplan kind detected: %s', kind)
+    if kind == 'mask':
         grey = rgb.mean(axis=2)
         walls = grey < cfg.mask_threshold if cfg.invert else grey >= cfg.mask_threshold
         free = ~walls
@@ -91,9 +94,11 @@ def floorplan_to_grid(
         free[:, :b] = free[:, -b:] = False
         free = largest_component(free)
     if not free.any():
-        raise ValueError("floorplan has no free space after conversion")
+        raise ValueError('floorplan has no free space after conversion')
     unknown = outside_of(free, radius_px=2 * typical_half_width(~free) + 2)
-    logger.info("floorplan: %dx%d px, free %.1f%%", free.shape[1], free.shape[0], 100 * free.mean())
+    logger.info(
+        'floorplan: %dx%d px, free %.1f%%', free.shape[1], free.shape[0], 100 * free.mean()
+    )
     return GridMap(occupied=~free, resolution=resolution, unknown=unknown)
 
 
@@ -102,7 +107,7 @@ def detect_kind(rgb: np.ndarray) -> str:
     grey = rgb.mean(axis=2)
     extreme = (grey <= 5) | (grey >= 250)
     chroma = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)
-    return "mask" if extreme.mean() > 0.995 and (chroma > 10).mean() < 0.001 else "scan"
+    return 'mask' if extreme.mean() > 0.995 and (chroma > 10).mean() < 0.001 else 'scan'
 
 
 def scan_free_space(rgb: np.ndarray, cfg: FloorplanConfig) -> np.ndarray:
@@ -119,7 +124,9 @@ def scan_free_space(rgb: np.ndarray, cfg: FloorplanConfig) -> np.ndarray:
     half = estimate_wall_half_width(walls)
     gap_px = cfg.gap_px or max(5, 4 * half)
     footprint = fill_holes(close_disk(ink | walls, gap_px))
-    logger.debug("scan: stroke kernel %d px, wall half width %d px, gap %d px", kernel_px, half, gap_px)
+    logger.debug(
+        'scan: stroke kernel %d px, wall half width %d px, gap %d px', kernel_px, half, gap_px
+    )
     return footprint & ~walls
 
 
@@ -169,7 +176,9 @@ def open_disk(mask: np.ndarray, diameter: int) -> np.ndarray:
 def close_disk(mask: np.ndarray, diameter: int) -> np.ndarray:
     """Morphological closing that treats the outside of the image as empty (no border artefacts)."""
     pad = int(diameter)
-    padded = cv2.copyMakeBorder(mask.astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    padded = cv2.copyMakeBorder(
+        mask.astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0
+    )
     closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, disk(diameter))
     return closed[pad:-pad, pad:-pad] > 0
 

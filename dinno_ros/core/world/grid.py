@@ -26,17 +26,23 @@ class GridMap:
 
     occupied: np.ndarray
     resolution: float = 0.05  # metres per pixel
-    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)  # world pose (x, y, yaw) of the lower-left corner
-    name: str = "map"
-    unknown: np.ndarray | None = field(default=None, repr=False)  # optional mask of never-free outside space
+    origin: tuple[float, float, float] = (
+        0.0,
+        0.0,
+        0.0,
+    )  # world pose (x, y, yaw) of the lower-left corner
+    name: str = 'map'
+    unknown: np.ndarray | None = field(
+        default=None, repr=False
+    )  # optional mask of never-free outside space
 
     def __post_init__(self) -> None:
         occ = np.asarray(self.occupied)
         if occ.ndim != 2:
-            raise ValueError(f"occupied must be a 2-D array, got shape {occ.shape}")
+            raise ValueError(f'occupied must be a 2-D array, got shape {occ.shape}')
         self.occupied = np.ascontiguousarray(occ, dtype=bool)
         if not self.resolution > 0:
-            raise ValueError(f"resolution must be > 0 metres per pixel, got {self.resolution}")
+            raise ValueError(f'resolution must be > 0 metres per pixel, got {self.resolution}')
 
     @property
     def height(self) -> int:

@@ -17,21 +17,20 @@ The numba kernel and the torch kernel run the same float64 arithmetic and give i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import logging
 import math
-from dataclasses import dataclass
 
 import cv2
+from dinno_ros.core.world.grid import GridMap
 import numba as nb
 import numpy as np
-
-from dinno_ros.core.world.grid import GridMap
 
 logger = logging.getLogger(__name__)
 
 JUMP_MIN = 1.0  # sphere-trace only when the safe step is at least this many pixels
 DIST_EPS = 1e-3  # keeps quantised safe steps strictly below the true clearance
-BACKENDS = ("auto", "numba", "torch")
+BACKENDS = ('auto', 'numba', 'torch')
 
 
 @dataclass
@@ -49,19 +48,19 @@ class LidarConfig:
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
-            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
+            raise ValueError(f'num_beams must be >= 1, got {self.num_beams}')
         if not 0 < self.fov <= 2 * math.pi + 1e-9:
-            raise ValueError(f"fov must be in (0, 2*pi], got {self.fov}")
+            raise ValueError(f'fov must be in (0, 2*pi], got {self.fov}')
         if self.beam_samps < 2:
-            raise ValueError(f"beam_samps must be >= 2, got {self.beam_samps}")
+            raise ValueError(f'beam_samps must be >= 2, got {self.beam_samps}')
         if self.max_range_px is not None and not self.max_range_px > 0:
-            raise ValueError(f"max_range_px must be > 0, got {self.max_range_px}")
+            raise ValueError(f'max_range_px must be > 0, got {self.max_range_px}')
         if self.max_range_px is None and not self.beam_length > 0:
-            raise ValueError(f"beam_length must be > 0, got {self.beam_length}")
+            raise ValueError(f'beam_length must be > 0, got {self.beam_length}')
         if self.range_noise_std < 0:
-            raise ValueError(f"range_noise_std must be >= 0, got {self.range_noise_std}")
+            raise ValueError(f'range_noise_std must be >= 0, got {self.range_noise_std}')
         if not self.samp_exponent > 0:
-            raise ValueError(f"samp_exponent must be > 0, got {self.samp_exponent}")
+            raise ValueError(f'samp_exponent must be > 0, got {self.samp_exponent}')
 
     @property
     def full_circle(self) -> bool:
@@ -91,7 +90,9 @@ class Scan:
 
     ranges: np.ndarray  # [N, B] float32; +inf where nothing was hit within range_max
     hit: np.ndarray  # [N, B] bool
-    points: np.ndarray  # [N, B, 2] float32 pixel coords of the hit (or of the beam end when no hit)
+    points: (
+        np.ndarray
+    )  # [N, B, 2] float32 pixel coords of the hit (or of the beam end when no hit)
     angles: np.ndarray  # [B] float32 beam angles relative to the yaw
     range_max: float  # pixels
 
@@ -214,19 +215,33 @@ def cast_rays_numba(code, poses, angles, rmax) -> tuple[np.ndarray, np.ndarray, 
     ranges = np.empty(shape, dtype=np.float64)
     hit = np.empty(shape, dtype=np.bool_)
     points = np.empty(shape + (2,), dtype=np.float32)
-    _cast_batch(code, poses, np.cos(poses[:, 2]), np.sin(poses[:, 2]), np.cos(angles), np.sin(angles),
-                float(rmax), ranges, hit, points)
+    _cast_batch(
+        code,
+        poses,
+        np.cos(poses[:, 2]),
+        np.sin(poses[:, 2]),
+        np.cos(angles),
+        np.sin(angles),
+        float(rmax),
+        ranges,
+        hit,
+        points,
+    )
     return ranges, hit, points
 
 
-def end_points(poses: np.ndarray, angles: np.ndarray, ranges: np.ndarray, hit: np.ndarray, rmax: float):
+def end_points(
+    poses: np.ndarray, angles: np.ndarray, ranges: np.ndarray, hit: np.ndarray, rmax: float
+):
     """Hit points (or beam ends at ``rmax``), [N, B, 2] float32, with the kernels' arithmetic."""
     dx, dy = beam_directions(poses, angles)
     reach = np.where(hit, ranges, rmax)
-    return np.stack([poses[:, 0:1] + reach * dx, poses[:, 1:2] + reach * dy], axis=-1).astype(np.float32)
+    return np.stack([poses[:, 0:1] + reach * dx, poses[:, 1:2] + reach * dy], axis=-1).astype(
+        np.float32
+    )
 
 
-def cast_rays_torch(code, poses, angles, rmax, device="cpu", check_every: int = 8, code_t=None):
+def cast_rays_torch(code, poses, angles, rmax, device='cpu', check_every: int = 8, code_t=None):
     """The same traversal as :func:`cast_rays_numba`, vectorised over all rays with torch (float64).
 
     Every ``check_every`` iterations the finished rays are dropped from the working set. ``code_t``:
@@ -246,31 +261,35 @@ def cast_rays_torch(code, poses, angles, rmax, device="cpu", check_every: int = 
     shape = dx.shape
     inf = math.inf
     st = {
-        "x0": torch.as_tensor(np.repeat(poses[:, 0:1], shape[1], 1).reshape(-1), device=dev, dtype=f64),
-        "y0": torch.as_tensor(np.repeat(poses[:, 1:2], shape[1], 1).reshape(-1), device=dev, dtype=f64),
-        "dx": torch.as_tensor(dx.reshape(-1), device=dev, dtype=f64),
-        "dy": torch.as_tensor(dy.reshape(-1), device=dev, dtype=f64),
+        'x0': torch.as_tensor(
+            np.repeat(poses[:, 0:1], shape[1], 1).reshape(-1), device=dev, dtype=f64
+        ),
+        'y0': torch.as_tensor(
+            np.repeat(poses[:, 1:2], shape[1], 1).reshape(-1), device=dev, dtype=f64
+        ),
+        'dx': torch.as_tensor(dx.reshape(-1), device=dev, dtype=f64),
+        'dy': torch.as_tensor(dy.reshape(-1), device=dev, dtype=f64),
     }
-    m = st["x0"].numel()
-    st["idx"] = torch.arange(m, device=dev)
-    st["cx"] = torch.floor(st["x0"]).long()
-    st["cy"] = torch.floor(st["y0"]).long()
-    st["t"] = torch.zeros(m, dtype=f64, device=dev)
-    st["dda"] = torch.zeros(m, dtype=torch.bool, device=dev)  # False: the "check / jump" state
-    st["sx"] = torch.where(st["dx"] < 0, -1, 1).long()
-    st["sy"] = torch.where(st["dy"] < 0, -1, 1).long()
-    st["tdx"] = torch.where(st["dx"] != 0, 1.0 / st["dx"].abs(), torch.full_like(st["dx"], inf))
-    st["tdy"] = torch.where(st["dy"] != 0, 1.0 / st["dy"].abs(), torch.full_like(st["dy"], inf))
-    st["tmx"] = torch.full((m,), inf, dtype=f64, device=dev)
-    st["tmy"] = torch.full((m,), inf, dtype=f64, device=dev)
-    st["active"] = torch.ones(m, dtype=torch.bool, device=dev)
+    m = st['x0'].numel()
+    st['idx'] = torch.arange(m, device=dev)
+    st['cx'] = torch.floor(st['x0']).long()
+    st['cy'] = torch.floor(st['y0']).long()
+    st['t'] = torch.zeros(m, dtype=f64, device=dev)
+    st['dda'] = torch.zeros(m, dtype=torch.bool, device=dev)  # False: the "check / jump" state
+    st['sx'] = torch.where(st['dx'] < 0, -1, 1).long()
+    st['sy'] = torch.where(st['dy'] < 0, -1, 1).long()
+    st['tdx'] = torch.where(st['dx'] != 0, 1.0 / st['dx'].abs(), torch.full_like(st['dx'], inf))
+    st['tdy'] = torch.where(st['dy'] != 0, 1.0 / st['dy'].abs(), torch.full_like(st['dy'], inf))
+    st['tmx'] = torch.full((m,), inf, dtype=f64, device=dev)
+    st['tmy'] = torch.full((m,), inf, dtype=f64, device=dev)
+    st['active'] = torch.ones(m, dtype=torch.bool, device=dev)
     rng = torch.full((m,), inf, dtype=f64, device=dev)
     hit = torch.zeros(m, dtype=torch.bool, device=dev)
 
     it = 0
     while True:
         if it % check_every == 0:
-            keep = st["active"]
+            keep = st['active']
             n_keep = int(keep.sum())
             if n_keep == 0:
                 break
@@ -286,8 +305,16 @@ def _torch_step(st, occ_t, safe_t, w, rmax, rng, hit) -> None:
     import torch
 
     inf = math.inf
-    x0, y0, ddx, ddy, t, cx, cy = st["x0"], st["y0"], st["dx"], st["dy"], st["t"], st["cx"], st["cy"]
-    active, in_dda, idx = st["active"], st["dda"], st["idx"]
+    x0, y0, ddx, ddy, t, cx, cy = (
+        st['x0'],
+        st['y0'],
+        st['dx'],
+        st['dy'],
+        st['t'],
+        st['cx'],
+        st['cy'],
+    )
+    active, in_dda, idx = st['active'], st['dda'], st['idx']
 
     def finish(mask, at):
         rng[idx[mask]] = at[mask]
@@ -315,18 +342,18 @@ def _torch_step(st, occ_t, safe_t, w, rmax, rng, hit) -> None:
     cyf = cy.to(torch.float64)
     nx = torch.where(ddx > 0, t + (cxf + 1.0 - x) / ddx, t + (cxf - x) / ddx)
     ny = torch.where(ddy > 0, t + (cyf + 1.0 - y) / ddy, t + (cyf - y) / ddy)
-    tmx = torch.where(start, torch.where(ddx != 0, nx, torch.full_like(nx, inf)), st["tmx"])
-    tmy = torch.where(start, torch.where(ddy != 0, ny, torch.full_like(ny, inf)), st["tmy"])
+    tmx = torch.where(start, torch.where(ddx != 0, nx, torch.full_like(nx, inf)), st['tmx'])
+    tmy = torch.where(start, torch.where(ddy != 0, ny, torch.full_like(ny, inf)), st['tmy'])
     in_dda = in_dda | start
     # state "traverse": one cell step (rays that just started step in the same iteration, as in numba)
     stp = active & in_dda
     xs = stp & (tmx < tmy)
     ys = stp & ~(tmx < tmy)
     t = torch.where(xs, tmx, torch.where(ys, tmy, t))
-    cx = torch.where(xs, cx + st["sx"], cx)
-    cy = torch.where(ys, cy + st["sy"], cy)
-    tmx = torch.where(xs, tmx + st["tdx"], tmx)
-    tmy = torch.where(ys, tmy + st["tdy"], tmy)
+    cx = torch.where(xs, cx + st['sx'], cx)
+    cy = torch.where(ys, cy + st['sy'], cy)
+    tmx = torch.where(xs, tmx + st['tdx'], tmx)
+    tmy = torch.where(ys, tmy + st['tdy'], tmy)
     far = stp & (t > rmax)
     active = active & ~far
     stp = stp & ~far
@@ -342,17 +369,22 @@ def _torch_step(st, occ_t, safe_t, w, rmax, rng, hit) -> None:
 class Lidar:
     """Batched lidar scans and the paper's training samples along the beams."""
 
-    def __init__(self, grid: GridMap, cfg: LidarConfig | None = None, device: str = "cpu",
-                 backend: str = "auto"):
+    def __init__(
+        self,
+        grid: GridMap,
+        cfg: LidarConfig | None = None,
+        device: str = 'cpu',
+        backend: str = 'auto',
+    ):
         """``backend``: "numba" (CPU), "torch" (on ``device``), or "auto": numba on "cpu", torch elsewhere."""
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+            raise ValueError(f'backend must be one of {list(BACKENDS)}, got {backend!r}')
         self.grid = grid
         self.cfg = cfg or LidarConfig()
         self.device = str(device)
-        if backend == "auto":
-            backend = "numba" if self.device == "cpu" else "torch"
-        if backend == "numba" and self.device != "cpu":
+        if backend == 'auto':
+            backend = 'numba' if self.device == 'cpu' else 'torch'
+        if backend == 'numba' and self.device != 'cpu':
             raise ValueError(f"the numba backend runs on device 'cpu', got {self.device!r}")
         self.backend = backend
         self.range_max = self.cfg.range_max(grid)
@@ -368,15 +400,18 @@ class Lidar:
     def _cast(self, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         poses = np.atleast_2d(np.asarray(poses, dtype=np.float64))
         if poses.ndim != 2 or poses.shape[1] != 3:
-            raise ValueError(f"poses must be [N, 3] (px, py, yaw), got shape {poses.shape}")
-        if self.backend == "numba":
+            raise ValueError(f'poses must be [N, 3] (px, py, yaw), got shape {poses.shape}')
+        if self.backend == 'numba':
             return cast_rays_numba(self._code, poses, self.angles, self.range_max)
         if self._code_t is None:
             import torch
 
-            self._code_t = torch.as_tensor(self._code.reshape(-1), device=self.device).to(torch.float64)
-        ranges, hit = cast_rays_torch(self._code, poses, self.angles, self.range_max, self.device,
-                                      code_t=self._code_t)
+            self._code_t = torch.as_tensor(self._code.reshape(-1), device=self.device).to(
+                torch.float64
+            )
+        ranges, hit = cast_rays_torch(
+            self._code, poses, self.angles, self.range_max, self.device, code_t=self._code_t
+        )
         return ranges, hit, end_points(poses, self.angles, ranges, hit, self.range_max)
 
     def scan(self, poses: np.ndarray, rng: np.random.Generator | None = None) -> Scan:
@@ -388,10 +423,13 @@ class Lidar:
             noise = rng.normal(0.0, self.cfg.range_noise_std, size=ranges.shape)
             ranges = np.where(hit, np.clip(ranges + noise, 0.0, self.range_max), ranges)
             points = end_points(poses, self.angles, ranges, hit, self.range_max)
-        return Scan(ranges.astype(np.float32), hit, points, self.angles.astype(np.float32), self.range_max)
+        return Scan(
+            ranges.astype(np.float32), hit, points, self.angles.astype(np.float32), self.range_max
+        )
 
-    def samples(self, poses: np.ndarray, rng: np.random.Generator | None = None,
-                scan: Scan | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def samples(
+        self, poses: np.ndarray, rng: np.random.Generator | None = None, scan: Scan | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The paper's training samples: ``beam_samps`` points per beam, [N*B*S, 2] and labels [N*B*S].
 
         Points are in centred pixel units ``(px - W/2, py - H/2)``, ordered pose, beam, sample. On a beam
@@ -408,7 +446,7 @@ def beam_samples(poses: np.ndarray, scan: Scan, cfg: LidarConfig, width: int, he
     s = cfg.beam_samps
     frac = np.linspace(0.0, 1.0, s)
     hit = scan.hit
-    t_hit = frac ** cfg.samp_exponent
+    t_hit = frac**cfg.samp_exponent
     length = np.where(hit, scan.ranges, scan.range_max).astype(np.float64)  # [N, B]
     t = np.where(hit[..., None], t_hit[None, None, :], frac[None, None, :]) * length[..., None]
     a = poses[:, 2:3] + scan.angles.astype(np.float64)[None, :]
@@ -420,17 +458,20 @@ def beam_samples(poses: np.ndarray, scan: Scan, cfg: LidarConfig, width: int, he
     return pts, labels.reshape(-1)
 
 
-def random_free_poses(grid: GridMap, n: int, rng: np.random.Generator | int | None = None,
-                      clearance_px: float = 0.0) -> np.ndarray:
+def random_free_poses(
+    grid: GridMap, n: int, rng: np.random.Generator | int | None = None, clearance_px: float = 0.0
+) -> np.ndarray:
     """N random poses (px, py, yaw) uniformly in free cells (optionally this far from walls)."""
     rng = np.random.default_rng(rng)
     free = grid.free
     if clearance_px > 0:
-        edt = cv2.distanceTransform(np.pad(free, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        edt = cv2.distanceTransform(
+            np.pad(free, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE
+        )
         free = free & (edt[1:-1, 1:-1] > clearance_px)
     rows, cols = np.nonzero(free)
     if rows.size == 0:
-        raise ValueError(f"map {grid.name!r} has no free cell (clearance_px={clearance_px})")
+        raise ValueError(f'map {grid.name!r} has no free cell (clearance_px={clearance_px})')
     k = rng.integers(0, rows.size, size=n)
     px = cols[k] + rng.uniform(0.0, 1.0, size=n)
     py = rows[k] + rng.uniform(0.0, 1.0, size=n)

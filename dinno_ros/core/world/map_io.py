@@ -24,17 +24,16 @@ import math
 from pathlib import Path
 
 import cv2
+from dinno_ros.core.world.grid import GridMap
 import numpy as np
 import yaml
 
-from dinno_ros.core.world.grid import GridMap
-
 logger = logging.getLogger(__name__)
 
-MODES = ("trinary", "scale", "raw")
-IMAGE_FORMATS = ("png", "pgm")
-REQUIRED_KEYS = ("image", "resolution", "origin")
-KNOWN_KEYS = REQUIRED_KEYS + ("negate", "occupied_thresh", "free_thresh", "mode")
+MODES = ('trinary', 'scale', 'raw')
+IMAGE_FORMATS = ('png', 'pgm')
+REQUIRED_KEYS = ('image', 'resolution', 'origin')
+KNOWN_KEYS = REQUIRED_KEYS + ('negate', 'occupied_thresh', 'free_thresh', 'mode')
 DEFAULT_OCCUPIED_THRESH = 0.65
 DEFAULT_FREE_THRESH = 0.196  # ROS default: grey 205 (p = 0.19608) stays unknown
 FREE_VALUE, OCCUPIED_VALUE, UNKNOWN_VALUE = 254, 0, 205  # map_saver trinary pixel values
@@ -43,64 +42,72 @@ FREE_VALUE, OCCUPIED_VALUE, UNKNOWN_VALUE = 254, 0, 205  # map_saver trinary pix
 def load_map(yaml_path: str | Path) -> GridMap:
     """Load a map_server YAML (and the image it names) into a :class:`GridMap`."""
     yaml_path = Path(yaml_path)
-    with open(yaml_path, encoding="utf-8") as f:
+    with open(yaml_path, encoding='utf-8') as f:
         meta = yaml.safe_load(f)
     params = parse_map_yaml(meta, source=str(yaml_path))
-    image_path = Path(params["image"])
+    image_path = Path(params['image'])
     if not image_path.is_absolute():
         image_path = yaml_path.parent / image_path
     image = read_map_image(image_path)
     occupied, unknown = classify_pixels(image, params)
     return GridMap(
         occupied=occupied,
-        resolution=params["resolution"],
-        origin=params["origin"],
+        resolution=params['resolution'],
+        origin=params['origin'],
         name=yaml_path.stem,
         unknown=unknown if unknown.any() else None,
     )
 
 
-def parse_map_yaml(meta: object, source: str = "map YAML") -> dict:
+def parse_map_yaml(meta: object, source: str = 'map YAML') -> dict:
     """Validate map_server YAML content; returns typed parameters. Raises ValueError naming the key."""
     if not isinstance(meta, dict):
-        raise ValueError(f"{source}: expected a mapping with keys {list(KNOWN_KEYS)}, got {type(meta).__name__}")
+        raise ValueError(
+            f'{source}: expected a mapping with keys {list(KNOWN_KEYS)}, got {type(meta).__name__}'
+        )
     for key in REQUIRED_KEYS:
         if key not in meta:
             raise ValueError(f"{source}: missing required key '{key}'")
     extra = sorted(set(meta) - set(KNOWN_KEYS))
     if extra:
-        logger.warning("%s: ignoring unknown keys %s", source, extra)
+        logger.warning('%s: ignoring unknown keys %s', source, extra)
 
-    image = meta["image"]
+    image = meta['image']
     if not isinstance(image, str) or not image:
         raise ValueError(f"{source}: key 'image' must be a non-empty path string, got {image!r}")
-    resolution = _number(meta["resolution"], "resolution", source)
+    resolution = _number(meta['resolution'], 'resolution', source)
     if not resolution > 0:
-        raise ValueError(f"{source}: key 'resolution' must be > 0 metres per pixel, got {resolution}")
-    origin = meta["origin"]
+        raise ValueError(
+            f"{source}: key 'resolution' must be > 0 metres per pixel, got {resolution}"
+        )
+    origin = meta['origin']
     if not isinstance(origin, (list, tuple)) or len(origin) != 3:
         raise ValueError(f"{source}: key 'origin' must be a list [x, y, yaw], got {origin!r}")
-    origin = tuple(_number(v, "origin", source) for v in origin)
-    negate = meta.get("negate", 0)
+    origin = tuple(_number(v, 'origin', source) for v in origin)
+    negate = meta.get('negate', 0)
     if negate not in (0, 1) or isinstance(negate, float):
         raise ValueError(f"{source}: key 'negate' must be 0 or 1, got {negate!r}")
-    occ_t = _number(meta.get("occupied_thresh", DEFAULT_OCCUPIED_THRESH), "occupied_thresh", source)
-    free_t = _number(meta.get("free_thresh", DEFAULT_FREE_THRESH), "free_thresh", source)
+    occ_t = _number(
+        meta.get('occupied_thresh', DEFAULT_OCCUPIED_THRESH), 'occupied_thresh', source
+    )
+    free_t = _number(meta.get('free_thresh', DEFAULT_FREE_THRESH), 'free_thresh', source)
     if not 0.0 <= occ_t <= 1.0:
         raise ValueError(f"{source}: key 'occupied_thresh' must be in [0, 1], got {occ_t}")
     if not 0.0 <= free_t <= occ_t:
-        raise ValueError(f"{source}: key 'free_thresh' must be in [0, occupied_thresh={occ_t}], got {free_t}")
-    mode = meta.get("mode", "trinary")
+        raise ValueError(
+            f"{source}: key 'free_thresh' must be in [0, occupied_thresh={occ_t}], got {free_t}"
+        )
+    mode = meta.get('mode', 'trinary')
     if mode not in MODES:
         raise ValueError(f"{source}: key 'mode' must be one of {list(MODES)}, got {mode!r}")
     return {
-        "image": image,
-        "resolution": resolution,
-        "origin": origin,
-        "negate": int(negate),
-        "occupied_thresh": occ_t,
-        "free_thresh": free_t,
-        "mode": mode,
+        'image': image,
+        'resolution': resolution,
+        'origin': origin,
+        'negate': int(negate),
+        'occupied_thresh': occ_t,
+        'free_thresh': free_t,
+        'mode': mode,
     }
 
 
@@ -136,19 +143,19 @@ def classify_pixels(image: np.ndarray, params: dict) -> tuple[np.ndarray, np.nda
         value = image.astype(np.float64).mean(axis=2)
     else:
         value = image.astype(np.float64)
-    mode = params["mode"]
-    if mode == "raw":
-        free = value < params["free_thresh"] * 100.0
+    mode = params['mode']
+    if mode == 'raw':
+        free = value < params['free_thresh'] * 100.0
         unknown = value > 100.0
     else:
         shade = value / 255.0
-        p = shade if params["negate"] else 1.0 - shade
-        free = p < params["free_thresh"]
-        if mode == "trinary":
-            unknown = ~free & ~(p > params["occupied_thresh"])
+        p = shade if params['negate'] else 1.0 - shade
+        free = p < params['free_thresh']
+        if mode == 'trinary':
+            unknown = ~free & ~(p > params['occupied_thresh'])
         else:  # scale: graded cells are occupied, transparent cells unknown
             unknown = np.zeros(value.shape, dtype=bool)
-        if mode == "scale" and alpha is not None:
+        if mode == 'scale' and alpha is not None:
             unknown = alpha < 255
             free &= ~unknown
     return ~free, unknown
@@ -157,31 +164,35 @@ def classify_pixels(image: np.ndarray, params: dict) -> tuple[np.ndarray, np.nda
 def save_map(
     grid: GridMap,
     yaml_path: str | Path,
-    image_format: str = "png",
+    image_format: str = 'png',
 ) -> Path:
     """Write ``grid`` as a trinary map_server map: ``yaml_path`` plus an image with the same stem.
 
     Free = 254, occupied = 0, unknown = 205 (as nav2 map_saver writes them). Returns the image path.
     """
     if image_format not in IMAGE_FORMATS:
-        raise ValueError(f"image_format must be one of {list(IMAGE_FORMATS)}, got {image_format!r}")
+        raise ValueError(
+            f'image_format must be one of {list(IMAGE_FORMATS)}, got {image_format!r}'
+        )
     yaml_path = Path(yaml_path)
     yaml_path.parent.mkdir(parents=True, exist_ok=True)
-    image_path = yaml_path.with_suffix("." + image_format)
+    image_path = yaml_path.with_suffix('.' + image_format)
     if not cv2.imwrite(str(image_path), map_image(grid)):
-        raise OSError(f"could not write map image {image_path}")
+        raise OSError(f'could not write map image {image_path}')
     meta = {
-        "image": image_path.name,
-        "mode": "trinary",
-        "resolution": float(grid.resolution),
-        "origin": [float(v) for v in grid.origin],
-        "negate": 0,
-        "occupied_thresh": DEFAULT_OCCUPIED_THRESH,
-        "free_thresh": DEFAULT_FREE_THRESH,
+        'image': image_path.name,
+        'mode': 'trinary',
+        'resolution': float(grid.resolution),
+        'origin': [float(v) for v in grid.origin],
+        'negate': 0,
+        'occupied_thresh': DEFAULT_OCCUPIED_THRESH,
+        'free_thresh': DEFAULT_FREE_THRESH,
     }
-    with open(yaml_path, "w", encoding="utf-8") as f:
+    with open(yaml_path, 'w', encoding='utf-8') as f:
         yaml.safe_dump(meta, f, sort_keys=False, default_flow_style=None)
-    logger.info("wrote map %s (%dx%d px, %.3f m/px)", yaml_path, grid.width, grid.height, grid.resolution)
+    logger.info(
+        'wrote map %s (%dx%d px, %.3f m/px)', yaml_path, grid.width, grid.height, grid.resolution
+    )
     return image_path
 
 
@@ -192,6 +203,9 @@ def map_image(grid: GridMap) -> np.ndarray:
     if grid.unknown is not None:
         stray = grid.unknown & ~grid.occupied
         if stray.any():
-            logger.warning("%d unknown cells are not occupied; they are saved as unknown (occupied)", stray.sum())
+            logger.warning(
+                '%d unknown cells are not occupied; they are saved as unknown (occupied)',
+                stray.sum(),
+            )
         image[grid.unknown] = UNKNOWN_VALUE
     return image

@@ -14,19 +14,18 @@ rasterised at ``resolution``; a seed gives the same map every time.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
+import logging
 
 import cv2
-import numpy as np
-
 from dinno_ros.core.world.floorplan import largest_component
 from dinno_ros.core.world.grid import GridMap
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
-MAP_KINDS = ("apartment", "office")
-DEFAULT_SIZE_M = {"apartment": (16.0, 12.0), "office": (32.0, 22.0)}
+MAP_KINDS = ('apartment', 'office')
+DEFAULT_SIZE_M = {'apartment': (16.0, 12.0), 'office': (32.0, 22.0)}
 Rect = tuple[float, float, float, float]  # (u0, v0, u1, v1) metres, image orientation
 
 
@@ -65,7 +64,7 @@ class Layout:
 
 
 def generate_floorplan(
-    kind: str = "apartment",
+    kind: str = 'apartment',
     seed: int = 0,
     size_m: tuple[float, float] | None = None,
     resolution: float = 0.05,
@@ -75,38 +74,46 @@ def generate_floorplan(
 ) -> GridMap:
     """Generate a floorplan :class:`GridMap`; ``size_px=(W, H)`` overrides ``size_m`` (e.g. (2167, 1608))."""
     if not resolution > 0:
-        raise ValueError(f"resolution must be > 0 metres per pixel, got {resolution}")
+        raise ValueError(f'resolution must be > 0 metres per pixel, got {resolution}')
     if size_px is not None:
         size_m = (size_px[0] * resolution, size_px[1] * resolution)
     layout = generate_layout(kind=kind, seed=seed, size_m=size_m, config=config)
     grid = rasterize(layout, resolution)
-    grid.name = name or f"{kind}_{seed}"
+    grid.name = name or f'{kind}_{seed}'
     return grid
 
 
 def generate_layout(
-    kind: str = "apartment",
+    kind: str = 'apartment',
     seed: int = 0,
     size_m: tuple[float, float] | None = None,
     config: MapGenConfig | None = None,
 ) -> Layout:
     """Generate the rectangles of a building (no rasterising)."""
     if kind not in MAP_KINDS:
-        raise ValueError(f"kind must be one of {list(MAP_KINDS)}, got {kind!r}")
+        raise ValueError(f'kind must be one of {list(MAP_KINDS)}, got {kind!r}')
     cfg = config or MapGenConfig()
     size_m = tuple(float(s) for s in (size_m or DEFAULT_SIZE_M[kind]))
     inner = min(size_m) - 2 * cfg.margin_m
-    smallest = 2 * cfg.min_room_m + (cfg.corridor_m[1] if kind == "office" else 0.0)
+    smallest = 2 * cfg.min_room_m + (cfg.corridor_m[1] if kind == 'office' else 0.0)
     if inner < smallest:
-        raise ValueError(f"size_m {size_m} too small for a {kind}: the short side needs >= "
-                         f"{smallest + 2 * cfg.margin_m:.1f} m")
+        raise ValueError(
+            f'size_m {size_m} too small for a {kind}: the short side needs >= '
+            f'{smallest + 2 * cfg.margin_m:.1f} m'
+        )
     rng = np.random.default_rng(seed)
     wall = float(rng.uniform(*cfg.wall_m))
-    builder = _apartment if kind == "apartment" else _office
+    builder = _apartment if kind == 'apartment' else _office
     layout = builder(size_m, rng, cfg, wall)
     layout.furniture = _furniture(layout.rooms, rng, cfg)
-    logger.info("generated %s seed %d: %d rooms, %d corridors, %d doors", kind, seed,
-                len(layout.rooms), len(layout.corridors), len(layout.doors))
+    logger.info(
+        'generated %s seed %d: %d rooms, %d corridors, %d doors',
+        kind,
+        seed,
+        len(layout.rooms),
+        len(layout.corridors),
+        len(layout.doors),
+    )
     return layout
 
 
@@ -121,7 +128,7 @@ def rasterize(layout: Layout, resolution: float) -> GridMap:
         u0, v0, u1, v1 = rect
         c0, c1 = (int(round((u + s) / resolution)) for u, s in ((u0, shrink), (u1, -shrink)))
         r0, r1 = (int(round((v + s) / resolution)) for v, s in ((v0, shrink), (v1, -shrink)))
-        mask[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = value
+        mask[max(r0, 0) : max(r1, 0), max(c0, 0) : max(c1, 0)] = value
 
     for rect in layout.footprint:
         paint(inside, rect, True)
@@ -134,7 +141,7 @@ def rasterize(layout: Layout, resolution: float) -> GridMap:
     free &= _shrink(inside, int(round(layout.outer_wall_m / resolution)))
     connected = largest_component(free)
     if (lost := int(free.sum() - connected.sum())) > 0:
-        logger.warning("rasterised map lost %d free pixels outside the main region", lost)
+        logger.warning('rasterised map lost %d free pixels outside the main region', lost)
     return GridMap(occupied=~connected, resolution=resolution, unknown=~inside)
 
 
@@ -149,7 +156,10 @@ def _shrink(mask: np.ndarray, px: int) -> np.ndarray:
 
 # --- apartments ---------------------------------------------------------------------------------
 
-def _apartment(size_m: tuple[float, float], rng: np.random.Generator, cfg: MapGenConfig, wall: float) -> Layout:
+
+def _apartment(
+    size_m: tuple[float, float], rng: np.random.Generator, cfg: MapGenConfig, wall: float
+) -> Layout:
     m = cfg.margin_m
     box = (m, m, size_m[0] - m, size_m[1] - m)
     parts = _footprint_parts(box, rng, cfg)
@@ -158,8 +168,14 @@ def _apartment(size_m: tuple[float, float], rng: np.random.Generator, cfg: MapGe
     groups = [_bsp(part, rng, cfg, wall, rooms, doors) for part in parts]
     if len(groups) == 2:
         _connect(groups[0], groups[1], rooms, rng, cfg, wall, doors)
-    return Layout(size_m=size_m, footprint=parts, rooms=rooms, doors=doors,
-                  wall_m=wall, outer_wall_m=cfg.outer_wall_m)
+    return Layout(
+        size_m=size_m,
+        footprint=parts,
+        rooms=rooms,
+        doors=doors,
+        wall_m=wall,
+        outer_wall_m=cfg.outer_wall_m,
+    )
 
 
 def _footprint_parts(box: Rect, rng: np.random.Generator, cfg: MapGenConfig) -> list[Rect]:
@@ -168,7 +184,11 @@ def _footprint_parts(box: Rect, rng: np.random.Generator, cfg: MapGenConfig) -> 
     w, h = u1 - u0, v1 - v0
     nw, nh = w * rng.uniform(0.25, 0.45), h * rng.uniform(0.25, 0.45)
     min_side = 2 * cfg.min_room_m
-    if rng.random() >= cfg.notch_prob or min(w - nw, h - nh, nw, nh) < cfg.min_room_m or min(w, h) < min_side:
+    if (
+        rng.random() >= cfg.notch_prob
+        or min(w - nw, h - nh, nw, nh) < cfg.min_room_m
+        or min(w, h) < min_side
+    ):
         return [box]
     top = rng.random() < 0.5
     left = rng.random() < 0.5
@@ -181,8 +201,14 @@ def _footprint_parts(box: Rect, rng: np.random.Generator, cfg: MapGenConfig) -> 
     return [full, (short_u[0], short_v[0], short_u[1], short_v[1])]
 
 
-def _bsp(rect: Rect, rng: np.random.Generator, cfg: MapGenConfig, wall: float,
-         rooms: list[Rect], doors: list[Rect]) -> list[int]:
+def _bsp(
+    rect: Rect,
+    rng: np.random.Generator,
+    cfg: MapGenConfig,
+    wall: float,
+    rooms: list[Rect],
+    doors: list[Rect],
+) -> list[int]:
     """Split ``rect`` recursively into rooms; returns the indices of the rooms it produced."""
     u0, v0, u1, v1 = rect
     w, h = u1 - u0, v1 - v0
@@ -197,15 +223,27 @@ def _bsp(rect: Rect, rng: np.random.Generator, cfg: MapGenConfig, wall: float,
         split_u = can_u
     lo, hi = (u0, u1) if split_u else (v0, v1)
     cut = float(rng.uniform(lo + cfg.min_room_m, hi - cfg.min_room_m))
-    first, second = ((u0, v0, cut, v1), (cut, v0, u1, v1)) if split_u else ((u0, v0, u1, cut), (u0, cut, u1, v1))
+    first, second = (
+        ((u0, v0, cut, v1), (cut, v0, u1, v1))
+        if split_u
+        else ((u0, v0, u1, cut), (u0, cut, u1, v1))
+    )
     a = _bsp(first, rng, cfg, wall, rooms, doors)
     b = _bsp(second, rng, cfg, wall, rooms, doors)
     _connect(a, b, rooms, rng, cfg, wall, doors)
     return a + b
 
 
-def _connect(a: list[int], b: list[int], rects: list[Rect], rng: np.random.Generator, cfg: MapGenConfig,
-             wall: float, doors: list[Rect], width: float | None = None) -> None:
+def _connect(
+    a: list[int],
+    b: list[int],
+    rects: list[Rect],
+    rng: np.random.Generator,
+    cfg: MapGenConfig,
+    wall: float,
+    doors: list[Rect],
+    width: float | None = None,
+) -> None:
     """Carve one door between some rect of ``a`` and a touching rect of ``b``.
 
     ``width=None`` draws a door width; ``width=inf`` opens the whole shared wall (corridor junctions).
@@ -220,7 +258,7 @@ def _connect(a: list[int], b: list[int], rects: list[Rect], rng: np.random.Gener
             axis, pos, lo, hi = shared
             options.append((axis, pos, lo + clear, hi - clear))
     if not options:
-        raise RuntimeError("generator bug: the two groups to connect do not touch")
+        raise RuntimeError('generator bug: the two groups to connect do not touch')
     door = float(rng.uniform(*cfg.door_m)) if width is None else width
     fitting = [o for o in options if o[3] - o[2] >= door]
     if fitting:
@@ -230,7 +268,7 @@ def _connect(a: list[int], b: list[int], rects: list[Rect], rng: np.random.Gener
     door = min(door, hi - lo)
     centre = float(rng.uniform(lo + door / 2, hi - door / 2)) if hi - lo > door else (lo + hi) / 2
     half_t = wall / 2 + 0.02
-    if axis == "u":  # wall at u = pos, door spans v
+    if axis == 'u':  # wall at u = pos, door spans v
         doors.append((pos - half_t, centre - door / 2, pos + half_t, centre + door / 2))
     else:
         doors.append((centre - door / 2, pos - half_t, centre + door / 2, pos + half_t))
@@ -239,8 +277,8 @@ def _connect(a: list[int], b: list[int], rects: list[Rect], rng: np.random.Gener
 def _shared_edge(p: Rect, q: Rect, eps: float = 1e-6) -> tuple[str, float, float, float] | None:
     """(axis, position, lo, hi) of the wall segment two rectangles share, or None."""
     for axis, (a0, a1, b0, b1), (ca0, ca1, cb0, cb1) in (
-        ("u", (p[0], p[2], q[0], q[2]), (p[1], p[3], q[1], q[3])),
-        ("v", (p[1], p[3], q[1], q[3]), (p[0], p[2], q[0], q[2])),
+        ('u', (p[0], p[2], q[0], q[2]), (p[1], p[3], q[1], q[3])),
+        ('v', (p[1], p[3], q[1], q[3]), (p[0], p[2], q[0], q[2])),
     ):
         for pos, other in ((a1, b0), (a0, b1)):
             if abs(pos - other) < eps:
@@ -252,7 +290,10 @@ def _shared_edge(p: Rect, q: Rect, eps: float = 1e-6) -> tuple[str, float, float
 
 # --- offices ------------------------------------------------------------------------------------
 
-def _office(size_m: tuple[float, float], rng: np.random.Generator, cfg: MapGenConfig, wall: float) -> Layout:
+
+def _office(
+    size_m: tuple[float, float], rng: np.random.Generator, cfg: MapGenConfig, wall: float
+) -> Layout:
     """Rows of rooms along horizontal corridors; vertical spines join the corridors (W >= H assumed)."""
     transpose = size_m[1] > size_m[0]
     w_m, h_m = (size_m[1], size_m[0]) if transpose else size_m
@@ -287,18 +328,27 @@ def _office(size_m: tuple[float, float], rng: np.random.Generator, cfg: MapGenCo
             cid = len(rects) - 1
             touching = [i for i in spine_ids if _shared_edge(rects[i], corr) is not None]
             for sid in touching:
-                _connect([sid], [cid], rects, rng, cfg, wall, doors, width=float("inf"))
+                _connect([sid], [cid], rects, rng, cfg, wall, doors, width=float('inf'))
             for r0, r1 in rows:
                 for a, b in _row_cuts(s0, s1, rng, cfg):
                     rects.append((a, r0, b, r1))
                     rooms.append(rects[-1])
                     _connect([len(rects) - 1], [cid], rects, rng, cfg, wall, doors)
-    layout = Layout(size_m=(w_m, h_m), footprint=[(u0, v0, u1, v1)], rooms=rooms, corridors=corridors,
-                    doors=doors, wall_m=wall, outer_wall_m=cfg.outer_wall_m)
+    layout = Layout(
+        size_m=(w_m, h_m),
+        footprint=[(u0, v0, u1, v1)],
+        rooms=rooms,
+        corridors=corridors,
+        doors=doors,
+        wall_m=wall,
+        outer_wall_m=cfg.outer_wall_m,
+    )
     return _transposed(layout) if transpose else layout
 
 
-def _row_cuts(s0: float, s1: float, rng: np.random.Generator, cfg: MapGenConfig) -> list[tuple[float, float]]:
+def _row_cuts(
+    s0: float, s1: float, rng: np.random.Generator, cfg: MapGenConfig
+) -> list[tuple[float, float]]:
     """Split [s0, s1] into room widths between min_room_m and max_room_m (now and then an open plan)."""
     cuts = [s0]
     while s1 - cuts[-1] > 2 * cfg.min_room_m + 0.5:
@@ -315,13 +365,20 @@ def _transposed(layout: Layout) -> Layout:
     def t(r: Rect) -> Rect:
         return (r[1], r[0], r[3], r[2])
 
-    return Layout(size_m=(layout.size_m[1], layout.size_m[0]), footprint=[t(r) for r in layout.footprint],
-                  rooms=[t(r) for r in layout.rooms], corridors=[t(r) for r in layout.corridors],
-                  doors=[t(r) for r in layout.doors], furniture=[t(r) for r in layout.furniture],
-                  wall_m=layout.wall_m, outer_wall_m=layout.outer_wall_m)
+    return Layout(
+        size_m=(layout.size_m[1], layout.size_m[0]),
+        footprint=[t(r) for r in layout.footprint],
+        rooms=[t(r) for r in layout.rooms],
+        corridors=[t(r) for r in layout.corridors],
+        doors=[t(r) for r in layout.doors],
+        furniture=[t(r) for r in layout.furniture],
+        wall_m=layout.wall_m,
+        outer_wall_m=layout.outer_wall_m,
+    )
 
 
 # --- furniture ----------------------------------------------------------------------------------
+
 
 def _furniture(rooms: list[Rect], rng: np.random.Generator, cfg: MapGenConfig) -> list[Rect]:
     """0-2 blocks per room, each ``furniture_clear_m`` away from the walls and from each other."""

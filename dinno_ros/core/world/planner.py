@@ -14,21 +14,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import logging
 import math
 import threading
-from dataclasses import dataclass, field
 
 import cv2
+from dinno_ros.core.world.grid import GridMap
 import numba as nb
 import numpy as np
-
-from dinno_ros.core.world.grid import GridMap
 
 logger = logging.getLogger(__name__)
 
 SQRT2 = math.sqrt(2.0)
-END_MODES = ("pingpong", "loop", "stop")
+END_MODES = ('pingpong', 'loop', 'stop')
 
 
 class NoPathError(ValueError):
@@ -38,7 +37,7 @@ class NoPathError(ValueError):
 def inflate(grid: GridMap, robot_radius_m: float) -> np.ndarray:
     """Free mask [H, W] of cells whose centre keeps a disk of ``robot_radius_m`` clear of every wall."""
     if robot_radius_m < 0:
-        raise ValueError(f"robot_radius_m must be >= 0, got {robot_radius_m}")
+        raise ValueError(f'robot_radius_m must be >= 0, got {robot_radius_m}')
     free = np.pad(grid.free, 1).astype(np.uint8)  # the image border counts as a wall
     edt = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     return edt >= robot_radius_m / grid.resolution + math.sqrt(0.5)
@@ -47,7 +46,10 @@ def inflate(grid: GridMap, robot_radius_m: float) -> np.ndarray:
 NODE_BITS = 26  # heap entries: fixed-point key << NODE_BITS | node (grids up to 2**26 cells)
 KEY_SCALE = 2.0**16  # key resolution 1.5e-5 px, keys up to 2**21 px
 TIE_SCALE = 2.0**20  # JPS keys: f and h rounded to 1e-6 px, so equal-length paths tie exactly
-METHODS = ("jps", "astar")  # astar(method=...): jump point search, or plain cell-by-cell A* (the reference)
+METHODS = (
+    'jps',
+    'astar',
+)  # astar(method=...): jump point search, or plain cell-by-cell A* (the reference)
 
 
 @nb.njit(cache=True)
@@ -423,7 +425,9 @@ class _SearchBuffers:
         self.inner = self.grid.reshape(h + 2, w + 2)[1:-1, 1:-1]
         self.g = np.empty(n, dtype=np.float64)
         self.parent = np.empty(n, dtype=np.int32)
-        self.seen = np.zeros(n, dtype=np.int32)  # generation stamp: the node's g/parent/state are current
+        self.seen = np.zeros(
+            n, dtype=np.int32
+        )  # generation stamp: the node's g/parent/state are current
         self.state = np.empty(n, dtype=np.uint8)
         self.pos = np.empty(n, dtype=np.int32)
         self.heap = np.empty(n, dtype=np.int32)  # open nodes (JPS: an indexed heap of node ids)
@@ -444,7 +448,7 @@ _MAX_SHAPES = 2  # ~42 bytes per cell each (pages are committed only where a sea
 
 
 def _buffers(shape: tuple[int, int]) -> _SearchBuffers:
-    cache = getattr(_BUFFERS, "by_shape", None)
+    cache = getattr(_BUFFERS, 'by_shape', None)
     if cache is None:
         cache = _BUFFERS.by_shape = {}
     buf = cache.pop(shape, None)
@@ -456,8 +460,9 @@ def _buffers(shape: tuple[int, int]) -> _SearchBuffers:
     return buf
 
 
-def astar(free_mask: np.ndarray, start_rc: tuple[int, int], goal_rc: tuple[int, int],
-          method: str = "jps") -> np.ndarray:
+def astar(
+    free_mask: np.ndarray, start_rc: tuple[int, int], goal_rc: tuple[int, int], method: str = 'jps'
+) -> np.ndarray:
     """Shortest 8-connected path (no corner cutting) as [K, 2] (row, col) cells, start and goal included.
 
     ``method="jps"`` (default) runs jump point search and fills in the cells between the jump points;
@@ -466,30 +471,42 @@ def astar(free_mask: np.ndarray, start_rc: tuple[int, int], goal_rc: tuple[int, 
     grid or not free, and :class:`NoPathError` (a ValueError) when the goal is unreachable.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+        raise ValueError(f'method must be one of {list(METHODS)}, got {method!r}')
     free = np.asarray(free_mask)
     if free.ndim != 2:
-        raise ValueError(f"free_mask must be a 2-D array, got shape {free.shape}")
+        raise ValueError(f'free_mask must be a 2-D array, got shape {free.shape}')
     h, w = free.shape
     if (h + 2) * (w + 2) >= 2**NODE_BITS:
-        raise ValueError(f"grid {h}x{w} too large for the planner (at most {2**NODE_BITS} cells)")
-    for name, (r, c) in (("start", start_rc), ("goal", goal_rc)):
+        raise ValueError(f'grid {h}x{w} too large for the planner (at most {2**NODE_BITS} cells)')
+    for name, (r, c) in (('start', start_rc), ('goal', goal_rc)):
         if not (0 <= r < h and 0 <= c < w):
-            raise ValueError(f"{name} cell {(r, c)} is outside the {h}x{w} grid")
+            raise ValueError(f'{name} cell {(r, c)} is outside the {h}x{w} grid')
         if not free[r, c]:
-            raise ValueError(f"{name} cell {(r, c)} is not free")
+            raise ValueError(f'{name} cell {(r, c)} is not free')
     sr, sc, gr, gc = int(start_rc[0]), int(start_rc[1]), int(goal_rc[0]), int(goal_rc[1])
-    if method == "astar":
+    if method == 'astar':
         path = _astar_kernel(np.ascontiguousarray(free, dtype=np.bool_), sr, sc, gr, gc)
     else:
         buf = _buffers((h, w))
         np.not_equal(free, 0, out=buf.inner.view(np.bool_))
         stride = w + 2
-        path = _jps_kernel(buf.grid, stride, buf.g, buf.parent, buf.seen, buf.state, buf.pos, buf.heap,
-                           buf.kf, buf.kh, buf.next_generation(), (sr + 1) * stride + sc + 1,
-                           (gr + 1) * stride + gc + 1)
+        path = _jps_kernel(
+            buf.grid,
+            stride,
+            buf.g,
+            buf.parent,
+            buf.seen,
+            buf.state,
+            buf.pos,
+            buf.heap,
+            buf.kf,
+            buf.kh,
+            buf.next_generation(),
+            (sr + 1) * stride + sc + 1,
+            (gr + 1) * stride + gc + 1,
+        )
     if len(path) == 0:
-        raise NoPathError(f"no path from cell {tuple(start_rc)} to cell {tuple(goal_rc)}")
+        raise NoPathError(f'no path from cell {tuple(start_rc)} to cell {tuple(goal_rc)}')
     return path
 
 
@@ -538,7 +555,9 @@ def _shortcut(free, cells):
     i = 0
     while i < n - 1:
         j = i + 1
-        while j + 1 < n and line_is_free(free, cells[i, 0], cells[i, 1], cells[j + 1, 0], cells[j + 1, 1]):
+        while j + 1 < n and line_is_free(
+            free, cells[i, 0], cells[i, 1], cells[j + 1, 0], cells[j + 1, 1]
+        ):
             j += 1
         keep[k] = j
         k += 1
@@ -560,17 +579,19 @@ class Path:
 
     xy: np.ndarray  # [K, 2] metres
     speed_m_s: float = 0.5  # driving speed for pose_at
-    end_mode: str = "pingpong"  # after the end: "pingpong" (drive back), "loop" (restart), "stop"
-    waypoint_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # rows of xy
+    end_mode: str = 'pingpong'  # after the end: "pingpong" (drive back), "loop" (restart), "stop"
+    waypoint_index: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )  # rows of xy
 
     def __post_init__(self) -> None:
         self.xy = np.asarray(self.xy, dtype=np.float64).reshape(-1, 2)
         if len(self.xy) == 0:
-            raise ValueError("a Path needs at least one point")
+            raise ValueError('a Path needs at least one point')
         if self.end_mode not in END_MODES:
-            raise ValueError(f"end_mode must be one of {list(END_MODES)}, got {self.end_mode!r}")
+            raise ValueError(f'end_mode must be one of {list(END_MODES)}, got {self.end_mode!r}')
         if not self.speed_m_s > 0:
-            raise ValueError(f"speed_m_s must be > 0, got {self.speed_m_s}")
+            raise ValueError(f'speed_m_s must be > 0, got {self.speed_m_s}')
         seg = np.linalg.norm(np.diff(self.xy, axis=0), axis=1)
         self._s = np.concatenate([[0.0], np.cumsum(seg)])
 
@@ -588,7 +609,7 @@ class Path:
         s = np.clip(np.asarray(s, dtype=np.float64), 0.0, self.length_m)
         if len(self.xy) == 1 or self.length_m == 0:
             return np.column_stack([np.repeat(self.xy[:1], s.size, 0), np.zeros(s.size)])
-        k = np.clip(np.searchsorted(self._s, s, side="right") - 1, 0, len(self.xy) - 2)
+        k = np.clip(np.searchsorted(self._s, s, side='right') - 1, 0, len(self.xy) - 2)
         # skip zero-length segments for the heading
         d = self.xy[k + 1] - self.xy[k]
         seg = self._s[k + 1] - self._s[k]
@@ -604,9 +625,9 @@ class Path:
         """Pose (x, y, yaw) after driving ``t_s`` seconds from the start, continuing per ``end_mode``."""
         s = self.speed_m_s * max(float(t_s), 0.0)
         length = self.length_m
-        if length == 0 or self.end_mode == "stop":
+        if length == 0 or self.end_mode == 'stop':
             return self.at_distance(np.array([s]))[0]
-        if self.end_mode == "loop":
+        if self.end_mode == 'loop':
             return self.at_distance(np.array([s % length]))[0]
         s = s % (2 * length)
         if s <= length:
@@ -615,7 +636,9 @@ class Path:
         pose[2] = math.atan2(math.sin(pose[2] + math.pi), math.cos(pose[2] + math.pi))
         return pose
 
-    def pixel_poses(self, grid: GridMap, speed_m_s: float | None = None, dt_s: float = 0.1) -> np.ndarray:
+    def pixel_poses(
+        self, grid: GridMap, speed_m_s: float | None = None, dt_s: float = 0.1
+    ) -> np.ndarray:
         """:meth:`poses` as lidar pixel poses (px, py, yaw)."""
         return world_to_pixel_poses(grid, self.poses(speed_m_s, dt_s))
 
@@ -623,7 +646,7 @@ class Path:
 def resample(path: Path, speed_m_s: float, dt_s: float) -> np.ndarray:
     """Poses (x, y, yaw) [N, 3] every ``speed_m_s * dt_s`` metres along the path, the end point included."""
     if not speed_m_s > 0 or not dt_s > 0:
-        raise ValueError(f"speed_m_s and dt_s must be > 0, got {speed_m_s}, {dt_s}")
+        raise ValueError(f'speed_m_s and dt_s must be > 0, got {speed_m_s}, {dt_s}')
     step = speed_m_s * dt_s
     s = np.arange(0.0, path.length_m, step)
     if len(s) == 0 or path.length_m - s[-1] > 1e-9:
@@ -644,9 +667,16 @@ def waypoint_cell(grid: GridMap, xy: tuple[float, float]) -> tuple[int, int]:
     return int(math.floor(py)), int(math.floor(px))
 
 
-def plan_route(grid: GridMap, waypoints_m: list[tuple[float, float]], robot_radius_m: float = 0.2,
-               smooth_path: bool = True, closed: bool = False, speed_m_s: float = 0.5,
-               end_mode: str = "pingpong", free_mask: np.ndarray | None = None) -> Path:
+def plan_route(
+    grid: GridMap,
+    waypoints_m: list[tuple[float, float]],
+    robot_radius_m: float = 0.2,
+    smooth_path: bool = True,
+    closed: bool = False,
+    speed_m_s: float = 0.5,
+    end_mode: str = 'pingpong',
+    free_mask: np.ndarray | None = None,
+) -> Path:
     """Chain waypoints (metres) into one collision-free :class:`Path` through their cell centres.
 
     ``closed`` also plans back from the last waypoint to the first (use with ``end_mode="loop"``).
@@ -654,22 +684,28 @@ def plan_route(grid: GridMap, waypoints_m: list[tuple[float, float]], robot_radi
     """
     wps = [tuple(map(float, w)) for w in waypoints_m]
     if not wps:
-        raise ValueError("plan_route needs at least one waypoint")
+        raise ValueError('plan_route needs at least one waypoint')
     free = inflate(grid, robot_radius_m) if free_mask is None else free_mask
     cells = [waypoint_cell(grid, w) for w in wps]
     h, w_ = free.shape
     for i, ((r, c), xy) in enumerate(zip(cells, wps)):
         if not (0 <= r < h and 0 <= c < w_):
-            raise ValueError(f"waypoint {i} at ({xy[0]:.3f}, {xy[1]:.3f}) m is outside the map {grid.name!r}")
+            raise ValueError(
+                f'waypoint {i} at ({xy[0]:.3f}, {xy[1]:.3f}) m is outside the map {grid.name!r}'
+            )
         if not free[r, c]:
-            raise ValueError(f"waypoint {i} at ({xy[0]:.3f}, {xy[1]:.3f}) m is in an obstacle or closer than "
-                             f"the robot radius {robot_radius_m} m to a wall")
+            raise ValueError(
+                f'waypoint {i} at ({xy[0]:.3f}, {xy[1]:.3f}) m is in an obstacle or closer than '
+                f'the robot radius {robot_radius_m} m to a wall'
+            )
     _, labels = cv2.connectedComponents(free.astype(np.uint8), connectivity=4)
     for i in range(1, len(cells)):
         if labels[cells[i]] != labels[cells[0]]:
             xy, xy0 = wps[i], wps[0]
-            raise ValueError(f"waypoint {i} at ({xy[0]:.3f}, {xy[1]:.3f}) m is unreachable from waypoint 0 "
-                             f"at ({xy0[0]:.3f}, {xy0[1]:.3f}) m for a robot of radius {robot_radius_m} m")
+            raise ValueError(
+                f'waypoint {i} at ({xy[0]:.3f}, {xy[1]:.3f}) m is unreachable from waypoint 0 '
+                f'at ({xy0[0]:.3f}, {xy0[1]:.3f}) m for a robot of radius {robot_radius_m} m'
+            )
     order = cells + [cells[0]] if closed and len(cells) > 1 else cells
     legs = [np.array([order[0]], dtype=np.int64)]
     index = [0]
@@ -681,5 +717,10 @@ def plan_route(grid: GridMap, waypoints_m: list[tuple[float, float]], robot_radi
         index.append(index[-1] + len(leg) - 1)
     rc = np.concatenate(legs)
     xy = grid.pixel_to_world(np.column_stack([rc[:, 1] + 0.5, rc[:, 0] + 0.5]))
-    logger.debug("route of %d waypoints: %d cells", len(wps), len(rc))
-    return Path(xy, speed_m_s=speed_m_s, end_mode=end_mode, waypoint_index=np.asarray(index, dtype=np.int64))
+    logger.debug('route of %d waypoints: %d cells', len(wps), len(rc))
+    return Path(
+        xy,
+        speed_m_s=speed_m_s,
+        end_mode=end_mode,
+        waypoint_index=np.asarray(index, dtype=np.int64),
+    )

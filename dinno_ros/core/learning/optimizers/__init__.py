@@ -8,6 +8,14 @@ from .dsgd import DSGD, DSGDConfig
 from .dsgt import DSGT, DSGTConfig
 
 __all__ = [
-    "DiNNO", "DiNNOConfig", "DSGD", "DSGDConfig", "DSGT", "DSGTConfig",
-    "FlatParameters", "LocalProblem", "NeighborMessage", "RobotOptimizer",
+    'DiNNO',
+    'DiNNOConfig',
+    'DSGD',
+    'DSGDConfig',
+    'DSGT',
+    'DSGTConfig',
+    'FlatParameters',
+    'LocalProblem',
+    'NeighborMessage',
+    'RobotOptimizer',
 ]

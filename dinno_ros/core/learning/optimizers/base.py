@@ -7,9 +7,9 @@ update the model with whole-vector torch ops (no Python loop over parameter tens
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+import logging
 from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 import torch
@@ -50,7 +50,7 @@ class FlatParameters:
     def __init__(self, model: torch.nn.Module) -> None:
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
-            raise ValueError("the model has no trainable parameters")
+            raise ValueError('the model has no trainable parameters')
         self.vec = torch.nn.utils.parameters_to_vector(self.params).detach().clone()
         self._bind()
 
@@ -79,7 +79,10 @@ class FlatParameters:
         """Flat gradient of ``loss`` with respect to the parameters."""
         grads = torch.autograd.grad(loss, self.params, allow_unused=True)
         return torch.cat(
-            [(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, self.params)]
+            [
+                (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                for g, p in zip(grads, self.params)
+            ]
         )
 
 
@@ -92,7 +95,7 @@ class RobotOptimizer(ABC):
 
     name: ClassVar[str]
     config_cls: ClassVar[type]
-    sends: ClassVar[tuple[str, ...]] = ("params",)  # keys of the vectors in outgoing()
+    sends: ClassVar[tuple[str, ...]] = ('params',)  # keys of the vectors in outgoing()
 
     def __init__(self, config: Any, problem: LocalProblem) -> None:
         self.config = config
@@ -107,7 +110,7 @@ class RobotOptimizer(ABC):
 
     def outgoing(self) -> dict[str, torch.Tensor]:
         """Flat vectors to send to the neighbours for the current round (detached copies)."""
-        return {"params": self.params.detach().clone()}
+        return {'params': self.params.detach().clone()}
 
     @abstractmethod
     def step(self, round_k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
@@ -121,7 +124,9 @@ class RobotOptimizer(ABC):
         return float(loss.detach()), self.flat.grad(loss)
 
     @staticmethod
-    def neighbor_vectors(neighbors: Mapping[int, NeighborMessage], key: str, like: torch.Tensor) -> torch.Tensor:
+    def neighbor_vectors(
+        neighbors: Mapping[int, NeighborMessage], key: str, like: torch.Tensor
+    ) -> torch.Tensor:
         """The neighbours' ``key`` vectors stacked (rows in sorted id order), on ``like``'s device and dtype."""
         if not neighbors:
             return like.new_zeros((0, like.numel()))
@@ -129,8 +134,12 @@ class RobotOptimizer(ABC):
         for j in sorted(neighbors):
             vec = neighbors[j].vectors.get(key)
             if vec is None:
-                raise KeyError(f"neighbour {j} sent no '{key}' vector (got {sorted(neighbors[j].vectors)})")
+                raise KeyError(
+                    f"neighbour {j} sent no '{key}' vector (got {sorted(neighbors[j].vectors)})"
+                )
             if vec.numel() != like.numel():
-                raise ValueError(f"neighbour {j} sent a '{key}' vector of {vec.numel()} values, expected {like.numel()}")
+                raise ValueError(
+                    f"neighbour {j} sent a '{key}' vector of {vec.numel()} values, expected {like.numel()}"
+                )
             rows.append(vec.reshape(-1))
         return torch.stack(rows).to(device=like.device, dtype=like.dtype)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+import logging
 from typing import ClassVar, Mapping
 
 import torch
-
 from ..registry import register_optimizer, spec
 from .base import LocalProblem, NeighborMessage, RobotOptimizer
-from .schedules import LR_DECAY_TYPES, PRIMAL_OPTIMIZERS, lr_at, make_primal_optimizer, set_lr
+from .schedules import lr_at, LR_DECAY_TYPES, make_primal_optimizer, PRIMAL_OPTIMIZERS, set_lr
 
 logger = logging.getLogger(__name__)
 
@@ -19,23 +18,31 @@ logger = logging.getLogger(__name__)
 class DiNNOConfig:
     """The seed's ``optimizer_config`` keys for ``alg_name: dinno``."""
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("profile",)
+    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('profile',)
 
     rho_init: float = spec(0.5, min=0.0)  # initial ADMM penalty
     rho_scaling: float = spec(1.0003, gt=0.0)  # rho <- rho * rho_scaling once per round
     outer_iterations: int = spec(2000, min=1)  # rounds (the lr schedule spans them)
-    primal_iterations: int = spec(2, min=1)  # primal optimizer steps per round, each on a fresh minibatch
-    primal_optimizer: str = spec("adam", choices=PRIMAL_OPTIMIZERS)
-    primal_lr: float | None = spec(None, gt=0.0)  # the seed's single constant lr (excludes start/finish)
+    primal_iterations: int = spec(
+        2, min=1
+    )  # primal optimizer steps per round, each on a fresh minibatch
+    primal_optimizer: str = spec('adam', choices=PRIMAL_OPTIMIZERS)
+    primal_lr: float | None = spec(
+        None, gt=0.0
+    )  # the seed's single constant lr (excludes start/finish)
     primal_lr_start: float | None = spec(None, gt=0.0)  # default 0.005 when no primal_lr
     primal_lr_finish: float | None = spec(None, gt=0.0)  # default 0.0005 when no primal_lr
-    lr_decay_type: str = spec("log", choices=LR_DECAY_TYPES)  # constant | linear | log
-    persistant_primal_opt: bool = False  # keep one primal optimizer (and its moments) across rounds
+    lr_decay_type: str = spec('log', choices=LR_DECAY_TYPES)  # constant | linear | log
+    persistant_primal_opt: bool = (
+        False  # keep one primal optimizer (and its moments) across rounds
+    )
 
-    def validate(self, section: str = "optimizer_config") -> None:
-        if self.primal_lr is not None and (self.primal_lr_start is not None or self.primal_lr_finish is not None):
+    def validate(self, section: str = 'optimizer_config') -> None:
+        if self.primal_lr is not None and (
+            self.primal_lr_start is not None or self.primal_lr_finish is not None
+        ):
             raise ValueError(
-                f"{section}.primal_lr: give either primal_lr or primal_lr_start/primal_lr_finish, not both"
+                f'{section}.primal_lr: give either primal_lr or primal_lr_start/primal_lr_finish, not both'
             )
 
     def lr(self, round_k: int) -> float:
@@ -47,7 +54,7 @@ class DiNNOConfig:
         return lr_at(round_k, start, finish, self.outer_iterations, self.lr_decay_type)
 
 
-@register_optimizer("dinno")
+@register_optimizer('dinno')
 class DiNNO(RobotOptimizer):
     """Robot i's DiNNO state: its dual p_i, its rho, and (optionally) a persistent primal optimizer."""
 
@@ -65,7 +72,9 @@ class DiNNO(RobotOptimizer):
             set_lr(self._opt, lr)
             return self._opt
         if self.config.persistant_primal_opt and self._opt is not None:
-            logger.warning("model parameters were replaced from outside; the persistent primal optimizer restarts")
+            logger.warning(
+                'model parameters were replaced from outside; the persistent primal optimizer restarts'
+            )
         self._opt = make_primal_optimizer(self.config.primal_optimizer, vec, lr)
         self._opt_vec = vec
         return self._opt
@@ -77,7 +86,7 @@ class DiNNO(RobotOptimizer):
         deg = len(neighbors)
         self.rho *= cfg.rho_scaling
         if deg:
-            th_sum = self.neighbor_vectors(neighbors, "params", th_i).sum(dim=0)
+            th_sum = self.neighbor_vectors(neighbors, 'params', th_i).sum(dim=0)
             self.dual.add_(deg * th_i - th_sum, alpha=self.rho)  # p_i += rho * sum_j (th_i - th_j)
             mid_sum = 0.5 * (deg * th_i + th_sum)  # sum_j (th_i + th_j) / 2
         lr = cfg.lr(round_k)
@@ -94,8 +103,8 @@ class DiNNO(RobotOptimizer):
             vec.grad = None
             losses.append(loss)
         return {
-            "train_loss": sum(losses) / len(losses),
-            "forward_passes": float(cfg.primal_iterations),
-            "rho": self.rho,
-            "lr": lr,
+            'train_loss': sum(losses) / len(losses),
+            'forward_passes': float(cfg.primal_iterations),
+            'rho': self.rho,
+            'lr': lr,
         }

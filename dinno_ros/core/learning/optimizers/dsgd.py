@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
 import torch
-
 from ..graphs import metropolis_weights
 from ..registry import register_optimizer, spec
 from .base import LocalProblem, NeighborMessage, RobotOptimizer
@@ -16,7 +15,7 @@ from .base import LocalProblem, NeighborMessage, RobotOptimizer
 class DSGDConfig:
     """The seed's ``optimizer_config`` keys for ``alg_name: dsgd``."""
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("profile",)
+    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('profile',)
 
     alpha0: float = spec(0.005, gt=0.0)  # initial step size
     mu: float = spec(0.001, min=0.0)  # alpha <- alpha * (1 - mu * alpha) after every round
@@ -24,7 +23,10 @@ class DSGDConfig:
 
 
 def mix(
-    own: torch.Tensor, neighbors: Mapping[int, NeighborMessage], key: str, own_degree: int,
+    own: torch.Tensor,
+    neighbors: Mapping[int, NeighborMessage],
+    key: str,
+    own_degree: int,
     stacked: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """sum_j W_ij v_j over {i} and its neighbours with Metropolis weights from the messages' degrees."""
@@ -37,7 +39,7 @@ def mix(
     return w_ii * own + weights @ stacked
 
 
-@register_optimizer("dsgd")
+@register_optimizer('dsgd')
 class DSGD(RobotOptimizer):
     """Robot i's DSGD state: its step size alpha."""
 
@@ -50,10 +52,10 @@ class DSGD(RobotOptimizer):
     def step(self, round_k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
         vec = self.params
         with torch.no_grad():
-            vec.copy_(mix(vec, neighbors, "params", len(neighbors)))
+            vec.copy_(mix(vec, neighbors, 'params', len(neighbors)))
         loss, grad = self.batch_loss_and_grad()  # at the mixed point, as the seed
         alpha = self.alpha
         with torch.no_grad():
             vec.add_(grad, alpha=-alpha)
         self.alpha = alpha * (1.0 - self.config.mu * alpha)
-        return {"train_loss": loss, "forward_passes": 1.0, "alpha": alpha}
+        return {'train_loss': loss, 'forward_passes': 1.0, 'alpha': alpha}

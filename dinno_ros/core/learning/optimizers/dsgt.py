@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
 import torch
-
 from ..registry import register_optimizer, spec
 from .base import LocalProblem, NeighborMessage, RobotOptimizer
 from .dsgd import mix
@@ -16,19 +15,21 @@ from .dsgd import mix
 class DSGTConfig:
     """The seed's ``optimizer_config`` keys for ``alg_name: dsgt``."""
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("profile",)
+    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('profile',)
 
     alpha: float = spec(0.005, gt=0.0)  # step size
-    init_grads: bool = True  # start y and the last gradient at the first local gradient (else zeros)
+    init_grads: bool = (
+        True  # start y and the last gradient at the first local gradient (else zeros)
+    )
     outer_iterations: int = spec(2000, min=1)  # rounds
 
 
-@register_optimizer("dsgt")
+@register_optimizer('dsgt')
 class DSGT(RobotOptimizer):
     """Robot i's DSGT state: tracker y_i and its last local gradient g_i."""
 
     config_cls = DSGTConfig
-    sends = ("params", "tracker")
+    sends = ('params', 'tracker')
 
     def __init__(self, config: DSGTConfig, problem: LocalProblem) -> None:
         super().__init__(config, problem)
@@ -41,7 +42,7 @@ class DSGT(RobotOptimizer):
             self.last_grad = torch.zeros_like(self.params)
 
     def outgoing(self) -> dict[str, torch.Tensor]:
-        return {"params": self.params.detach().clone(), "tracker": self.tracker.clone()}
+        return {'params': self.params.detach().clone(), 'tracker': self.tracker.clone()}
 
     def step(self, round_k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
         alpha = self.config.alpha
@@ -49,15 +50,15 @@ class DSGT(RobotOptimizer):
         deg = len(neighbors)
         with torch.no_grad():
             if deg:
-                th_j = self.neighbor_vectors(neighbors, "params", vec)
-                y_j = self.neighbor_vectors(neighbors, "tracker", vec)
+                th_j = self.neighbor_vectors(neighbors, 'params', vec)
+                y_j = self.neighbor_vectors(neighbors, 'tracker', vec)
                 stepped = th_j - alpha * y_j
             else:
                 y_j = stepped = None
-            new_th = mix(vec - alpha * self.tracker, neighbors, "params", deg, stepped)
-            mixed_y = mix(self.tracker, neighbors, "tracker", deg, y_j)
+            new_th = mix(vec - alpha * self.tracker, neighbors, 'params', deg, stepped)
+            mixed_y = mix(self.tracker, neighbors, 'tracker', deg, y_j)
             vec.copy_(new_th)
         loss, grad = self.batch_loss_and_grad()
         self.tracker = mixed_y + grad - self.last_grad
         self.last_grad = grad
-        return {"train_loss": loss, "forward_passes": 1.0, "alpha": alpha}
+        return {'train_loss': loss, 'forward_passes': 1.0, 'alpha': alpha}

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-LR_DECAY_TYPES = ("constant", "linear", "log")
-PRIMAL_OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_DECAY_TYPES = ('constant', 'linear', 'log')
+PRIMAL_OPTIMIZERS = ('adam', 'adamw', 'sgd')
 
 
 def lr_at(round_k: int, start: float, finish: float, rounds: int, decay: str) -> float:
@@ -16,26 +16,32 @@ def lr_at(round_k: int, start: float, finish: float, rounds: int, decay: str) ->
     Matches the seed's ``torch.linspace`` / ``torch.logspace`` tables; rounds past the end keep ``finish``.
     """
     if decay not in LR_DECAY_TYPES:
-        raise ValueError(f"optimizer_config.lr_decay_type: unknown {decay!r}; allowed: {', '.join(LR_DECAY_TYPES)}")
-    if decay == "constant" or rounds <= 1:
+        raise ValueError(
+            f'optimizer_config.lr_decay_type: unknown {decay!r}; allowed: {", ".join(LR_DECAY_TYPES)}'
+        )
+    if decay == 'constant' or rounds <= 1:
         return float(start)
     t = min(max(int(round_k), 0), rounds - 1) / (rounds - 1)
-    if decay == "linear":
+    if decay == 'linear':
         return float(start + (finish - start) * t)
     return float(10.0 ** (math.log10(start) + (math.log10(finish) - math.log10(start)) * t))
 
 
-def make_primal_optimizer(kind: str, flat_vector: torch.Tensor, lr: float) -> torch.optim.Optimizer:
+def make_primal_optimizer(
+    kind: str, flat_vector: torch.Tensor, lr: float
+) -> torch.optim.Optimizer:
     """A torch optimizer over the single flat parameter vector (defaults as ``torch.optim``'s)."""
-    if kind == "adam":
+    if kind == 'adam':
         return torch.optim.Adam([flat_vector], lr=lr)
-    if kind == "adamw":
+    if kind == 'adamw':
         return torch.optim.AdamW([flat_vector], lr=lr)
-    if kind == "sgd":
+    if kind == 'sgd':
         return torch.optim.SGD([flat_vector], lr=lr)
-    raise ValueError(f"optimizer_config.primal_optimizer: unknown {kind!r}; allowed: {', '.join(PRIMAL_OPTIMIZERS)}")
+    raise ValueError(
+        f'optimizer_config.primal_optimizer: unknown {kind!r}; allowed: {", ".join(PRIMAL_OPTIMIZERS)}'
+    )
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group['lr'] = lr

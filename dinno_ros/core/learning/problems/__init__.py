@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib
 
-from .base import LocalProblem, Problem, TensorLocalProblem, robot_generator, robot_seed
 from . import mnist  # noqa: F401  (registers "mnist")
+from .base import LocalProblem, Problem, robot_generator, robot_seed, TensorLocalProblem
 
 try:  # the density (lidar) problem lives in its own module
-    importlib.import_module(f"{__name__}.density")
+    importlib.import_module(f'{__name__}.density')
 except ModuleNotFoundError as exc:  # only while that module does not exist yet
-    if exc.name != f"{__name__}.density":
+    if exc.name != f'{__name__}.density':
         raise
 
-__all__ = ["LocalProblem", "Problem", "TensorLocalProblem", "robot_generator", "robot_seed"]
+__all__ = ['LocalProblem', 'Problem', 'TensorLocalProblem', 'robot_generator', 'robot_seed']

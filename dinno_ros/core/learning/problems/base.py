@@ -6,31 +6,32 @@ A ROS process holding one robot and the offline loop holding all robots build bi
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import copy
 import dataclasses
 import logging
-from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import torch
-
 from ..optimizers.base import LocalProblem
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LocalProblem", "Problem", "TensorLocalProblem", "robot_seed", "robot_generator"]
+__all__ = ['LocalProblem', 'Problem', 'TensorLocalProblem', 'robot_seed', 'robot_generator']
 
 
 def robot_seed(seed: int, robot_id: int, stream: int = 0) -> int:
     """A 63-bit seed for robot ``robot_id``'s own random stream (independent of the other robots)."""
-    state = np.random.SeedSequence([int(seed), int(robot_id) + 1, int(stream)]).generate_state(2, dtype=np.uint32)
+    state = np.random.SeedSequence([int(seed), int(robot_id) + 1, int(stream)]).generate_state(
+        2, dtype=np.uint32
+    )
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 
 def robot_generator(seed: int, robot_id: int, stream: int = 0) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded from (seed, robot_id, stream)."""
-    gen = torch.Generator(device="cpu")
+    gen = torch.Generator(device='cpu')
     gen.manual_seed(robot_seed(seed, robot_id, stream))
     return gen
 
@@ -50,7 +51,7 @@ class TensorLocalProblem:
         loss_fn: Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], torch.Tensor],
     ) -> None:
         if not data or len(data[0]) == 0:
-            raise ValueError("a local problem needs at least one sample")
+            raise ValueError('a local problem needs at least one sample')
         self.model = model
         self.data = data
         self.batch_size = int(min(batch_size, len(data[0])))
@@ -93,13 +94,15 @@ class Problem(ABC):
     config_cls: ClassVar[type]
     metric_names: ClassVar[tuple[str, ...]] = ()  # problem-specific metrics it can evaluate
 
-    def __init__(self, config: Any, num_nodes: int, seed: int = 0, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, config: Any, num_nodes: int, seed: int = 0, device: str | torch.device = 'cpu'
+    ) -> None:
         if isinstance(config, Mapping):
             from ..registry import parse_dataclass
 
-            config = parse_dataclass(self.config_cls, config, "problem")
+            config = parse_dataclass(self.config_cls, config, 'problem')
         if int(num_nodes) < 1:
-            raise ValueError(f"graph.num_nodes: {num_nodes!r} out of range; allowed: >= 1")
+            raise ValueError(f'graph.num_nodes: {num_nodes!r} out of range; allowed: >= 1')
         self.config = config
         self.num_nodes = int(num_nodes)
         self.seed = int(seed)
@@ -109,7 +112,9 @@ class Problem(ABC):
     @classmethod
     def config_keys(cls) -> list[str]:
         """The config keys this problem understands (for picking them out of the YAML sections)."""
-        return [f.name for f in dataclasses.fields(cls.config_cls)] + list(getattr(cls.config_cls, "IGNORED_KEYS", ()))
+        return [f.name for f in dataclasses.fields(cls.config_cls)] + list(
+            getattr(cls.config_cls, 'IGNORED_KEYS', ())
+        )
 
     @classmethod
     def config_from_sections(cls, *sections: Mapping[str, Any]) -> Any:
@@ -120,7 +125,7 @@ class Problem(ABC):
         merged: dict[str, Any] = {}
         for section in sections:
             merged.update({k: v for k, v in section.items() if k in keys})
-        return parse_dataclass(cls.config_cls, merged, "problem")
+        return parse_dataclass(cls.config_cls, merged, 'problem')
 
     @abstractmethod
     def make_model(self) -> torch.nn.Module:
@@ -144,4 +149,4 @@ class Problem(ABC):
 
     def check_robot(self, robot_id: int) -> None:
         if not 0 <= int(robot_id) < self.num_nodes:
-            raise ValueError(f"robot_id {robot_id} out of range; allowed: 0..{self.num_nodes - 1}")
+            raise ValueError(f'robot_id {robot_id} out of range; allowed: 0..{self.num_nodes - 1}')

@@ -14,26 +14,24 @@ robots), the validation scans, and per robot its path, lidar noise stream and mi
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, ClassVar
 
+from dinno_ros.core.world.grid import GridMap
+from dinno_ros.core.world.lidar import Lidar, LidarConfig
 import numpy as np
 import torch
 from torch import nn
-
-from dinno_ros.core.world.grid import GridMap
-from dinno_ros.core.world.lidar import Lidar, LidarConfig
-
 from ..registry import register_problem, spec
 from .base import Problem, robot_generator, robot_seed
 
 logger = logging.getLogger(__name__)
 
-MAP_GENERATORS = ("apartment", "office")
-END_MODES = ("pingpong", "loop", "stop")
+MAP_GENERATORS = ('apartment', 'office')
+END_MODES = ('pingpong', 'loop', 'stop')
 VALIDATION_STREAM = 7  # random stream ids (see robot_seed) of the world's random draws
 ROUTES_STREAM = 8
 NOISE_STREAM = 1
@@ -46,28 +44,38 @@ class DensityModelConfig:
     shape: list[int] = spec([2, 256, 64, 64, 64, 1])  # layer widths, input 2 and output 1
     scale: float = spec(0.05, gt=0.0)  # first-layer sine frequency scale
 
-    def validate(self, section: str = "model") -> None:
+    def validate(self, section: str = 'model') -> None:
         if len(self.shape) < 2 or self.shape[0] != 2 or self.shape[-1] != 1 or min(self.shape) < 1:
-            raise ValueError(f"{section}.shape: {self.shape!r} not allowed; allowed: [2, ..., 1] positive widths")
+            raise ValueError(
+                f'{section}.shape: {self.shape!r} not allowed; allowed: [2, ..., 1] positive widths'
+            )
 
 
 @dataclass(frozen=True)
 class MapSection:
     """The YAML ``map:`` section: a ROS map YAML, a floorplan image, or a generated plan."""
 
-    path: str | None = None  # map YAML (.yaml) or floorplan image (.png/.jpg); relative to the YAML's folder
-    resolution: float | None = spec(None, gt=0.0)  # metres per pixel of a floorplan image (map YAMLs carry theirs)
-    kind: str = spec("auto", choices=("auto", "mask", "scan"))  # floorplan image kind
+    path: str | None = (
+        None  # map YAML (.yaml) or floorplan image (.png/.jpg); relative to the YAML's folder
+    )
+    resolution: float | None = spec(
+        None, gt=0.0
+    )  # metres per pixel of a floorplan image (map YAMLs carry theirs)
+    kind: str = spec('auto', choices=('auto', 'mask', 'scan'))  # floorplan image kind
     generate: str | None = spec(None, choices=MAP_GENERATORS)  # a generated plan instead of a file
     generate_seed: int = 0  # generator seed
     size_m: list[float] | None = None  # generated plan size (width, height) metres
 
-    def validate(self, section: str = "map") -> None:
+    def validate(self, section: str = 'map') -> None:
         if (self.path is None) == (self.generate is None):
-            raise ValueError(f"{section}.path: give exactly one of map.path or map.generate "
-                             f"(allowed generators: {', '.join(MAP_GENERATORS)})")
+            raise ValueError(
+                f'{section}.path: give exactly one of map.path or map.generate '
+                f'(allowed generators: {", ".join(MAP_GENERATORS)})'
+            )
         if self.size_m is not None and len(self.size_m) != 2:
-            raise ValueError(f"{section}.size_m: {self.size_m!r} not allowed; allowed: [width, height] metres")
+            raise ValueError(
+                f'{section}.size_m: {self.size_m!r} not allowed; allowed: [width, height] metres'
+            )
 
 
 @dataclass(frozen=True)
@@ -80,26 +88,37 @@ class LidarSection:
     fov: float = spec(2 * math.pi, gt=0.0, max=2 * math.pi + 1e-9)  # radians
     range_noise_std: float = spec(0.0, min=0.0)  # pixels
     samp_exponent: float = spec(1.0, gt=0.0)  # sample spacing exponent along a beam
-    hit_depth: float = spec(0.5, min=0.0)  # pixels the hit sample is pushed into the wall it hit (see below)
+    hit_depth: float = spec(
+        0.5, min=0.0
+    )  # pixels the hit sample is pushed into the wall it hit (see below)
 
     def lidar_config(self) -> LidarConfig:
-        return LidarConfig(num_beams=self.num_beams, fov=self.fov, beam_length=self.beam_length,
-                           range_noise_std=self.range_noise_std, beam_samps=self.beam_samps,
-                           samp_exponent=self.samp_exponent)
+        return LidarConfig(
+            num_beams=self.num_beams,
+            fov=self.fov,
+            beam_length=self.beam_length,
+            range_noise_std=self.range_noise_std,
+            beam_samps=self.beam_samps,
+            samp_exponent=self.samp_exponent,
+        )
 
 
 @dataclass(frozen=True)
 class RoutesSection:
     """The YAML ``routes:`` section: each robot drives its own A* path through its waypoints."""
 
-    overlap: str = spec("some", choices=("tight", "some", "minimal"))  # how much the robots' routes share
+    overlap: str = spec(
+        'some', choices=('tight', 'some', 'minimal')
+    )  # how much the robots' routes share
     waypoints_per_robot: int = spec(4, min=1)
     speed: float = spec(0.5, gt=0.0)  # metres per second
     dt: float = spec(0.2, gt=0.0)  # simulated seconds per round
     robot_radius: float = spec(0.2, min=0.0)  # metres, for planning
-    end_mode: str = spec("pingpong", choices=END_MODES)  # after the path's end
+    end_mode: str = spec('pingpong', choices=END_MODES)  # after the path's end
     min_spacing: float = spec(1.0, min=0.0)  # metres between one robot's random waypoints
-    waypoints: list | None = None  # explicit per-robot waypoints [[[x, y], ...], ...] metres (overrides random)
+    waypoints: list | None = (
+        None  # explicit per-robot waypoints [[[x, y], ...], ...] metres (overrides random)
+    )
 
 
 @dataclass(frozen=True)
@@ -120,11 +139,11 @@ class ValidationSection:
 class DensityConfig:
     """Keys of a lidar experiment's ``experiment:`` section and a pair's batch sizes."""
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("data_dir", "data_split_type")
+    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('data_dir', 'data_split_type')
 
     map: MapSection = field(default_factory=MapSection)
     model: DensityModelConfig = field(default_factory=DensityModelConfig)
-    loss: str = spec("BCE", choices=("BCE",))
+    loss: str = spec('BCE', choices=('BCE',))
     lidar: LidarSection = field(default_factory=LidarSection)
     routes: RoutesSection = field(default_factory=RoutesSection)
     dataset: DatasetSection = field(default_factory=DatasetSection)
@@ -152,7 +171,9 @@ class SirenLayer(nn.Module):
 class DensityNet(nn.Module):
     """The paper's implicit density network: sine first layer, ReLU hidden layers, Sigmoid output."""
 
-    def __init__(self, shape: list[int] | tuple[int, ...] = (2, 256, 64, 64, 64, 1), scale: float = 0.05) -> None:
+    def __init__(
+        self, shape: list[int] | tuple[int, ...] = (2, 256, 64, 64, 64, 1), scale: float = 0.05
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [SirenLayer(shape[0], shape[1], scale)]
         for i in range(1, len(shape) - 1):
@@ -164,7 +185,9 @@ class DensityNet(nn.Module):
         return self.seq(x)
 
 
-def push_hits_into_walls(points: np.ndarray, labels: np.ndarray, beam_samps: int, depth: float) -> np.ndarray:
+def push_hits_into_walls(
+    points: np.ndarray, labels: np.ndarray, beam_samps: int, depth: float
+) -> np.ndarray:
     """Move each beam's hit sample (its last, label 1) ``depth`` pixels further along the beam.
 
     The lidar puts the hit on the face of the first occupied cell, where free space ends; the seed labelled
@@ -189,7 +212,9 @@ def bce_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torc
 
 
 @torch.no_grad()
-def summed_batch_bce(model: nn.Module, points: torch.Tensor, labels: torch.Tensor, batch_size: int) -> float:
+def summed_batch_bce(
+    model: nn.Module, points: torch.Tensor, labels: torch.Tensor, batch_size: int
+) -> float:
     """The paper's validation loss: sum over batches of the batch-mean BCE."""
     total = 0.0
     for s in range(0, len(labels), batch_size):
@@ -200,8 +225,16 @@ def summed_batch_bce(model: nn.Module, points: torch.Tensor, labels: torch.Tenso
 class DensityLocalProblem:
     """One robot's share: its model and the sliding window of its scans; minibatches from its own generator."""
 
-    def __init__(self, model: nn.Module, window: int, batch_size: int, generator: torch.Generator,
-                 samples_per_scan: int, beam_samps: int = 1, hit_depth: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        window: int,
+        batch_size: int,
+        generator: torch.Generator,
+        samples_per_scan: int,
+        beam_samps: int = 1,
+        hit_depth: float = 0.0,
+    ) -> None:
         from dinno_ros.core.world.datasets import OnlineScanDataset
 
         self.model = model
@@ -216,7 +249,10 @@ class DensityLocalProblem:
 
     def add_observation(self, obs: Any) -> None:
         """Add one scan's training samples (an :class:`~dinno_ros.core.learning.agent.Observation`)."""
-        self.dataset.add(push_hits_into_walls(obs.samples, obs.labels, self.beam_samps, self.hit_depth), obs.labels)
+        self.dataset.add(
+            push_hits_into_walls(obs.samples, obs.labels, self.beam_samps, self.hit_depth),
+            obs.labels,
+        )
 
     def add_samples(self, points: np.ndarray, labels: np.ndarray) -> None:
         self.dataset.add(points, labels)
@@ -228,7 +264,9 @@ class DensityLocalProblem:
         """``batch_size`` samples drawn uniformly (with replacement) from the current window."""
         n = len(self.dataset)
         if n == 0:
-            raise RuntimeError("no scans yet: call add_observation (RobotAgent.begin_round) before training")
+            raise RuntimeError(
+                'no scans yet: call add_observation (RobotAgent.begin_round) before training'
+            )
         points, labels = self.dataset.sample(self.batch_size, self.generator)
         self.samples_seen += self.batch_size
         return points.to(self.device), labels.to(self.device)
@@ -242,17 +280,19 @@ class DensityLocalProblem:
         return bce_loss(self.model, batch)
 
 
-@register_problem("density")
+@register_problem('density')
 class DensityProblem(Problem):
     """Distributed lidar mapping: robots drive their own routes through one floorplan."""
 
     config_cls = DensityConfig
-    metric_names = ("validation_loss", "current_epoch", "mesh_grid_density", "current_position")
+    metric_names = ('validation_loss', 'current_epoch', 'mesh_grid_density', 'current_position')
 
-    def __init__(self, config, num_nodes: int, seed: int = 0, device="cpu") -> None:
+    def __init__(self, config, num_nodes: int, seed: int = 0, device='cpu') -> None:
         super().__init__(config, num_nodes, seed, device)
         cfg = self.config
-        self.world = build_world(cfg.map, cfg.lidar, cfg.routes, cfg.validation, self.num_nodes, self.seed)
+        self.world = build_world(
+            cfg.map, cfg.lidar, cfg.routes, cfg.validation, self.num_nodes, self.seed
+        )
         self.grid: GridMap = self.world.grid
         self.lidar: Lidar = self.world.lidar
         self.val_points = torch.as_tensor(self.world.val_points, device=self.device)
@@ -265,16 +305,28 @@ class DensityProblem(Problem):
 
     def local_problem(self, robot_id: int) -> DensityLocalProblem:
         self.check_robot(robot_id)
-        return DensityLocalProblem(self.base_model(), self.config.dataset.window, self.config.train_batch_size,
-                                   robot_generator(self.seed, robot_id), self.samples_per_scan,
-                                   self.config.lidar.beam_samps, self.config.lidar.hit_depth)
+        return DensityLocalProblem(
+            self.base_model(),
+            self.config.dataset.window,
+            self.config.train_batch_size,
+            robot_generator(self.seed, robot_id),
+            self.samples_per_scan,
+            self.config.lidar.beam_samps,
+            self.config.lidar.hit_depth,
+        )
 
     def central_problem(self, window: int | None = None) -> DensityLocalProblem:
         """One learner fed with every robot's scans (the centralised reference); window default N x window."""
         window = self.num_nodes * self.config.dataset.window if window is None else window
-        return DensityLocalProblem(self.base_model(), window, self.config.train_batch_size,
-                                   robot_generator(self.seed, -1), self.samples_per_scan,
-                                   self.config.lidar.beam_samps, self.config.lidar.hit_depth)
+        return DensityLocalProblem(
+            self.base_model(),
+            window,
+            self.config.train_batch_size,
+            robot_generator(self.seed, -1),
+            self.samples_per_scan,
+            self.config.lidar.beam_samps,
+            self.config.lidar.hit_depth,
+        )
 
     def motion(self, robot_id: int):
         """Robot ``robot_id``'s :class:`~dinno_ros.core.learning.agent.RobotMotion` (path, lidar, noise stream)."""
@@ -285,8 +337,11 @@ class DensityProblem(Problem):
         return RobotMotion(self.world.paths[robot_id], self.lidar, self.config.routes.dt, rng)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        return {"validation_loss": summed_batch_bce(model, self.val_points, self.val_labels,
-                                                    self.config.val_batch_size)}
+        return {
+            'validation_loss': summed_batch_bce(
+                model, self.val_points, self.val_labels, self.config.val_batch_size
+            )
+        }
 
     def mesh_grid_density(self, model: nn.Module) -> torch.Tensor:
         """The learned map on the mesh (rows = image rows every ``mesh_stride`` pixels), CPU float32."""
@@ -297,23 +352,37 @@ class DensityProblem(Problem):
     def true_mesh(self) -> torch.Tensor:
         """The true occupancy (0/1) at the mesh points."""
         s = self.config.mesh_stride
-        return torch.as_tensor(self.grid.occupied[s // 2 :: s, s // 2 :: s][: len(self.mesh_ys), : len(self.mesh_xs)],
-                               dtype=torch.float32)
+        return torch.as_tensor(
+            self.grid.occupied[s // 2 :: s, s // 2 :: s][: len(self.mesh_ys), : len(self.mesh_xs)],
+            dtype=torch.float32,
+        )
 
     def results_extras(self) -> dict[str, Any]:
         """What a results file needs to draw the learned map: mesh axes, true map, resolution."""
-        return {"mesh_xs": self.mesh_xs.clone(), "mesh_ys": self.mesh_ys.clone(), "true_mesh": self.true_mesh(),
-                "map_resolution": float(self.grid.resolution), "map_size_px": [self.grid.width, self.grid.height]}
+        return {
+            'mesh_xs': self.mesh_xs.clone(),
+            'mesh_ys': self.mesh_ys.clone(),
+            'true_mesh': self.true_mesh(),
+            'map_resolution': float(self.grid.resolution),
+            'map_size_px': [self.grid.width, self.grid.height],
+        }
 
 
 def mesh_axes(grid: GridMap, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Centred pixel coordinates of the mesh: cell centres every ``stride`` pixels."""
-    xs = torch.arange(stride // 2, grid.width, stride, dtype=torch.float32) + 0.5 - grid.width / 2.0
-    ys = torch.arange(stride // 2, grid.height, stride, dtype=torch.float32) + 0.5 - grid.height / 2.0
+    xs = (
+        torch.arange(stride // 2, grid.width, stride, dtype=torch.float32) + 0.5 - grid.width / 2.0
+    )
+    ys = (
+        torch.arange(stride // 2, grid.height, stride, dtype=torch.float32)
+        + 0.5
+        - grid.height / 2.0
+    )
     return xs, ys
 
 
 # ---- the world: map, lidar, routes, validation scans (cached per process) --------------------------------
+
 
 @dataclass
 class World:
@@ -331,12 +400,13 @@ def load_world_map(cfg: MapSection) -> GridMap:
         from dinno_ros.core.world.mapgen import generate_floorplan
 
         size = tuple(cfg.size_m) if cfg.size_m is not None else None
-        return generate_floorplan(cfg.generate, seed=cfg.generate_seed, size_m=size,
-                                  resolution=cfg.resolution or 0.05)
+        return generate_floorplan(
+            cfg.generate, seed=cfg.generate_seed, size_m=size, resolution=cfg.resolution or 0.05
+        )
     path = FilePath(cfg.path)
     if not path.is_file():
-        raise FileNotFoundError(f"experiment.map.path: {path} does not exist")
-    if path.suffix.lower() in (".yaml", ".yml"):
+        raise FileNotFoundError(f'experiment.map.path: {path} does not exist')
+    if path.suffix.lower() in ('.yaml', '.yml'):
         from dinno_ros.core.world.map_io import load_map
 
         return load_map(path)
@@ -348,14 +418,22 @@ def load_world_map(cfg: MapSection) -> GridMap:
 _WORLDS: dict[str, World] = {}
 
 
-def build_world(map_cfg: MapSection, lidar_cfg: LidarSection, routes_cfg: RoutesSection,
-                val_cfg: ValidationSection, num_nodes: int, seed: int) -> World:
+def build_world(
+    map_cfg: MapSection,
+    lidar_cfg: LidarSection,
+    routes_cfg: RoutesSection,
+    val_cfg: ValidationSection,
+    num_nodes: int,
+    seed: int,
+) -> World:
     """The world of a lidar experiment (cached per process: every pair and robot shares it)."""
     key = repr((map_cfg, lidar_cfg, routes_cfg, val_cfg, int(num_nodes), int(seed)))
     if key not in _WORLDS:
         if len(_WORLDS) >= 4:
             _WORLDS.pop(next(iter(_WORLDS)))
-        _WORLDS[key] = _build_world(map_cfg, lidar_cfg, routes_cfg, val_cfg, int(num_nodes), int(seed))
+        _WORLDS[key] = _build_world(
+            map_cfg, lidar_cfg, routes_cfg, val_cfg, int(num_nodes), int(seed)
+        )
     return _WORLDS[key]
 
 
@@ -368,18 +446,50 @@ def _build_world(map_cfg, lidar_cfg, routes_cfg, val_cfg, num_nodes, seed) -> Wo
     lidar = Lidar(grid, lidar_cfg.lidar_config())
     if routes_cfg.waypoints is not None:
         if len(routes_cfg.waypoints) != num_nodes:
-            raise ValueError(f"experiment.routes.waypoints: {len(routes_cfg.waypoints)} routes for {num_nodes} robots")
+            raise ValueError(
+                f'experiment.routes.waypoints: {len(routes_cfg.waypoints)} routes for {num_nodes} robots'
+            )
         waypoints = [[tuple(map(float, w)) for w in route] for route in routes_cfg.waypoints]
     else:
-        waypoints = random_route_set(grid, num_nodes, routes_cfg.waypoints_per_robot, overlap=routes_cfg.overlap,
-                                     seed=robot_seed(seed, -1, ROUTES_STREAM), robot_radius_m=routes_cfg.robot_radius,
-                                     min_spacing_m=routes_cfg.min_spacing)
-    paths = [plan_route(grid, wps, robot_radius_m=routes_cfg.robot_radius, speed_m_s=routes_cfg.speed,
-                        end_mode=routes_cfg.end_mode) for wps in waypoints]
-    val_points, val_labels, _ = validation_scans(grid, lidar, val_cfg.num_scans,
-                                                 seed=robot_seed(seed, -1, VALIDATION_STREAM))
-    val_points = push_hits_into_walls(val_points, val_labels, lidar_cfg.beam_samps, lidar_cfg.hit_depth)
-    logger.info("world %s: %dx%d px at %.3f m/px, %d routes, %d validation samples", grid.name, grid.width,
-                grid.height, grid.resolution, len(paths), len(val_labels))
-    return World(grid, lidar, paths, [list(map(list, w)) for w in waypoints],
-                 np.asarray(val_points, dtype=np.float32), np.asarray(val_labels, dtype=np.float32))
+        waypoints = random_route_set(
+            grid,
+            num_nodes,
+            routes_cfg.waypoints_per_robot,
+            overlap=routes_cfg.overlap,
+            seed=robot_seed(seed, -1, ROUTES_STREAM),
+            robot_radius_m=routes_cfg.robot_radius,
+            min_spacing_m=routes_cfg.min_spacing,
+        )
+    paths = [
+        plan_route(
+            grid,
+            wps,
+            robot_radius_m=routes_cfg.robot_radius,
+            speed_m_s=routes_cfg.speed,
+            end_mode=routes_cfg.end_mode,
+        )
+        for wps in waypoints
+    ]
+    val_points, val_labels, _ = validation_scans(
+        grid, lidar, val_cfg.num_scans, seed=robot_seed(seed, -1, VALIDATION_STREAM)
+    )
+    val_points = push_hits_into_walls(
+        val_points, val_labels, lidar_cfg.beam_samps, lidar_cfg.hit_depth
+    )
+    logger.info(
+        'world %s: %dx%d px at %.3f m/px, %d routes, %d validation samples',
+        grid.name,
+        grid.width,
+        grid.height,
+        grid.resolution,
+        len(paths),
+        len(val_labels),
+    )
+    return World(
+        grid,
+        lidar,
+        paths,
+        [list(map(list, w)) for w in waypoints],
+        np.asarray(val_points, dtype=np.float32),
+        np.asarray(val_labels, dtype=np.float32),
+    )

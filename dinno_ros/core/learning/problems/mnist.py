@@ -8,25 +8,31 @@ only ``t10k-*`` files (the shared data), the 10,000 test digits are split once, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import gzip
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-
+import torch.nn.functional as F
 from ..registry import register_problem, spec
-from .base import Problem, TensorLocalProblem, robot_generator, robot_seed
-from .density import NOISE_STREAM, LidarSection, MapSection, RoutesSection, ValidationSection, build_world
+from .base import Problem, robot_generator, robot_seed, TensorLocalProblem
+from .density import (
+    build_world,
+    LidarSection,
+    MapSection,
+    NOISE_STREAM,
+    RoutesSection,
+    ValidationSection,
+)
 
 logger = logging.getLogger(__name__)
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-SPLIT_TYPES = ("hetero", "random")
+SPLIT_TYPES = ('hetero', 'random')
 SPLIT_SEED = 20220101  # the fixed permutation that splits t10k into train / validation parts
 
 
@@ -45,13 +51,17 @@ class MNISTConfig:
 
     IGNORED_KEYS: ClassVar[tuple[str, ...]] = ()
 
-    data_dir: str = "data"  # torchvision root or a folder of IDX .gz files
-    data_split_type: str = spec("hetero", choices=SPLIT_TYPES)  # hetero: classes per node; random: equal shares
-    loss: str = spec("NLL", choices=("NLL",))
+    data_dir: str = 'data'  # torchvision root or a folder of IDX .gz files
+    data_split_type: str = spec(
+        'hetero', choices=SPLIT_TYPES
+    )  # hetero: classes per node; random: equal shares
+    loss: str = spec('NLL', choices=('NLL',))
     model: MNISTModelConfig = field(default_factory=MNISTModelConfig)
     train_batch_size: int = spec(64, min=1)
     val_batch_size: int = spec(1024, min=1)
-    num_train: int = spec(8000, min=1)  # t10k-only data: digits in the training part (rest: validation)
+    num_train: int = spec(
+        8000, min=1
+    )  # t10k-only data: digits in the training part (rest: validation)
     download: bool = False  # let torchvision download when the files are missing
     # optional world: with a map the robots also drive their routes and scan (the swarm; disk graphs)
     map: MapSection | None = None
@@ -77,27 +87,27 @@ class MNISTConvNet(nn.Module):
 
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (optionally gzipped) as a numpy array."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
+    opener = gzip.open if path.suffix == '.gz' else open
+    with opener(path, 'rb') as fh:
         raw = fh.read()
     if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+        raise ValueError(f'{path}: not an unsigned-byte IDX file')
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], 'big') for k in range(ndim))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def _find(data_dir: Path, stem: str) -> Path | None:
-    for folder in (data_dir, data_dir / "MNIST" / "raw", data_dir / "mnist"):
-        for name in (stem, stem + ".gz"):
+    for folder in (data_dir, data_dir / 'MNIST' / 'raw', data_dir / 'mnist'):
+        for name in (stem, stem + '.gz'):
             if (folder / name).is_file():
                 return folder / name
     return None
 
 
 def _load_pair(data_dir: Path, prefix: str) -> tuple[np.ndarray, np.ndarray] | None:
-    images = _find(data_dir, f"{prefix}-images-idx3-ubyte")
-    labels = _find(data_dir, f"{prefix}-labels-idx1-ubyte")
+    images = _find(data_dir, f'{prefix}-images-idx3-ubyte')
+    labels = _find(data_dir, f'{prefix}-labels-idx1-ubyte')
     if images is None or labels is None:
         return None
     return read_idx(images), read_idx(labels)
@@ -111,41 +121,51 @@ def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, t
 def load_mnist(data_dir: str | Path, num_train: int = 8000, download: bool = False):
     """((train_x, train_y), (val_x, val_y)) as normalised float images (N, 1, 28, 28) and int64 labels."""
     data_dir = Path(data_dir)
-    test = _load_pair(data_dir, "t10k")
-    train = _load_pair(data_dir, "train")
+    test = _load_pair(data_dir, 't10k')
+    train = _load_pair(data_dir, 'train')
     if (test is None or train is None) and download:
         from torchvision import datasets
 
         for is_train in (True, False):
             datasets.MNIST(str(data_dir), train=is_train, download=True)
-        test, train = _load_pair(data_dir, "t10k"), _load_pair(data_dir, "train")
+        test, train = _load_pair(data_dir, 't10k'), _load_pair(data_dir, 'train')
     if test is None:
         raise FileNotFoundError(
-            f"problem.data_dir: no MNIST files (t10k-images-idx3-ubyte[.gz]) under {data_dir}; "
-            "set download: true where a network exists"
+            f'problem.data_dir: no MNIST files (t10k-images-idx3-ubyte[.gz]) under {data_dir}; '
+            'set download: true where a network exists'
         )
     if train is not None:
         return _to_tensors(*train), _to_tensors(*test)
     images, labels = test
     if not 0 < num_train < len(labels):
-        raise ValueError(f"problem.num_train: {num_train} out of range; allowed: 1..{len(labels) - 1}")
+        raise ValueError(
+            f'problem.num_train: {num_train} out of range; allowed: 1..{len(labels) - 1}'
+        )
     order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
     tr, va = order[:num_train], order[num_train:]
     return _to_tensors(images[tr], labels[tr]), _to_tensors(images[va], labels[va])
 
 
-def split_indices(labels: torch.Tensor, num_nodes: int, split_type: str, seed: int) -> list[torch.Tensor]:
+def split_indices(
+    labels: torch.Tensor, num_nodes: int, split_type: str, seed: int
+) -> list[torch.Tensor]:
     """Each node's sample indices: ``hetero`` divides the 10 classes between nodes, ``random`` equal shares."""
-    if split_type == "hetero":
+    if split_type == 'hetero':
         if num_nodes > 10:
-            raise ValueError(f"graph.num_nodes: {num_nodes} nodes with data_split_type 'hetero'; allowed: 1..10")
+            raise ValueError(
+                f"graph.num_nodes: {num_nodes} nodes with data_split_type 'hetero'; allowed: 1..10"
+            )
         groups = np.array_split(np.arange(10), num_nodes)
-        return [torch.nonzero(torch.isin(labels, torch.as_tensor(g)), as_tuple=True)[0] for g in groups]
-    if split_type == "random":
+        return [
+            torch.nonzero(torch.isin(labels, torch.as_tensor(g)), as_tuple=True)[0] for g in groups
+        ]
+    if split_type == 'random':
         gen = torch.Generator().manual_seed(int(seed))
         order = torch.randperm(len(labels), generator=gen)
         return list(torch.tensor_split(order, num_nodes))
-    raise ValueError(f"problem.data_split_type: unknown {split_type!r}; allowed: {', '.join(SPLIT_TYPES)}")
+    raise ValueError(
+        f'problem.data_split_type: unknown {split_type!r}; allowed: {", ".join(SPLIT_TYPES)}'
+    )
 
 
 def nll_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -154,7 +174,9 @@ def nll_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torc
 
 
 @torch.no_grad()
-def evaluate_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
+def evaluate_classifier(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
+) -> dict[str, float]:
     """Mean NLL and top-1 accuracy of a log-softmax classifier over (x, y)."""
     was_training = model.training
     model.eval()
@@ -162,28 +184,35 @@ def evaluate_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batc
     for start in range(0, len(y), batch_size):
         out = model(x[start : start + batch_size])
         target = y[start : start + batch_size]
-        total_loss += float(F.nll_loss(out, target, reduction="sum"))
+        total_loss += float(F.nll_loss(out, target, reduction='sum'))
         correct += int((out.argmax(dim=1) == target).sum())
     model.train(was_training)
-    return {"validation_loss": total_loss / len(y), "top1_accuracy": correct / len(y)}
+    return {'validation_loss': total_loss / len(y), 'top1_accuracy': correct / len(y)}
 
 
-@register_problem("mnist")
+@register_problem('mnist')
 class MNISTProblem(Problem):
     """Distributed MNIST classification."""
 
     config_cls = MNISTConfig
-    metric_names = ("validation_loss", "top1_accuracy", "current_epoch")
+    metric_names = ('validation_loss', 'top1_accuracy', 'current_epoch')
 
-    def __init__(self, config, num_nodes: int, seed: int = 0, device="cpu") -> None:
+    def __init__(self, config, num_nodes: int, seed: int = 0, device='cpu') -> None:
         super().__init__(config, num_nodes, seed, device)
         cfg = self.config
-        (self.train_x, self.train_y), (self.val_x, self.val_y) = load_mnist(cfg.data_dir, cfg.num_train, cfg.download)
-        self.node_indices = split_indices(self.train_y, self.num_nodes, cfg.data_split_type, self.seed)
+        (self.train_x, self.train_y), (self.val_x, self.val_y) = load_mnist(
+            cfg.data_dir, cfg.num_train, cfg.download
+        )
+        self.node_indices = split_indices(
+            self.train_y, self.num_nodes, cfg.data_split_type, self.seed
+        )
         self.val_x, self.val_y = self.val_x.to(self.device), self.val_y.to(self.device)
         logger.info(
-            "MNIST: %d train / %d validation digits, %s split over %d nodes",
-            len(self.train_y), len(self.val_y), cfg.data_split_type, self.num_nodes,
+            'MNIST: %d train / %d validation digits, %s split over %d nodes',
+            len(self.train_y),
+            len(self.val_y),
+            cfg.data_split_type,
+            self.num_nodes,
         )
 
     def make_model(self) -> nn.Module:
@@ -195,14 +224,22 @@ class MNISTProblem(Problem):
         idx = self.node_indices[robot_id]
         data = (self.train_x[idx].to(self.device), self.train_y[idx].to(self.device))
         return TensorLocalProblem(
-            self.base_model(), data, self.config.train_batch_size, robot_generator(self.seed, robot_id), nll_loss
+            self.base_model(),
+            data,
+            self.config.train_batch_size,
+            robot_generator(self.seed, robot_id),
+            nll_loss,
         )
 
     def central_problem(self) -> TensorLocalProblem:
         """All training digits in one local problem (the centralised reference)."""
         data = (self.train_x.to(self.device), self.train_y.to(self.device))
         return TensorLocalProblem(
-            self.base_model(), data, self.config.train_batch_size, robot_generator(self.seed, -1), nll_loss
+            self.base_model(),
+            data,
+            self.config.train_batch_size,
+            robot_generator(self.seed, -1),
+            nll_loss,
         )
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -216,6 +253,13 @@ class MNISTProblem(Problem):
         from ..agent import RobotMotion
 
         self.check_robot(robot_id)
-        world = build_world(cfg.map, cfg.lidar, cfg.routes, ValidationSection(num_scans=1), self.num_nodes, self.seed)
+        world = build_world(
+            cfg.map,
+            cfg.lidar,
+            cfg.routes,
+            ValidationSection(num_scans=1),
+            self.num_nodes,
+            self.seed,
+        )
         rng = np.random.default_rng(robot_seed(self.seed, robot_id, NOISE_STREAM))
         return RobotMotion(world.paths[robot_id], world.lidar, cfg.routes.dt, rng)
