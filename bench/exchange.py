@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""How fast weights travel: pack/unpack of a dinno_msgs/Weights message and a DDS round trip.
+"""
+How fast weights travel: pack/unpack of a dinno_msgs/Weights message and a DDS round trip.
 
-For 100k- and 1M-parameter vectors: the time to pack a message (``codec.weights_msg``) and unpack it
-(``codec.vector_of``, with validation), beside a plain numpy copy of the same bytes timed in the same run;
-and the median round trip to an echo node in a second process over DDS (localhost discovery, a domain id
-of its own). Last line: ``pack_unpack_over_copy=<ratio> roundtrip_ms_1M=<ms>`` (ratio for 1M parameters).
+For 100k- and 1M-parameter vectors: the time to pack a message (``codec.weights_msg``) and unpack
+it (``codec.vector_of``, with validation), beside a plain numpy copy of the same bytes timed in the
+same run; and the median round trip to an echo node in a second process over DDS (localhost
+discovery, a domain id of its own). Last line:
+``pack_unpack_over_copy=<ratio> roundtrip_ms_1M=<ms>`` (ratio for 1M parameters).
 
     .venv/bin/python bench/exchange.py [--reps 50] [--pings 50]
 """
@@ -135,7 +137,8 @@ def main() -> int:
         pack, unpack, copy = pack_unpack(numel, args.reps)
         ratios[label] = (pack + unpack) / copy
         print(
-            f'{label:>5} params ({4 * numel / 1e6:.1f} MB): pack {pack:.3f} ms  unpack {unpack:.3f} ms  '
+            f'{label:>5} params ({4 * numel / 1e6:.1f} MB): pack {pack:.3f} ms  unpack '
+            f'{unpack:.3f} ms  '
             f'numpy copy {copy:.3f} ms  (pack+unpack)/copy {ratios[label]:.1f}'
         )
     echo_proc = subprocess.Popen([sys.executable, __file__, '--echo'], env=os.environ.copy())

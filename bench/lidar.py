@@ -1,9 +1,11 @@
-"""Lidar throughput: the numba ray caster vs a spline-per-beam reference in the style of the paper's code.
+"""
+Lidar throughput: the numba ray caster vs a spline-per-beam reference in the style of the paper's code.
 
-Map: the 2167x1608 DiNNO plan in ../shared/data (or a generated map of that size when absent).
-1000 random free poses x 360 beams, beam length 0.2 * max(H, W). The reference evaluates a scipy
-RectBivariateSpline of the image beam by beam in Python (coarse samples, fine samples around the first
-hit, then the training samples: the paper's ``Lidar2D.scan``); it is timed on a subset of the same beams.
+Map: the 2167x1608 DiNNO plan in ../shared/data (or a generated map of that size when absent). 1000
+random free poses x 360 beams, beam length 0.2 * max(H, W). The reference evaluates a scipy
+RectBivariateSpline of the image beam by beam in Python (coarse samples, fine samples around the
+first hit, then the training samples: the paper's ``Lidar2D.scan``); it is timed on a subset of the
+same beams.
 
     .venv/bin/python bench/lidar.py [--poses 1000] [--beams 360] [--repeats 7] [--ref-beams 2000]
 
@@ -143,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     rays_per_s = n_rays / t_med
     hit = scan.hit
     print(
-        f'numba scan (ranges, hits, hit points): median {1e3 * t_med:.1f} ms over {args.repeats} runs '
-        f'(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}) -> {rays_per_s / 1e6:.2f} M rays/s; '
+        f'numba scan (ranges, hits, hit points): median {1e3 * t_med:.1f} ms over {args.repeats} '
+        'runs '
+        f'(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}) -> {rays_per_s / 1e6:.2f} M '
+        'rays/s; '
         f'hits {100 * hit.mean():.1f}%, mean hit range {scan.ranges[hit].mean():.1f} px'
     )
     t0 = time.perf_counter()
@@ -160,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         tl.cast(sub)
         dt = time.perf_counter() - t0
         print(
-            f'torch (cpu) cast: {len(sub) * args.beams / dt / 1e6:.2f} M rays/s on {len(sub)} poses'
+            f'torch (cpu) cast: {len(sub) * args.beams / dt / 1e6:.2f} M rays/s on {len(sub)} '
+            'poses'
         )
 
     per_ray, n_ref = time_reference(grid, poses, lidar.angles, lidar.range_max, args.ref_beams)

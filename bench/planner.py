@@ -1,9 +1,11 @@
-"""A* speed: the numba planner (jump point search) vs a pure-Python 4-connected heapq A*, corner to corner.
+"""
+A* speed: the numba planner (jump point search) vs a pure-Python 4-connected heapq A*, corner to corner.
 
-Grid: the 2167x1608 DiNNO plan in ../shared/data resized (area average) to 1000x1000 and inflated by the
-robot radius, or a generated 1000x1000 map when the plan is absent. The query joins the free cell nearest
-the top-left corner to the free cell nearest the bottom-right corner (same connected region). The planner's
-cell-by-cell A* (``method="astar"``) is timed too, and must give a path of the same length.
+Grid: the 2167x1608 DiNNO plan in ../shared/data resized (area average) to 1000x1000 and inflated
+by the robot radius, or a generated 1000x1000 map when the plan is absent. The query joins the free
+cell nearest the top-left corner to the free cell nearest the bottom-right corner (same connected
+region). The planner's cell-by-cell A* (``method="astar"``) is timed too, and must give a path of
+the same length.
 
     .venv/bin/python bench/planner.py [--repeats 9] [--radius 0.2]
 
@@ -130,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     short = smooth(free, path)
     t_smooth = 1e3 * (time.perf_counter() - t0)
     print(
-        f'numba JPS (8-connected, octile, no corner cutting): median {ms:.1f} ms over {args.repeats} runs '
-        f'(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}); {len(path)} cells, {length:.3f} px; '
+        f'numba JPS (8-connected, octile, no corner cutting): median {ms:.1f} ms over '
+        f'{args.repeats} runs '
+        f'(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}); {len(path)} cells, '
+        f'{length:.3f} px; '
         f'smoothing {t_smooth:.1f} ms -> {len(short)} vertices'
     )
     astar(free, start, start, method='astar')

@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
-"""Lidar mapping quality: DiNNO's validation loss against centralised training on the union of the robots' data.
+"""
+Lidar mapping quality: DiNNO's validation loss against centralised training on the union of the robots' data.
 
-Seven robots drive their own A* routes through the DiNNO paper's floorplan (CubiCasa5k plan 32, the wall
-mask in ../shared/data/floorplans/dinno_32_walls.png; a generated office of the same size when absent),
-scan with the paper's lidar (20 beams, 25 samples per beam, beam length 0.2) and learn the map on a
-disk graph of their positions. DSGD and DSGT run on the same routes and base weights and are reported.
-The centralised reference trains the same network from the same base weights on the union of the
-robots' scans (one sliding window of 7 x the robots' window) with the same number of samples per round
-as all DiNNO robots together (5 Adam steps of 7 x the robot batch, the same learning-rate schedule), once
-with a fresh Adam each round (DiNNO's primal optimizer without the consensus terms) and once with one
-persistent Adam; the lower final validation loss of the two is the reference.
+Seven robots drive their own A* routes through the DiNNO paper's floorplan (CubiCasa5k plan 32, the
+wall mask in ../shared/data/floorplans/dinno_32_walls.png; a generated office of the same size when
+absent), scan with the paper's lidar (20 beams, 25 samples per beam, beam length 0.2) and learn the
+map on a disk graph of their positions. DSGD and DSGT run on the same routes and base weights and
+are reported. The centralised reference trains the same network from the same base weights on the
+union of the robots' scans (one sliding window of 7 x the robots' window) with the same number of
+samples per round as all DiNNO robots together (5 Adam steps of 7 x the robot batch, the same
+learning-rate schedule), once with a fresh Adam each round (DiNNO's primal optimizer without the
+consensus terms) and once with one persistent Adam; the lower final validation loss of the two is
+the reference.
 
-The paper's validation loss: the sum over validation batches (10,000 samples) of the batch-mean BCE on
-500 scans from random free poses (the paper's centralised figure: 2.34). Reduced from the paper to fit
-a 2-core CPU: 4000 -> --rounds rounds, batch 12,500 -> --batch (DSGD/DSGT 20,000 -> 1.6 x --batch).
+The paper's validation loss: the sum over validation batches (10,000 samples) of the batch-mean BCE
+on 500 scans from random free poses (the paper's centralised figure: 2.34). Reduced from the paper
+to fit a 2-core CPU: 4000 -> --rounds rounds, batch 12,500 -> --batch (DSGD/DSGT 20,000 -> 1.6 x
+--batch).
 
     .venv/bin/python bench/quality_lidar.py [--rounds 600] [--batch 2000] [--out results/bench]
 
@@ -134,10 +137,12 @@ def experiment_dict(args: argparse.Namespace, map_section: dict) -> dict:
 def train_central(
     problem, args: argparse.Namespace, fresh_adam: bool
 ) -> tuple[torch.nn.Module, list[tuple[int, float]]]:
-    """Adam on the union of the robots' scans, as many samples per round as all DiNNO robots together.
+    """
+    Adam on the union of the robots' scans, as many samples per round as all DiNNO robots together.
 
-    ``fresh_adam``: a new Adam every round, exactly DiNNO's primal optimizer (persistant_primal_opt false)
-    without the consensus terms; otherwise one persistent Adam (ordinary centralised training).
+    ``fresh_adam``: a new Adam every round, exactly DiNNO's primal optimizer (persistant_primal_opt
+    false) without the consensus terms; otherwise one persistent Adam (ordinary centralised
+    training).
     """
     central = problem.central_problem()
     central.batch_size = NUM_ROBOTS * args.batch
@@ -226,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         }
     config = parse_experiment(experiment_dict(args, map_section), base_dir=ROOT)
     print(
-        f'settings: {NUM_ROBOTS} robots, {args.rounds} rounds (paper 4000), DiNNO batch {args.batch} x '
-        f'{args.primal_iterations} primal Adam steps (paper 12,500 x 5), lr {args.lr_start:g} -> {args.lr_finish:g} '
+        f'settings: {NUM_ROBOTS} robots, {args.rounds} rounds (paper 4000), DiNNO batch '
+        f'{args.batch} x '
+        f'{args.primal_iterations} primal Adam steps (paper 12,500 x 5), lr {args.lr_start:g} -> '
+        f'{args.lr_finish:g} '
         f'(log), rho 0.3 x 1.0004^k; DSGD/DSGT batch {int(round(1.6 * args.batch))}, alpha 0.001; '
         f'disk graph radius {1500 * RESOLUTION:.1f} m; window 800 scans; 500 validation scans',
         flush=True,
@@ -272,12 +279,14 @@ def main(argv: list[str] | None = None) -> int:
         q = map_quality(meshes[f'{name} (robot 0)'], truth, seen)
         print(
             f'{name:8s} {float(v.mean()):8.4f} ({float(v.min()):.4f} - {float(v.max()):.4f})'
-            f'            {q["accuracy"]:.3f} / {q["iou"]:.3f}            {result.seconds[key]:7.1f}'
+            f'            {q["accuracy"]:.3f} / {q["iou"]:.3f}            '
+            f'{result.seconds[key]:7.1f}'
         )
     for name, (_, val, secs) in centrals.items():
         q = map_quality(meshes[name], truth, seen)
         print(
-            f'{name:18s} {val:8.4f}                      {q["accuracy"]:.3f} / {q["iou"]:.3f}            {secs:7.1f}'
+            f'{name:18s} {val:8.4f}                      {q["accuracy"]:.3f} / {q["iou"]:.3f}     '
+            f'       {secs:7.1f}'
         )
     print(f'reference: {best} (the lower validation loss of the two centralised runs)')
     print(f'seen area: {100 * seen.mean():.1f}% of the map; picture: {out_png}')

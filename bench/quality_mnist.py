@@ -1,9 +1,11 @@
-"""Quality benchmark (issue 4): DiNNO vs a centralised model on the real MNIST digits, DSGD and DSGT reported.
+"""
+Quality benchmark (issue 4): DiNNO vs a centralised model on the real MNIST digits, DSGD and DSGT reported.
 
-The 10,000 real test digits in ../shared/data/mnist are split once into 8,000 training and 2,000 validation
-digits. 10 robots hold the `hetero` split (one digit class each) and talk on a cycle graph. Every optimizer
-starts from the same base weights. The centralised model (same network) trains on all 8,000 training
-digits with Adam and the same per-sample budget: as many samples seen as all robots together.
+The 10,000 real test digits in ../shared/data/mnist are split once into 8,000 training and 2,000
+validation digits. 10 robots hold the `hetero` split (one digit class each) and talk on a cycle
+graph. Every optimizer starts from the same base weights. The centralised model (same network)
+trains on all 8,000 training digits with Adam and the same per-sample budget: as many samples seen
+as all robots together.
 
     .venv/bin/python bench/quality_mnist.py [--rounds 1000] [--out results/bench/quality_mnist.png]
 
@@ -36,11 +38,12 @@ DEFAULT_DATA = ROOT.parent / 'shared' / 'data' / 'mnist'
 
 
 def optimizer_configs(rounds: int) -> dict[str, dict]:
-    """The paper's hyperparameters, except DiNNO's rho_init: 4.0 in place of 0.5.
+    """
+    The paper's hyperparameters, except DiNNO's rho_init: 4.0 in place of 0.5.
 
-    Tuned on the validation part over 1,000 rounds (mean node accuracy; the paper ran 2,000 rounds):
-    rho_init 0.5 -> 0.868, 2.0 -> 0.937, 4.0 -> 0.943, 8.0 -> 0.926; lr_finish 0.001 or 4 primal steps
-    did not help. DSGD and DSGT keep the paper's values.
+    Tuned on the validation part over 1,000 rounds (mean node accuracy; the paper ran 2,000
+    rounds): rho_init 0.5 -> 0.868, 2.0 -> 0.937, 4.0 -> 0.943, 8.0 -> 0.926; lr_finish 0.001 or 4
+    primal steps did not help. DSGD and DSGT keep the paper's values.
     """
     return {
         'dinno': {
@@ -229,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     graph = nx.cycle_graph(args.nodes)
     print(
-        f'MNIST: {len(problem.train_y)} train / {len(problem.val_y)} validation digits, {args.nodes} nodes, '
-        f'hetero split, cycle graph, {args.rounds} rounds, batch {args.batch}, {torch.get_num_threads()} threads'
+        f'MNIST: {len(problem.train_y)} train / {len(problem.val_y)} validation digits, '
+        f'{args.nodes} nodes, '
+        f'hetero split, cycle graph, {args.rounds} rounds, batch {args.batch}, '
+        f'{torch.get_num_threads()} threads'
     )
     for alg in algs:
         print(f'  {alg}: {configs[alg]}')
@@ -261,19 +266,22 @@ def main(argv: list[str] | None = None) -> int:
     final = {name: hist['acc'][-1] for name, hist in histories.items()}
     for name, hist in histories.items():
         extra = (
-            f' (min {hist["acc_min"][-1]:.4f} max {hist["acc_max"][-1]:.4f}, consensus {hist["consensus"][-1]:.4f})'
+            f' (min {hist["acc_min"][-1]:.4f} max {hist["acc_max"][-1]:.4f}, consensus '
+            f'{hist["consensus"][-1]:.4f})'
             if 'acc_min' in hist
             else ''
         )
         print(
-            f'{name:8s} acc {final[name]:.4f}{extra}  samples {hist["samples"][-1]}  {times[name]:.1f} s'
+            f'{name:8s} acc {final[name]:.4f}{extra}  samples {hist["samples"][-1]}  '
+            f'{times[name]:.1f} s'
         )
     plot(histories, args.out, f'MNIST, {args.nodes} nodes, hetero split, cycle graph')
     print(f'plot: {args.out}')
     central = final['central']
     get = lambda k: final.get(k, float('nan'))  # noqa: E731
     print(
-        f'dinno_acc={get("dinno"):.4f} central_acc={central:.4f} ratio={get("dinno") / central:.4f} '
+        f'dinno_acc={get("dinno"):.4f} central_acc={central:.4f} '
+        f'ratio={get("dinno") / central:.4f} '
         f'dsgd_acc={get("dsgd"):.4f} dsgt_acc={get("dsgt"):.4f}'
     )
     return 0

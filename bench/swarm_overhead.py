@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""What ROS costs: the same lidar config run as the ROS swarm and in the offline runner, time per round.
+"""
+What ROS costs: the same lidar config run as the ROS swarm and in the offline runner, time per round.
 
-The ROS swarm is started by the pip-only runner (one process per robot plus the monitor, real DDS on this
-host); its round time is the slowest robot's mean time per round after round 0 (round 0 includes waiting
-for the swarm to come up). The offline time is the mean round of ``simulation.run_rounds`` over the same
-robots, same seed, in one process. Evaluation is left out of both (the monitor evaluates only at the end).
-Last line: ``ros_round_ms=<r> offline_round_ms=<o> ratio=<r/o>``.
+The ROS swarm is started by the pip-only runner (one process per robot plus the monitor, real DDS
+on this host); its round time is the slowest robot's mean time per round after round 0 (round 0
+includes waiting for the swarm to come up). The offline time is the mean round of
+``simulation.run_rounds`` over the same robots, same seed, in one process. Evaluation is left out
+of both (the monitor evaluates only at the end). Last line:
+``ros_round_ms=<r> offline_round_ms=<o> ratio=<r/o>``.
 
     .venv/bin/python bench/swarm_overhead.py [--config lidar.yaml] [--rounds 60] [--num-robots 4]
 """
@@ -110,7 +112,8 @@ def main() -> int:
         ros = ros_round_ms(config, args.rounds)
         offline = offline_round_ms(config, args.rounds, args.offline_threads)
     print(
-        f'ROS swarm: {ros:.1f} ms per round (slowest robot); offline runner: {offline:.1f} ms per round '
+        f'ROS swarm: {ros:.1f} ms per round (slowest robot); offline runner: {offline:.1f} ms per '
+        'round '
         f'({args.offline_threads} torch threads)'
     )
     print(f'ros_round_ms={ros:.1f} offline_round_ms={offline:.1f} ratio={ros / offline:.2f}')

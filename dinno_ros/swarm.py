@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         '--no-monitor', action='store_true', help='do not start the monitor on this host'
     )
     parser.add_argument(
+        '--results-dir', type=Path, help="write the monitor's results here (default: the config's)"
+    )
+    parser.add_argument(
         '--timeout', type=float, help='stop the swarm after this many seconds (exit non-zero)'
     )
     parser.add_argument(
@@ -193,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.rounds,
             robots=args.robots,
             monitor=not args.no_monitor,
+            results_dir=args.results_dir.resolve() if args.results_dir else None,
         )
     except (ValueError, FileNotFoundError) as exc:
         logger.error('bad config: %s', exc)

@@ -1,4 +1,5 @@
-"""Point the ROS wheels' CMake exports at this venv's Python and numpy headers (idempotent).
+"""
+Point the ROS wheels' CMake exports at this venv's Python and numpy headers (idempotent).
 
 The PyPI wheels of ROS 2 Kilted hard-code the include dirs of the machine that built them
 (``/opt/python/cpXY-cpXY/include/python3.X`` and its numpy) in

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerate the maps shipped in ``maps/`` (fixed seeds: the same files every run).
+"""
+Regenerate the maps shipped in ``maps/`` (fixed seeds: the same files every run).
 
 python scripts/generate_maps.py [--out maps]
 """

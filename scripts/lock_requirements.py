@@ -1,7 +1,8 @@
 """Write requirements-lock.txt: the installed closure of requirements.txt, installable from PyPI.
 
 The ROS 2 wheels (``ros-std-msgs``) carry the egg-info of the ament package inside (``std_msgs``), which
-``pip freeze`` lists too; those inner names are not PyPI projects, so they are left out.
+``pip freeze`` lists too; those inner names are not PyPI projects, so they are left out. So are the
+launch stack's wheels (not on PyPI either: make setup installs them from ../shared/vendor/ros2-launch).
 """
 
 from __future__ import annotations
@@ -10,6 +11,13 @@ from pathlib import Path
 import re
 import subprocess
 import sys
+
+
+VENDORED = {
+    'composition-interfaces', 'launch', 'launch-pytest', 'launch-ros', 'launch-testing',
+    'launch-testing-ros', 'launch-xml', 'launch-yaml', 'ros2cli', 'ros2interface', 'ros2launch',
+    'ros2node', 'ros2param', 'ros2pkg', 'ros2run', 'ros2service', 'ros2topic', 'rosidl-runtime-py',
+}
 
 
 def norm(name: str) -> str:
@@ -27,7 +35,7 @@ def main() -> int:
     keep = [
         line
         for name, line in sorted(pins.items())
-        if not name.startswith('dinno') and f'ros-{name}' not in pins
+        if not name.startswith('dinno') and f'ros-{name}' not in pins and name not in VENDORED
     ]
     import setuptools
 

@@ -2,7 +2,9 @@
 # Create or refresh the pip-only ROS 2 environment in .venv (idempotent; quick when nothing changed):
 #   1. check the tools the build needs; 2. install the pinned wheels (requirements-lock.txt);
 #   3. fix the ROS wheels' CMake exports; 4. build and install dinno_msgs into the venv;
-#   5. install dinno_ros (editable) with its console scripts and share/ files.
+#   5. install dinno_ros (editable) with its console scripts and share/ files;
+#   6. when the ROS 2 launch stack's wheels are at hand ($DINNO_ROS2_LAUNCH, default
+#      ../shared/vendor/ros2-launch), install them and the `ros2` CLI (ros2 launch/run/topic/interface).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,18 +43,24 @@ fi
 # 3. CMake exports of the ROS wheels point at the wheel build machine's Python -------------------
 "$PY" "$ROOT/scripts/fix_ros_cmake.py" "$VENV" || die "could not patch the ROS wheels' CMake files"
 
+# Build an interface package with cmake and install it into the venv (the venv is the ROS prefix).
+build_interface() {
+  local name="$1" src="$2"
+  say "building $name"
+  export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+  export PATH="$VENV/bin:$PATH"
+  rm -rf "build/$name"; mkdir -p build
+  { cmake -S "$src" -B "build/$name" -DCMAKE_INSTALL_PREFIX="$VENV" -DBUILD_TESTING=OFF \
+      -DPython3_EXECUTABLE="$PY" -DCMAKE_BUILD_TYPE=Release \
+    && cmake --build "build/$name" -j "$(nproc)" \
+    && cmake --install "build/$name"; } > "build/$name.log" 2>&1 \
+    || { tail -30 "build/$name.log" >&2; die "building $name failed; full log: build/$name.log"; }
+}
+
 # 4. dinno_msgs -----------------------------------------------------------------------------
 stamp_msgs="$(hash_of dinno_msgs/package.xml dinno_msgs/CMakeLists.txt dinno_msgs/msg/*.msg)"
 if [ "$(cat "$VENV/.dinno_msgs" 2>/dev/null)" != "$stamp_msgs" ] || ! "$PY" -c "import dinno_msgs.msg" 2>/dev/null; then
-  say "building dinno_msgs"
-  export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
-  export PATH="$VENV/bin:$PATH"
-  rm -rf build/dinno_msgs; mkdir -p build
-  { cmake -S dinno_msgs -B build/dinno_msgs -DCMAKE_INSTALL_PREFIX="$VENV" -DBUILD_TESTING=OFF \
-      -DPython3_EXECUTABLE="$PY" -DCMAKE_BUILD_TYPE=Release \
-    && cmake --build build/dinno_msgs -j "$(nproc)" \
-    && cmake --install build/dinno_msgs; } > build/dinno_msgs.log 2>&1 \
-    || { tail -30 build/dinno_msgs.log >&2; die "building dinno_msgs failed; full log: build/dinno_msgs.log"; }
+  build_interface dinno_msgs dinno_msgs
   "$PY" -c "import dinno_msgs.msg" || die "dinno_msgs was built but does not import"
   echo "$stamp_msgs" > "$VENV/.dinno_msgs"
 fi
@@ -66,4 +74,24 @@ if [ "$(cat "$VENV/.dinno_pkg" 2>/dev/null)" != "$stamp_pkg" ] || ! "$PY" -c "im
   echo "$stamp_pkg" > "$VENV/.dinno_pkg"
 fi
 "$PY" -m dinno_ros.share --install-index "$VENV" || die "could not register dinno_ros in the venv's ament index"
+
+# 6. the launch stack and the ros2 CLI (not on PyPI: wheels built from upstream) -------------------
+LAUNCH_DIR="${DINNO_ROS2_LAUNCH:-$ROOT/../shared/vendor/ros2-launch}"
+if [ -d "$LAUNCH_DIR/wheels" ]; then
+  stamp_launch="$(ls -l "$LAUNCH_DIR"/wheels/*.whl | awk '{print $5, $NF}' | sha256sum | cut -d' ' -f1)"
+  if [ "$(cat "$VENV/.dinno_launch" 2>/dev/null)" != "$stamp_launch" ] \
+      || ! "$PY" -c "import launch_ros.actions, launch_pytest, ros2cli" 2>/dev/null; then
+    say "installing the ROS 2 launch stack and ros2 CLI from $LAUNCH_DIR"
+    # --no-deps always: their requirement names ('launch') would resolve to unrelated PyPI projects
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps "$LAUNCH_DIR"/wheels/*.whl \
+      || die "installing the launch wheels from $LAUNCH_DIR/wheels failed (see above)"
+    if ! "$PY" -c "import composition_interfaces.srv" 2>/dev/null; then
+      build_interface composition_interfaces "$LAUNCH_DIR/src/composition_interfaces"
+    fi
+    "$PY" -c "import launch_ros.actions, launch_pytest, ros2cli" || die "the launch stack does not import"
+    echo "$stamp_launch" > "$VENV/.dinno_launch"
+  fi
+else
+  say "no launch stack at $LAUNCH_DIR: ros2 launch and the launch tests are unavailable (set DINNO_ROS2_LAUNCH)"
+fi
 say "environment ready: $VENV"

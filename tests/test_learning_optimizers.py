@@ -65,11 +65,12 @@ def max_error(robots: list[RobotOptimizer], x_star: torch.Tensor) -> float:
     return max(float((r.params - x_star).norm()) for r in robots)
 
 
-# Full-batch gradients make the problem deterministic: DiNNO (ADMM) and DSGT (gradient tracking) converge
-# exactly to the consensus optimum, so float32 round-off and the round budget are the only limits (1e-3,
-# i.e. under 0.1% of |x*| ~ 1.3). DSGD's fixed point with step alpha is off the optimum by O(alpha); with
-# alpha_k ~ 1/(mu k) the error falls like 1/k (measured 0.031 at 500 rounds, 0.016 at 1000), so it is
-# checked at 3e-2 after 1000 rounds: ~2% of the 1.3 it started from.
+# Full-batch gradients make the problem deterministic: DiNNO (ADMM) and DSGT (gradient tracking)
+# converge exactly to the consensus optimum, so float32 round-off and the round budget are the only
+# limits (1e-3, i.e. under 0.1% of |x*| ~ 1.3). DSGD's fixed point with step alpha is off the
+# optimum by O(alpha); with alpha_k ~ 1/(mu k) the error falls like 1/k (measured 0.031 at 500
+# rounds, 0.016 at 1000), so it is checked at 3e-2 after 1000 rounds: ~2% of the 1.3 it started
+# from.
 CASES = {
     'dinno': (
         {
@@ -124,11 +125,14 @@ def test_dinno_adam_log_schedule_converges() -> None:
 
 
 def test_dinno_round_by_hand() -> None:
-    """Two robots, scalar model w, loss_i = (a_i w - b_i)^2, sgd, one primal iteration, lr 0.1.
+    """
+    Two robots, scalar model w, loss_i = (a_i w - b_i)^2, sgd, one primal iteration, lr 0.1.
 
     rho = 0.5 * 2 = 1 (scaled before the dual step). Duals: p0 = rho (w0 - w1) = 1 - 3 = -2, p1 = +2.
-    Robot 0 (w0=1, a=1, b=3): grad = 2*1*(1*1 - 3) + p0 + 2 rho (w0 - (w0+w1)/2) = -4 - 2 - 2 = -8 -> w0 = 1.8
-    Robot 1 (w1=3, a=2, b=2): grad = 2*2*(2*3 - 2) + p1 + 2 rho (w1 - 2)       = 16 + 2 + 2 = 20 -> w1 = 1.0
+    Robot 0 (w0=1, a=1, b=3): grad = 2*1*(1*1 - 3) + p0 + 2 rho (w0 - (w0+w1)/2) = -4 - 2 - 2 = -8
+        -> w0 = 1.8
+    Robot 1 (w1=3, a=2, b=2): grad = 2*2*(2*3 - 2) + p1 + 2 rho (w1 - 2)       = 16 + 2 + 2 = 20
+        -> w1 = 1.0
     """
     config = {
         'alg_name': 'dinno',

@@ -137,7 +137,8 @@ def test_axis_aligned_and_diagonal_beams_exact():
     grid = GridMap(occ)
     lidar = Lidar(grid, LidarConfig(num_beams=4, max_range_px=100.0))  # angles -pi, -pi/2, 0, pi/2
     scan = lidar.scan(np.array([[10.5, 25.5, 0.0]]))
-    # left: image edge at px=0; down (world -y = +py): edge at py=50; right: wall at px=40; up: edge at py=0
+    # left: image edge at px=0; down (world -y = +py): edge at py=50; right: wall at px=40; up:
+    # edge at py=0
     np.testing.assert_allclose(scan.ranges[0], [10.5, 24.5, 29.5, 25.5], atol=1e-9)
     assert scan.hit.all()
     np.testing.assert_allclose(scan.points[0, 2], [40.0, 25.5], atol=1e-5)

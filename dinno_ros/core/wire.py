@@ -1,4 +1,5 @@
-"""Tensors on the wire: raw bytes plus names, dtypes and shapes. Never pickle.
+"""
+Tensors on the wire: raw bytes plus names, dtypes and shapes. Never pickle.
 
 This is where a tensor becomes bytes (``pack_vector``) and bytes become a tensor again
 (``unpack_vector``, which validates everything a neighbour sent before it touches the optimizer).
@@ -33,7 +34,11 @@ _TORCH_TO_NUMPY = {torch.float16: 'float16', torch.float32: 'float32', torch.flo
 
 
 class WireError(ValueError):
-    """A tensor message that does not describe what its bytes hold, or not what the receiver expects."""
+    """
+    A tensor message that does not describe what its bytes hold.
+
+    Or one that does not describe what the receiver expects.
+    """
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class TensorLayout:
 
     @classmethod
     def from_model(cls, model: torch.nn.Module) -> 'TensorLayout':
-        """The layout of ``parameters_to_vector(model.parameters())``."""
+        """Return the layout of ``parameters_to_vector(model.parameters())``."""
         named = list(model.named_parameters())
         return cls(
             names=tuple(n for n, _ in named),
@@ -88,7 +93,8 @@ class PackedTensors:
         n = len(self.names)
         if len(self.dtypes) != n or len(self.ndims) != n:
             raise WireError(
-                f'names, dtypes and ndims must have one entry per tensor, got {n}, {len(self.dtypes)}, {len(self.ndims)}'
+                'names, dtypes and ndims must have one entry per tensor, '
+                f'got {n}, {len(self.dtypes)}, {len(self.ndims)}'
             )
         if sum(self.ndims) != len(self.shapes):
             raise WireError(
@@ -99,13 +105,18 @@ class PackedTensors:
             raise WireError(f'unknown dtype {unknown[0]!r}; allowed: {", ".join(WIRE_DTYPES)}')
         shapes, pos = [], 0
         for nd in self.ndims:
-            shapes.append(tuple(int(s) for s in self.shapes[pos : pos + nd]))
-            pos += nd
+            end = pos + nd
+            shapes.append(tuple(int(s) for s in self.shapes[pos:end]))
+            pos = end
         return TensorLayout(tuple(self.names), tuple(self.dtypes), tuple(shapes))
 
 
 def pack_vector(vector: torch.Tensor | np.ndarray, layout: TensorLayout) -> PackedTensors:
-    """One flat vector, described as the tensors of ``layout``, into wire fields (one copy, no pickle)."""
+    """
+    Pack one flat vector, described as the tensors of ``layout``, into wire fields.
+
+    One copy, no pickle.
+    """
     arr = vector.detach().cpu().numpy() if isinstance(vector, torch.Tensor) else np.asarray(vector)
     if arr.ndim != 1 or arr.size != layout.numel:
         raise WireError(
@@ -116,8 +127,9 @@ def pack_vector(vector: torch.Tensor | np.ndarray, layout: TensorLayout) -> Pack
     else:
         parts, pos = [], 0
         for n, d in zip(layout.numels, layout.dtypes):
-            parts.append(np.ascontiguousarray(arr[pos : pos + n], dtype=WIRE_DTYPES[d]).tobytes())
-            pos += n
+            end = pos + n
+            parts.append(np.ascontiguousarray(arr[pos:end], dtype=WIRE_DTYPES[d]).tobytes())
+            pos = end
         data = b''.join(parts)
     return PackedTensors(
         names=list(layout.names),
@@ -154,7 +166,8 @@ def pack_tensors(tensors: Mapping[str, torch.Tensor | np.ndarray]) -> PackedTens
 def _check_expected(got: TensorLayout, expected: TensorLayout) -> None:
     if got.names != expected.names:
         raise WireError(
-            f'tensor names differ from the expected layout (got {len(got.names)} tensors, e.g. {got.names[:2]})'
+            'tensor names differ from the expected layout '
+            f'(got {len(got.names)} tensors, e.g. {got.names[:2]})'
         )
     if got.dtypes != expected.dtypes:
         raise WireError(f'dtypes {got.dtypes} differ from the expected {expected.dtypes}')
@@ -198,7 +211,11 @@ def unpack_vector(
     device: torch.device | str = 'cpu',
     require_finite: bool = True,
 ) -> torch.Tensor:
-    """Wire fields -> one flat tensor on ``device``; raises WireError on any inconsistency or non-finite value."""
+    """
+    Wire fields -> one flat tensor on ``device``.
+
+    Raises WireError on any inconsistency or non-finite value.
+    """
     layout = packed.layout()
     if expected is not None:
         _check_expected(layout, expected)

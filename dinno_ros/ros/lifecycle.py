@@ -1,23 +1,37 @@
-"""How every dinno_ros node process runs: init, spin until the node is done, exit code, clean shutdown."""
+"""How every dinno_ros node process runs: work on the main thread, the executor in its own thread.
+
+``run_node`` starts rclpy without its signal handlers, spins the node's executor in a background
+thread (subscriptions keep arriving whatever the work does) and calls the node's ``work()`` on the
+main thread. SIGINT and SIGTERM (Ctrl-C, ``ros2 launch`` shutting down) ask the node to stop:
+``close()`` wakes whatever it waits on, ``work()`` returns at its next step, and the process exits 0
+within a few seconds. A node whose work failed, or that ended without finishing, exits 1.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
+import signal
 import threading
-import time
 from typing import Callable, Protocol
 
 import rclpy
-from rclpy.executors import Executor, ExternalShutdownException
+from rclpy.executors import Executor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class FinishingNode(Protocol):
-    done: bool  # the node's work is over
-    error: BaseException | None  # what made its work fail, if anything
+class WorkingNode(Protocol):
+    """What ``run_node`` needs of a node besides being an rclpy ``Node``."""
 
-    def close(self) -> None: ...  # wake whatever the node waits on (shutdown)
+    def work(self, stop: threading.Event) -> bool:
+        """Do the node's job on the main thread; True when it finished, False when it fell short."""
+        ...
+
+    def close(self) -> None:
+        """Wake whatever ``work`` waits on (called from a signal handler: quick, no blocking)."""
+        ...
 
 
 def run_node(
@@ -26,45 +40,53 @@ def run_node(
     make_executor: Callable[[], Executor],
     args: list[str] | None = None,
 ) -> int:
-    """Spin the node until it is done; 0 on success or Ctrl-C/SIGTERM, 1 when it failed (logged)."""
+    """Run one node process; 0 when its work finished or a stop signal came, else 1 (logged)."""
     logging.basicConfig(level=logging.INFO)
-    rclpy.init(args=args)
-    node = executor = None
+    log = logging.getLogger(name)
+    stop = threading.Event()
+    node = None
+
+    def on_signal(signum: int, _frame) -> None:
+        if not stop.is_set():
+            log.info('%s: %s, stopping', name, signal.Signals(signum).name)
+        stop.set()
+        if node is not None:
+            node.close()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    executor = spinner = None
     code = 0
     try:
         node = make_node()
         executor = make_executor()
         executor.add_node(node)
-        while rclpy.ok() and not node.done:
-            executor.spin_once(timeout_sec=0.2)
-        if node.error is not None:
-            raise node.error
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spinner = threading.Thread(target=_spin, args=(executor, log), name='spin', daemon=True)
+        spinner.start()
+        finished = node.work(stop)
+        code = 0 if finished or stop.is_set() else 1
     except Exception as exc:  # a failed node says why and exits non-zero
-        logging.getLogger(name).exception('%s failed: %s', name, exc)
+        log.exception('%s failed: %s', name, exc)
         code = 1
     finally:
+        stop.set()
         if node is not None:
             node.close()
         if executor is not None:
-            executor.shutdown(timeout_sec=5.0)  # no callback may still run when the node goes away
+            executor.shutdown(timeout_sec=2.0)
+        if spinner is not None:
+            spinner.join(timeout=2.0)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-        exit_watchdog(code)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return code
 
 
-def exit_watchdog(code: int, grace_s: float = 15.0) -> None:
-    """Make sure the process ends: if a stuck executor thread keeps the interpreter from exiting after
-    ``grace_s`` seconds, leave anyway with ``code`` (the runner must never wait on a finished node)."""
-
-    def leave() -> None:
-        time.sleep(grace_s)
-        logging.getLogger('lifecycle').warning(
-            'threads still running %.0f s after shutdown: exiting', grace_s
-        )
-        os._exit(code)
-
-    threading.Thread(target=leave, daemon=True).start()
+def _spin(executor: Executor, log: logging.Logger) -> None:
+    try:
+        executor.spin()
+    except Exception as exc:  # the executor ends with the context at shutdown
+        if rclpy.ok():
+            log.exception('executor stopped: %s', exc)

@@ -1,6 +1,7 @@
 """The swarm's monitor as a ROS 2 node: consensus error, validation metrics, the learned map.
 
-Subscribes to every robot's ``weights`` and ``state`` (deep reader queues, one thread); each round (once every live robot's vector is in)
+Subscribes to every robot's ``weights`` and ``state`` (an executor thread receives while the main thread
+evaluates, so receipt never waits on an evaluation); each round (once every live robot's vector is in)
 computes the consensus error, every evaluation round the validation metrics, with the learning core's
 ``Evaluator`` (``dinno_ros.core.swarm.monitor``). Publishes ``/swarm/metrics`` (dinno_msgs/SwarmMetrics),
 ``/map`` (the true map, latched) and ``/swarm/learned_map`` (nav_msgs/OccupancyGrid); logs a line per
@@ -10,6 +11,7 @@ round; at the end writes the results like the experiment runner, plus plots, and
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 
@@ -27,6 +29,7 @@ import torch
 from visualization_msgs.msg import MarkerArray
 
 NAN = float('nan')
+EVAL_DELAY_ENV = 'DINNO_MONITOR_EVAL_DELAY_S'  # seconds added to every evaluation (tests)
 
 
 class MonitorNode(Node):
@@ -35,6 +38,7 @@ class MonitorNode(Node):
         config = self.declare_parameter('config', '').value
         num_robots = int(self.declare_parameter('num_robots', 0).value) or None
         rounds = int(self.declare_parameter('rounds', 0).value) or None
+        self.results_dir = self.declare_parameter('results_dir', '').value or None
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
         torch.set_num_threads(self.spec.section.torch_threads)
         self.monitor = SwarmMonitor(self.spec)
@@ -55,10 +59,9 @@ class MonitorNode(Node):
             self.create_subscription(
                 RobotState, f'/robot_{j}/state', self._on_state, qos.monitor_inbox()
             )
-        self.finished = threading.Event()
-        self.error: BaseException | None = None
+        self.arrived = threading.Event()  # set by the receiving thread: something new to process
         self.result_dir = None
-        self.create_timer(0.05, self._tick)
+        self.eval_delay = float(os.environ.get(EVAL_DELAY_ENV, '0') or 0)  # tests: a slow monitor
         self.get_logger().info(
             f'monitoring {self.spec.num_robots} robots, {self.spec.rounds} rounds of {self.spec.pair.alg_name}'
         )
@@ -74,6 +77,7 @@ class MonitorNode(Node):
             )
             return
         self.monitor.put_vector(int(msg.sender), int(msg.round), vector)
+        self.arrived.set()
 
     def _on_state(self, msg: RobotState) -> None:
         p, q = msg.pose.position, msg.pose.orientation
@@ -85,17 +89,25 @@ class MonitorNode(Node):
             int(msg.forward_passes),
             bool(msg.finished),
         )
+        self.arrived.set()
 
-    def _tick(self) -> None:
-        if self.finished.is_set():
-            return
-        self.monitor.update_lost()
-        for report in self.monitor.process():
-            self._publish(report)
-        if self.monitor.done():
-            self._finish()
+    def work(self, stop: threading.Event) -> bool:
+        """Report every round as it completes (main thread; receipt goes on meanwhile)."""
+        while not stop.is_set():
+            self.monitor.update_lost()
+            for report in self.monitor.process():
+                self._publish(report)
+                if stop.is_set():
+                    break
+            if self.monitor.done():
+                break
+            self.arrived.wait(0.05)
+            self.arrived.clear()
+        return self._finish(interrupted=stop.is_set())
 
     def _publish(self, r: RoundReport) -> None:
+        if r.evaluation is not None and self.eval_delay > 0:
+            time.sleep(self.eval_delay)  # an evaluation as slow as on a loaded machine (tests)
         self.get_logger().info(fmt_report(r))
         msg = SwarmMetrics()
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -133,29 +145,29 @@ class MonitorNode(Node):
         )
         return maps.mesh_quality(density, problem)
 
-    def _finish(self) -> None:
-        self.finished.set()
-        m = self.monitor
-        if m.lost:
-            self.get_logger().warning(
-                f'lost robots: {", ".join(f"robot_{i}" for i in sorted(m.lost))}'
-            )
+    def _finish(self, interrupted: bool) -> bool:
+        """Log how the run ended, write the results; True when every robot did every round."""
+        m, log = self.monitor, self.get_logger()
+        shortfall = m.shortfall()
+        if interrupted:
+            log.warning(f'interrupted after {max(m.next_round - 1, 0)} of {self.spec.rounds} rounds')
+        else:
+            for line in shortfall:
+                log.error(f'incomplete run: {line}')
         if self.spec.section.monitor.writeout:
-            self.result_dir = write_swarm_results(self.spec, m.results())
-            self.get_logger().info(f'results written to {self.result_dir}')
-        self.get_logger().info(f'monitor done after {m.next_round} rounds')
-
-    @property
-    def done(self) -> bool:
-        return self.finished.is_set()
+            results = {**m.results(), 'interrupted': interrupted}
+            self.result_dir = write_swarm_results(self.spec, results, self.results_dir)
+            log.info(f'results written to {self.result_dir}')
+        log.info(f'monitor done: {max(m.next_round - 1, 0)} of {self.spec.rounds} rounds reported')
+        time.sleep(0.5)  # let the last metrics message go out
+        return not shortfall
 
     def close(self) -> None:
-        time.sleep(0.5)  # let the last metrics message go out
+        self.arrived.set()
 
 
 def main(args: list[str] | None = None) -> int:
-    # one thread: an evaluation holds it while the DDS layer queues what arrives (see qos.monitor_inbox);
-    # more threads would only fight over the GIL and slow the evaluation down many times over
+    # evaluations run on the main thread, one executor thread receives meanwhile (never starved)
     return run_node('monitor_node', MonitorNode, SingleThreadedExecutor, args)
 
 

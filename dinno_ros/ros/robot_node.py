@@ -21,7 +21,7 @@ from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.wire import TensorLayout, WireError
 from dinno_ros.ros import codec, qos, viz_msgs
 from dinno_ros.ros.lifecycle import run_node
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 import torch
@@ -43,11 +43,6 @@ class RobotNode(Node):
         self.layout = TensorLayout.from_model(self.rounds.agent.model)
         self.robot_id = robot_id
         self._make_topics()
-        self._done = threading.Event()
-        self.error: BaseException | None = None
-        self._timer = self.create_timer(
-            0.0, self._run, callback_group=MutuallyExclusiveCallbackGroup()
-        )
 
     # topics ---------------------------------------------------------------------------------------
     def _make_topics(self) -> None:
@@ -124,21 +119,19 @@ class RobotNode(Node):
             self.viz.publish(kw['observation'], stamp)
 
     # training -------------------------------------------------------------------------------------
-    def _run(self) -> None:
-        self._timer.cancel()
-        try:
-            self._wait_for_subscribers()
-            self.rounds.run()
-            if self.wait_for_monitor and not self.rounds.stopped:
-                # the monitor may still need our last vectors (transient local lives as long as we do)
-                if not self.monitor_seen.wait(timeout=self.spec.section.startup_timeout):
-                    self.get_logger().warning(
-                        'the monitor did not report the last round: leaving anyway'
-                    )
-        except BaseException as exc:  # reported by main(): the process exits non-zero
-            self.error = exc
-        finally:
-            self._done.set()
+    def work(self, stop: threading.Event) -> bool:
+        """Run every round on the main thread; True when the last one is done."""
+        self._wait_for_subscribers()
+        self.rounds.run()
+        if self.rounds.stopped:
+            return False
+        if self.wait_for_monitor:
+            # the monitor may still need our last vectors (transient local lives as long as we do)
+            if not self.monitor_seen.wait(timeout=self.spec.section.startup_timeout):
+                self.get_logger().warning(
+                    'the monitor did not report the last round: leaving anyway'
+                )
+        return True
 
     def _wait_for_subscribers(self) -> None:
         """Before round 0: every other robot (and the monitor, when one is planned) listens to our weights."""
@@ -155,17 +148,14 @@ class RobotNode(Node):
                 f'{self.spec.section.startup_timeout:.0f} s'
             )
 
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
     def close(self) -> None:
         self.rounds.stop()
+        self.monitor_seen.set()
 
 
 def main(args: list[str] | None = None) -> int:
-    # three threads: training holds one, subscriptions use the others (never blocked by a training step)
-    return run_node('robot_node', RobotNode, lambda: MultiThreadedExecutor(num_threads=3), args)
+    # training runs on the main thread; two executor threads receive (never blocked by a step)
+    return run_node('robot_node', RobotNode, lambda: MultiThreadedExecutor(num_threads=2), args)
 
 
 if __name__ == '__main__':

@@ -9,25 +9,21 @@ last round it writes ``swarm.gif`` and exits.
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 import threading
 
-import matplotlib
-
-matplotlib.use('Agg')
-from dinno_msgs.msg import SwarmMetrics  # noqa: E402
-from dinno_ros.ros import qos  # noqa: E402
-from geometry_msgs.msg import PoseStamped  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-from nav_msgs.msg import OccupancyGrid  # noqa: E402
+from dinno_msgs.msg import SwarmMetrics
+from dinno_ros.ros import qos
+from dinno_ros.ros.lifecycle import run_node
+from geometry_msgs.msg import PoseStamped
+from matplotlib.figure import Figure
+from nav_msgs.msg import OccupancyGrid
 from nav_msgs.msg import Path as PathMsg
-import numpy as np  # noqa: E402
-import rclpy  # noqa: E402
-from rclpy.executors import ExternalShutdownException  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from visualization_msgs.msg import MarkerArray  # noqa: E402
+import numpy as np
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from visualization_msgs.msg import MarkerArray
 
 PALETTE = ['#e41a1c', '#377eb8', '#4daf4a', '#984ea3', '#ff7f00', '#a65628', '#f781bf', '#666666']
 
@@ -110,7 +106,7 @@ class VizNode(Node):
             return
         with self.lock:
             curve = list(self.curve)
-        fig = plt.figure(figsize=(12, 7.5))
+        fig = Figure(figsize=(12, 7.5))  # no pyplot: frames render off the main thread
         gs = fig.add_gridspec(2, 2, height_ratios=[3, 1])
         ax_map, ax_learned, ax_curve = (
             fig.add_subplot(gs[0, 0]),
@@ -154,13 +150,23 @@ class VizNode(Node):
         fig.tight_layout()
         path = self.out_dir / f'frame_{len(self.frames):04d}.png'
         fig.savefig(path, dpi=80)
-        plt.close(fig)
         self.frames.append(path)
 
+    def work(self, stop: threading.Event) -> bool:
+        """Render frames (timer, executor thread) until the last round or a stop; write the GIF."""
+        while not stop.is_set() and not self.finished:
+            stop.wait(0.2)
+        self.finish()
+        return True
+
+    def close(self) -> None:
+        pass
+
     def finish(self) -> None:
-        if self.finished:
-            return
-        self.finished = True
+        with self.lock:
+            if self.finished:
+                return
+            self.finished = True
         if self.frames:
             write_gif(self.frames, self.out_dir / 'swarm.gif')
             self.get_logger().info(
@@ -176,21 +182,7 @@ def write_gif(frames: list[Path], out: Path, ms_per_frame: int = 300) -> None:
 
 
 def main(args: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO)
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = VizNode()
-        while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.finish()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node('viz_node', VizNode, SingleThreadedExecutor, args)
 
 
 if __name__ == '__main__':

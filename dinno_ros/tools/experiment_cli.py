@@ -1,6 +1,8 @@
-"""``dinno-experiment CONFIG.yaml``: run the seed-format experiment (every (problem, optimizer) pair).
+"""
+``dinno-experiment CONFIG.yaml``: run the seed-format experiment (every (problem, optimizer) pair).
 
-Results go to ``[output_metadir or --out]/[YYYY-mm-dd_HH-MM-SS]_[name]/`` unless ``writeout: false``.
+Results go to ``[output_metadir or --out]/[YYYY-mm-dd_HH-MM-SS]_[name]/`` unless
+``writeout: false``.
 """
 
 from __future__ import annotations

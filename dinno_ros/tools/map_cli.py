@@ -1,7 +1,9 @@
-"""``dinno-map``: convert floorplans, generate maps and draw them.
+"""
+``dinno-map``: convert floorplans, generate maps and draw them.
 
 dinno-map convert IMAGE --out DIR [--resolution M] [--name NAME] [--kind auto|mask|scan]
-dinno-map generate --kind apartment --seed 3 --out DIR [--size W H | --size-px W H] [--resolution M]
+dinno-map generate --kind apartment --seed 3 --out DIR [--size W H | --size-px W H] \
+    [--resolution M]
 dinno-map show MAP.yaml [--paths] [--scan] [--robots N] [--seed S] --out PNG
 """
 
@@ -88,7 +90,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     yaml_path = args.out / f'{name}.yaml'
     image_path = save_map(grid, yaml_path, image_format=args.format)
     print(
-        f'wrote {yaml_path} and {image_path} ({grid.width}x{grid.height} px, {grid.resolution:g} m/px, '
+        f'wrote {yaml_path} and {image_path} ({grid.width}x{grid.height} px, {grid.resolution:g} '
+        'm/px, '
         f'free {grid.free.mean():.1%})'
     )
     return 0
@@ -110,7 +113,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     yaml_path = args.out / f'{name}.yaml'
     image_path = save_map(grid, yaml_path, image_format=args.format)
     print(
-        f'wrote {yaml_path} and {image_path} ({grid.width}x{grid.height} px, {grid.resolution:g} m/px)'
+        f'wrote {yaml_path} and {image_path} ({grid.width}x{grid.height} px, {grid.resolution:g} '
+        'm/px)'
     )
     return 0
 

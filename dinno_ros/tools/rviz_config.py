@@ -1,8 +1,10 @@
-"""The RViz 2 config of a swarm: map, learned map, metrics text and every robot's scan, path, pose, markers.
+"""
+The RViz 2 config of a swarm: map, learned map, metrics text and every robot's scan, path, pose, markers.
 
-``rviz/swarm.rviz`` is this file's output for 4 robots (``python -m dinno_ros.tools.rviz_config 4 >
-rviz/swarm.rviz``); the launch file writes one for the actual number of robots. ``expected_topics`` lists
-each display's (topic, message type): the tests compare it with a live swarm.
+``rviz/swarm.rviz`` is this file's output for 4 robots
+(``python -m dinno_ros.tools.rviz_config 4 > rviz/swarm.rviz``); the launch file writes one for the
+actual number of robots. ``expected_topics`` lists each display's (topic, message type): the tests
+compare it with a live swarm.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""One robot: its motion along a planned path, its lidar, its local problem and its optimizer.
+"""
+One robot: its motion along a planned path, its lidar, its local problem and its optimizer.
 
-The same object runs inside the offline loop (:mod:`simulation`) and inside a ROS robot node. A round::
+The same object runs inside the offline loop (:mod:`simulation`) and inside a ROS robot node. A
+round::
 
     obs = agent.begin_round(k)            # drive to the round-k pose, scan, feed the local dataset
     msg = agent.outgoing()                # what the optimizer sends this round
-    info = agent.finish_round(k, {j: NeighborMessage(...)})   # one optimizer step with round-k messages
+    # one optimizer step with round-k messages:
+    info = agent.finish_round(k, {j: NeighborMessage(...)})
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dinno_ros.core.world.lidar import beam_samples, Lidar
 from dinno_ros.core.world.planner import Path
 import numpy as np
 import torch
+
 from .optimizers.base import LocalProblem, NeighborMessage, RobotOptimizer
 
 logger = logging.getLogger(__name__)
@@ -25,7 +29,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Observation:
-    """One lidar scan of one robot at one round (pixel units as the lidar's, world metres beside)."""
+    """
+    One lidar scan of one robot at one round.
+
+    Pixel units as the lidar's, world metres beside.
+    """
 
     round_k: int
     pose: np.ndarray  # (x, y, yaw) world metres
@@ -48,10 +56,12 @@ class Observation:
 
 
 class RobotMotion:
-    """A robot driving a planned :class:`Path` in simulated time and scanning with its lidar.
+    """
+    A robot driving a planned :class:`Path` in simulated time and scanning with its lidar.
 
-    Round k is time ``k * dt``; past the path's end the robot goes on as the path's ``end_mode`` says
-    (pingpong, loop or stop). ``rng`` draws the range noise (used only when the lidar has noise).
+    Round k is time ``k * dt``; past the path's end the robot goes on as the path's ``end_mode``
+    says (pingpong, loop or stop). ``rng`` draws the range noise (used only when the lidar has
+    noise).
     """
 
     def __init__(
@@ -69,7 +79,7 @@ class RobotMotion:
         return self.lidar.grid
 
     def pose(self, k: int) -> np.ndarray:
-        """World pose (x, y, yaw) at round ``k`` (time ``k * dt``)."""
+        """World (x, y, yaw) pose at round ``k`` (time ``k * dt``)."""
         return np.asarray(self.path.pose_at(int(k) * self.dt), dtype=np.float64)
 
     def observe(self, k: int) -> Observation:
@@ -117,7 +127,11 @@ class RobotAgent:
         return self.problem.model
 
     def begin_round(self, k: int) -> Observation | None:
-        """Move to the round-k pose (time k*dt), scan, add the scan's samples to the local dataset."""
+        """
+        Move to the round-k pose (time k*dt) and scan.
+
+        Adds the scan's samples to the local dataset.
+        """
         if self.motion is None:
             return None
         obs = self.motion.observe(k)
@@ -128,16 +142,20 @@ class RobotAgent:
         return obs
 
     def outgoing(self) -> dict[str, torch.Tensor]:
-        """The flat vectors this robot sends to its neighbours for the current round."""
+        """Return the flat vectors this robot sends to its neighbours for the current round."""
         return self.optimizer.outgoing()
 
     def finish_round(self, k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
-        """One optimizer step with the neighbours' round-k messages; returns the optimizer's info."""
+        """
+        Take one optimizer step with the neighbours' round-k messages.
+
+        Returns the optimizer's info.
+        """
         self.last_info = dict(self.optimizer.step(k, neighbors))
         return self.last_info
 
     def params(self) -> torch.Tensor:
-        """The current flat parameter vector (detached copy)."""
+        """Return the current flat parameter vector (detached copy)."""
         return self.optimizer.params.detach().clone()
 
     def state(self) -> dict[str, Any]:

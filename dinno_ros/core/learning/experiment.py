@@ -1,8 +1,10 @@
-"""The experiment runner (the seed's research workflow): every (problem, optimizer) pair of one YAML.
+"""
+The experiment runner (the seed's research workflow): every (problem, optimizer) pair of one YAML.
 
 All pairs start from the same base weights and the same data split / robot routes (both come from
-(config, seed) only). With ``writeout`` the results go to ``[output_metadir]/[YYYY-mm-dd_HH-MM-SS]_[name]/``:
-a copy of the YAML, ``[problem_name]_results.pt`` per pair (plain tensors, dicts, lists and numbers:
+(config, seed) only). With ``writeout`` the results go to
+``[output_metadir]/[YYYY-mm-dd_HH-MM-SS]_[name]/``: a copy of the YAML,
+``[problem_name]_results.pt`` per pair (plain tensors, dicts, lists and numbers:
 ``torch.load(path, weights_only=True)`` reads them) and the plots.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
+
 from . import plots
 from .experiment_config import ExperimentConfig, load_experiment
 from .simulation import (
@@ -34,7 +37,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ExperimentResult:
-    """What a run produced: per pair label the seed's metrics dict, the round records, files written."""
+    """
+    What a run produced.
+
+    Per pair label: the seed's metrics dict, the round records, files written.
+    """
 
     config: ExperimentConfig
     device: str
@@ -50,7 +57,11 @@ class ExperimentResult:
 def output_dir_for(
     config: ExperimentConfig, metadir: str | Path | None = None, now: datetime | None = None
 ) -> Path:
-    """``[output_metadir]/[YYYY-mm-dd_HH-MM-SS]_[name]`` (a ``_2``, ``_3`` ... suffix if it exists)."""
+    """
+    Return ``[output_metadir]/[YYYY-mm-dd_HH-MM-SS]_[name]``.
+
+    With a ``_2``, ``_3`` ... suffix if it exists.
+    """
     base = Path(metadir if metadir is not None else config.output_metadir)
     stamp = (now or datetime.now()).strftime('%Y-%m-%d_%H-%M-%S')
     path = base / f'{stamp}_{config.name}'
@@ -68,10 +79,11 @@ def run_experiment(
     rounds: int | None = None,
     progress: bool = True,
 ) -> ExperimentResult:
-    """Run every pair of ``config`` (a path or a loaded config); ``out_dir`` overrides ``output_metadir``.
+    """
+    Run every pair of ``config`` (a path or a loaded config).
 
-    ``device`` (cpu | cuda | auto) and ``rounds`` override the YAML's. Nothing is written when
-    ``writeout`` is false.
+    ``out_dir`` overrides ``output_metadir``; ``device`` (cpu | cuda | auto) and ``rounds``
+    override the YAML's. Nothing is written when ``writeout`` is false.
     """
     if not isinstance(config, ExperimentConfig):
         config = load_experiment(config)
@@ -112,7 +124,11 @@ def run_experiment(
 def run_pair(
     config: ExperimentConfig, key: str, device: torch.device | str = 'cpu', progress: bool = True
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One (problem, optimizer) pair: build its robots, run its rounds, return (metrics, round records)."""
+    """
+    Run one (problem, optimizer) pair: build its robots, run its rounds.
+
+    Returns (metrics, round records).
+    """
     pair = config.pair(key)
     torch.manual_seed(config.seed)
     problem = build_problem(config, key, device=device)
@@ -132,7 +148,11 @@ def run_pair(
 
 
 def write_configs(config: ExperimentConfig, out: Path) -> list[Path]:
-    """A copy of the YAML as given, and the resolved config (overrides and defaults applied)."""
+    """
+    Write a copy of the YAML as given, and the resolved config.
+
+    The resolved config has the overrides and defaults applied.
+    """
     files = []
     if config.source:
         src = Path(config.source)

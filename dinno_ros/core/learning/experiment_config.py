@@ -1,4 +1,5 @@
-"""The experiment YAML (the seed's research format), typed and validated before anything runs.
+"""
+The experiment YAML (the seed's research format), typed and validated before anything runs.
 
 The format is the seed's, key for key::
 
@@ -7,17 +8,19 @@ The format is the seed's, key for key::
       graph: {num_nodes, type, p, gen_attempts[, comm_radius]},
       model: {...}                          # the problem's network
       seed, device (cpu | cuda | auto)      # additions (the seed's use_cuda is accepted too)
-      problem: mnist | density              # optional; default density when a map is given, else mnist
+      problem: mnist | density              # optional; default density when a map is given,
+                                            # else mnist
       map, lidar, routes, dataset, validation, mesh_stride   # lidar (density) experiments only
     problem_configs:
       <key>: {problem_name, train_batch_size, val_batch_size, evaluate_frequency, verbose_evals,
               metrics: [...], metrics_config: {...}, optimizer_config: {alg_name, ...}}
 
 ``problem_name`` labels a (problem, optimizer) pair as in the seed: results go to
-``[problem_name]_results.pt``. Which learning problem runs is the experiment's ``problem``.
-Every error is a ``ValueError`` naming the full key path (``problem_configs.dinno.optimizer_config.rho_init``)
-and, for enumerations, the allowed values. Relative paths (``data_dir``, ``map.path``) resolve against the
-YAML's folder, then the package's share directory.
+``[problem_name]_results.pt``. Which learning problem runs is the experiment's ``problem``. Every
+error is a ``ValueError`` naming the full key path
+(``problem_configs.dinno.optimizer_config.rho_init``) and, for enumerations, the allowed values.
+Relative paths (``data_dir``, ``map.path``) resolve against the YAML's folder, then the package's
+share directory.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 import yaml
+
 from .graphs import GraphConfig
 from .metrics import METRIC_NAMES
 from .registry import _registry, parse_dataclass, parse_optimizer_config, problem_names, spec
@@ -94,7 +98,11 @@ class PairConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """A whole experiment: the common ``experiment:`` keys, the problem's typed config and the pairs."""
+    """
+    A whole experiment.
+
+    The common ``experiment:`` keys, the problem's typed config and the pairs.
+    """
 
     name: str
     problem: str  # registered problem: mnist | density
@@ -124,7 +132,7 @@ class ExperimentConfig:
         return self.pairs[key]
 
     def pair_problem_config(self, key: str) -> Any:
-        """The problem's typed config for one pair (its batch sizes filled in)."""
+        """Return the problem's typed config for one pair (its batch sizes filled in)."""
         pair = self.pair(key)
         return dataclasses.replace(
             self.problem_config,
@@ -132,7 +140,7 @@ class ExperimentConfig:
         )
 
     def with_rounds(self, rounds: int) -> 'ExperimentConfig':
-        """A copy whose pairs all run ``rounds`` rounds (``outer_iterations``)."""
+        """Return a copy whose pairs all run ``rounds`` rounds (``outer_iterations``)."""
         if int(rounds) < 1:
             raise ValueError(f'--rounds: {rounds} out of range; allowed: >= 1')
         pairs = {
@@ -148,7 +156,7 @@ class ExperimentConfig:
         return dataclasses.replace(self, device=device)
 
     def to_dict(self) -> dict:
-        """The YAML mapping (seed layout) of this config."""
+        """Return the YAML mapping (seed layout) of this config."""
         exp: dict[str, Any] = {
             'name': self.name,
             'output_metadir': self.output_metadir,
@@ -194,10 +202,15 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
 def parse_experiment(
     raw: Any, base_dir: str | Path | None = None, source: str | None = None
 ) -> ExperimentConfig:
-    """An :class:`ExperimentConfig` from the YAML mapping; relative paths resolve against ``base_dir``."""
+    """
+    Build an :class:`ExperimentConfig` from the YAML mapping.
+
+    Relative paths resolve against ``base_dir``.
+    """
     if not isinstance(raw, Mapping):
         raise ValueError(
-            f"experiment config: expected a mapping with 'experiment' and 'problem_configs', got {raw!r}"
+            "experiment config: expected a mapping with 'experiment' and 'problem_configs', got "
+            f'{raw!r}'
         )
     _check_keys(
         raw, ('experiment', 'problem_configs'), '', required=('experiment', 'problem_configs')
@@ -214,7 +227,8 @@ def parse_experiment(
     for key in exp:
         if key not in COMMON_KEYS and key not in known:
             raise ValueError(
-                f'experiment.{key}: unknown key for problem {problem!r}; allowed: {", ".join(allowed)}'
+                f'experiment.{key}: unknown key for problem {problem!r}; allowed: '
+                f'{", ".join(allowed)}'
             )
     prob_keys = {k: v for k, v in exp.items() if k in known}
     prob_keys = _resolve_paths(prob_keys, Path(base_dir) if base_dir else Path.cwd())
@@ -309,12 +323,14 @@ def _parse_pairs(raw: Any, problem: str) -> dict[str, PairConfig]:
         )
         if 'outer_iterations' not in pair.optimizer_config:
             raise ValueError(
-                f'{where}.optimizer_config.outer_iterations: missing; allowed: an integer >= 1 (rounds)'
+                f'{where}.optimizer_config.outer_iterations: missing; allowed: an integer >= 1 '
+                '(rounds)'
             )
         for i, name in enumerate(pair.metrics):
             if name not in METRIC_NAMES:
                 raise ValueError(
-                    f'{where}.metrics[{i}]: unknown metric {name!r}; allowed: {", ".join(METRIC_NAMES)}'
+                    f'{where}.metrics[{i}]: unknown metric {name!r}; allowed: '
+                    f'{", ".join(METRIC_NAMES)}'
                 )
             if problem not in PROBLEM_METRICS.get(name, (problem,)):
                 allowed = [
@@ -357,8 +373,12 @@ def _resolve_paths(prob_keys: dict, base_dir: Path) -> dict:
 
 
 def resolve_path(value: str, base_dir: Path) -> Path:
-    """An absolute path as given; a relative one under ``base_dir`` if it exists there, else under the
-    package's share directory if it exists there, else under ``base_dir``."""
+    """
+    Resolve a config path.
+
+    An absolute path as given; a relative one under ``base_dir`` if it exists there, else under the
+    package's share directory if it exists there, else under ``base_dir``.
+    """
     path = Path(value).expanduser()
     if path.is_absolute():
         return path
@@ -377,13 +397,18 @@ def resolve_path(value: str, base_dir: Path) -> Path:
 
 
 def _rename_errors(fn, old: str, new: str):
-    """Run ``fn``; a ValueError whose message starts with ``old`` is re-raised naming ``new`` instead."""
+    """
+    Run ``fn``.
+
+    A ValueError whose message starts with ``old`` is re-raised naming ``new`` instead.
+    """
     try:
         return fn()
     except ValueError as exc:
         msg = str(exc)
         if msg.startswith(old):
-            raise ValueError(new + msg[len(old) :]) from None
+            start = len(old)
+            raise ValueError(new + msg[start:]) from None
         raise ValueError(f'{new}: {msg}') from None
 
 

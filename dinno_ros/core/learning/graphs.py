@@ -1,4 +1,8 @@
-"""Communication graphs (wheel, cycle, complete, Erdos-Renyi random, Euclidean disk) and Metropolis weights."""
+"""
+Communication graphs and Metropolis weights.
+
+Graphs: wheel, cycle, complete, Erdos-Renyi random, Euclidean disk.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any, ClassVar, Mapping
 
 import networkx as nx
 import numpy as np
+
 from .registry import parse_dataclass, spec
 
 logger = logging.getLogger(__name__)
@@ -23,7 +28,7 @@ class GraphConfig:
     IGNORED_KEYS: ClassVar[tuple[str, ...]] = ()
 
     num_nodes: int | None = spec(None, min=1)  # robots (the caller may pass it separately)
-    type: str = spec('wheel', choices=GRAPH_TYPES)
+    type: str = spec('wheel', choices=GRAPH_TYPES)  # noqa: A003 (the seed's YAML key)
     p: float = spec(0.3, min=0.0, max=1.0)  # edge probability of the random graph
     gen_attempts: int = spec(100, min=1)  # random graphs drawn until one is connected
     comm_radius: float | None = spec(None, gt=0.0)  # disk graph: link when distance <= comm_radius
@@ -45,7 +50,11 @@ def build_graph(
     seed: int = 0,
     positions: np.ndarray | None = None,
 ) -> nx.Graph:
-    """The communication graph over nodes 0..n-1 (``disk``: from ``positions`` (n, >=2), rebuilt by the caller)."""
+    """
+    Build the communication graph over nodes 0..n-1.
+
+    ``disk``: from ``positions`` (n, >=2), rebuilt by the caller.
+    """
     cfg = _config(cfg)
     n = int(num_nodes if num_nodes is not None else (cfg.num_nodes or 0))
     if n < 1:
@@ -68,7 +77,8 @@ def _connected_random_graph(n: int, p: float, attempts: int, seed: int) -> nx.Gr
         if nx.is_connected(graph):
             return graph
     raise ValueError(
-        f'graph.gen_attempts: no connected Erdos-Renyi graph with num_nodes={n}, p={p} in {attempts} attempts; '
+        f'graph.gen_attempts: no connected Erdos-Renyi graph with num_nodes={n}, p={p} in '
+        f'{attempts} attempts; '
         'raise graph.p or graph.gen_attempts'
     )
 
@@ -76,7 +86,11 @@ def _connected_random_graph(n: int, p: float, attempts: int, seed: int) -> nx.Gr
 def disk_graph(
     positions: np.ndarray | None, comm_radius: float | None, num_nodes: int | None = None
 ) -> nx.Graph:
-    """Nodes linked when their (x, y) positions are within ``comm_radius`` (may be disconnected)."""
+    """
+    Nodes linked when their (x, y) positions are within ``comm_radius``.
+
+    The graph may be disconnected.
+    """
     if positions is None:
         raise ValueError("graph.type 'disk' needs the robots' positions")
     if comm_radius is None:
@@ -110,7 +124,11 @@ def metropolis_weights(
 
 
 def metropolis_matrix(graph: nx.Graph) -> np.ndarray:
-    """The full Metropolis weight matrix of a graph (rows in sorted node order); for checks and analysis."""
+    """
+    Return the full Metropolis weight matrix of a graph (rows in sorted node order).
+
+    For checks and analysis.
+    """
     nodes = sorted(graph.nodes)
     index = {v: k for k, v in enumerate(nodes)}
     mat = np.zeros((len(nodes), len(nodes)))

@@ -1,4 +1,7 @@
-"""Evaluation metrics with the seed's names; all take plain tensors so the ROS monitor can use them too.
+"""
+Evaluation metrics with the seed's names.
+
+All take plain tensors so the ROS monitor can use them too.
 
 Names: forward_pass_count, validation_loss, consensus_error, top1_accuracy, current_epoch,
 train_loss_moving_average, mesh_grid_density, current_position, current_graph.
@@ -28,7 +31,7 @@ METRIC_NAMES = (
 
 
 def check_metric_names(names: Iterable[str], section: str = 'metrics') -> list[str]:
-    """The names, or ValueError naming the first unknown one and the allowed names."""
+    """Return the names, or raise ValueError naming the first unknown one and the allowed names."""
     names = list(names)
     for name in names:
         if name not in METRIC_NAMES:
@@ -39,10 +42,12 @@ def check_metric_names(names: Iterable[str], section: str = 'metrics') -> list[s
 
 
 def consensus_error(vectors: Sequence[torch.Tensor]) -> dict[str, torch.Tensor | float]:
-    """Disagreement of the robots' parameter vectors, each first normalised to unit length.
+    """
+    Disagreement of the robots' parameter vectors, each first normalised to unit length.
 
-    Returns ``pairwise`` (N x N distances), ``to_mean`` (N distances to the mean of the unit vectors),
-    ``average`` (N: each robot's mean distance to the others) and its ``min`` / ``max`` (the seed's printout).
+    Returns ``pairwise`` (N x N distances), ``to_mean`` (N distances to the mean of the unit
+    vectors), ``average`` (N: each robot's mean distance to the others) and its ``min`` / ``max``
+    (the seed's printout).
     """
     stacked = torch.stack([v.detach().reshape(-1).double().cpu() for v in vectors])
     unit = stacked / stacked.norm(dim=1, keepdim=True).clamp_min(1e-12)
@@ -80,9 +85,9 @@ def _copy_into(params: list[torch.Tensor], vector: torch.Tensor) -> None:
         )
     offset = 0
     for p in params:  # copy_ keeps each parameter's storage (flat views of optimizers stay valid)
-        n = p.numel()
-        p.copy_(vector[offset : offset + n].view_as(p))
-        offset += n
+        end = offset + p.numel()
+        p.copy_(vector[offset:end].view_as(p))
+        offset = end
 
 
 class MovingAverage:
@@ -107,11 +112,18 @@ class MovingAverage:
 def mesh_grid_density(
     model: torch.nn.Module, xs: torch.Tensor, ys: torch.Tensor, batch_size: int = 65536
 ) -> torch.Tensor:
-    """The model evaluated on the grid ``xs`` x ``ys`` (1-D coordinate tensors): (len(ys), len(xs)) on CPU."""
+    """
+    Evaluate the model on the grid ``xs`` x ``ys`` (1-D coordinate tensors).
+
+    Returns (len(ys), len(xs)) on CPU.
+    """
     device = next(model.parameters()).device
     gy, gx = torch.meshgrid(ys.float(), xs.float(), indexing='ij')
     points = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1).to(device)
     out = torch.cat(
-        [model(points[s : s + batch_size]).reshape(-1) for s in range(0, len(points), batch_size)]
+        [
+            model(points[slice(s, s + batch_size)]).reshape(-1)
+            for s in range(0, len(points), batch_size)
+        ]
     )
     return out.reshape(len(ys), len(xs)).cpu()

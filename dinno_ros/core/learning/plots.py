@@ -1,7 +1,9 @@
-"""Result plots (matplotlib, Agg): accuracy or validation loss and consensus error vs rounds; the learned map.
+"""
+Result plots (matplotlib, Agg): accuracy or validation loss and consensus error vs rounds; the learned map.
 
-Every function reads only the seed-format results dicts (``[problem_name]_results.pt``), so plots can be
-redrawn from files: ``plot_experiment({name: torch.load(f, weights_only=True)}, out_dir, problem)``.
+Every function reads only the seed-format results dicts (``[problem_name]_results.pt``), so plots
+can be redrawn from files:
+``plot_experiment({name: torch.load(f, weights_only=True)}, out_dir, problem)``.
 """
 
 from __future__ import annotations

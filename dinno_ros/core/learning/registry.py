@@ -1,10 +1,11 @@
-"""Registries of optimizers, problems and graphs, with typed dataclass configs validated before anything runs.
+"""
+Registries of optimizers, problems and graphs, with typed dataclass configs validated before anything runs.
 
-Config dataclass fields describe their allowed values in ``metadata``:
-``choices`` (a tuple of allowed values), ``min`` / ``max`` (inclusive bounds), ``gt`` (exclusive lower bound).
-Unknown keys, wrong types and out-of-range values raise ``ValueError`` naming ``<section>.<key>`` and what
-is allowed. Keys listed in a config class's ``IGNORED_KEYS`` (harmless seed keys such as ``profile``) are
-accepted and dropped.
+Config dataclass fields describe their allowed values in ``metadata``: ``choices`` (a tuple of
+allowed values), ``min`` / ``max`` (inclusive bounds), ``gt`` (exclusive lower bound). Unknown
+keys, wrong types and out-of-range values raise ``ValueError`` naming ``<section>.<key>`` and what
+is allowed. Keys listed in a config class's ``IGNORED_KEYS`` (harmless seed keys such as
+``profile``) are accepted and dropped.
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def spec(default: Any, **meta: Any) -> Any:
     return dataclasses.field(default=default, metadata=meta)
 
 
-# ---- the three registries ---------------------------------------------------------------------------
+# ---- the three registries -----------------------------------------------------------------------
 
 
 def _optimizer_base() -> type:

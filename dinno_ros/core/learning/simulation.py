@@ -1,8 +1,9 @@
-"""The offline synchronous round loop over :class:`RobotAgent`s, and the builders shared with the ROS nodes.
+"""
+The offline synchronous round loop over :class:`RobotAgent`s, and the builders shared with the ROS nodes.
 
-Every per-robot object comes from ``(config, pair_key, seed, robot_id)`` only, so a ROS process holding one
-robot (:func:`build_agent`) builds bit-identical state to this loop holding all of them (:func:`build_agents`).
-One round k, as each ROS robot node does it::
+Every per-robot object comes from ``(config, pair_key, seed, robot_id)`` only, so a ROS process
+holding one robot (:func:`build_agent`) builds bit-identical state to this loop holding all of them
+(:func:`build_agents`). One round k, as each ROS robot node does it::
 
     obs = [a.begin_round(k) for a in agents]      # drive, scan, feed the local datasets
     graph = graph_builder(k, agents)              # static, or the disk graph of the current positions
@@ -149,10 +150,12 @@ def exchange(
 
 
 class Evaluator:
-    """The seed's metrics of one pair, evaluated every ``evaluate_frequency`` rounds and at the last round.
+    """
+    The seed's metrics of one pair, evaluated every ``evaluate_frequency`` rounds and at the last round.
 
-    ``metrics`` maps each configured name to a list (one entry per evaluation) of plain tensors / numbers,
-    as the seed's ``[problem_name]_results.pt``; ``evaluation_rounds`` lists the rounds evaluated.
+    ``metrics`` maps each configured name to a list (one entry per evaluation) of plain tensors /
+    numbers, as the seed's ``[problem_name]_results.pt``; ``evaluation_rounds`` lists the rounds
+    evaluated.
     """
 
     def __init__(
@@ -165,7 +168,8 @@ class Evaluator:
         self.names = list(pair.metrics)
         self.metrics: dict[str, Any] = {name: [] for name in self.names}
         self.metrics['evaluation_rounds'] = []
-        # the seed's tloss_decay weights the newest loss; MovingAverage's decay weights the old value
+        # the seed's tloss_decay weights the newest loss; MovingAverage's decay weights the old
+        # value
         decay = 1.0 - pair.metrics_config.tloss_decay
         self._tloss: dict[int, MovingAverage] = {}
         self._decay = min(max(decay, 0.0), 0.999999)
@@ -267,11 +271,12 @@ def run_rounds(
     start: int = 0,
     progress: Any = None,
 ) -> list[dict[str, Any]]:
-    """Run rounds ``start .. start+rounds-1``; returns one record per round.
+    """
+    Run rounds ``start .. start+rounds-1``; returns one record per round.
 
-    A record holds ``round``, ``train_loss`` (per robot), ``forward_passes``, ``num_edges``, ``fiedler``
-    (only on evaluation rounds, it costs an eigendecomposition) and the evaluator's summary when it evaluated.
-    ``progress`` is an optional tqdm-like object updated once per round.
+    A record holds ``round``, ``train_loss`` (per robot), ``forward_passes``, ``num_edges``,
+    ``fiedler`` (only on evaluation rounds, it costs an eigendecomposition) and the evaluator's
+    summary when it evaluated. ``progress`` is an optional tqdm-like object updated once per round.
     """
     records = []
     for k in range(start, start + rounds):

@@ -98,6 +98,8 @@ class SwarmMonitor:
         self.next_round = 0  # the next tag to report
         self.reports: list[RoundReport] = []
         self.skipped: list[int] = []  # tags no vector of which ever arrived
+        self.latest_tag: dict[int, int] = {}  # robot -> newest tag received (R: all rounds done)
+        self.lost_reason: dict[int, str] = {}  # robot -> why it was declared lost
         self._lock = threading.Lock()
 
     # input -----------------------------------------------------------------------------------------
@@ -106,6 +108,7 @@ class SwarmMonitor:
         with self._lock:
             if round_tag >= self.next_round:
                 self.vectors.setdefault(round_tag, {})[robot] = vector
+            self.latest_tag[robot] = max(round_tag, self.latest_tag.get(robot, -1))
             self._seen(robot)
 
     def put_state(
@@ -122,6 +125,7 @@ class SwarmMonitor:
         self.last_seen[robot] = time.monotonic()
         if robot in self.lost:
             self.lost.discard(robot)
+            self.lost_reason.pop(robot, None)
             logger.info('robot_%d is back', robot)
 
     # progress --------------------------------------------------------------------------------------
@@ -145,6 +149,7 @@ class SwarmMonitor:
             if now - (since if since is not None else self.started) > limit:
                 self.lost.add(i)
                 newly.append(i)
+                self.lost_reason[i] = f'no message for {limit:.0f} s'
                 logger.warning('robot_%d lost: no message for %.0f s', i, limit)
         return newly
 
@@ -246,7 +251,29 @@ class SwarmMonitor:
         ).reshape(-1, 3)
         out['lost_robots'] = sorted(self.lost)
         out['skipped_rounds'] = list(self.skipped)
+        out['rounds_configured'] = self.spec.rounds
+        out['rounds_reported'] = self.next_round - 1  # tags 1..R are the rounds' results
+        out['rounds_completed'] = self.rounds_completed()
+        out['complete'] = not self.shortfall()
         return out
+
+    def rounds_completed(self) -> dict[int, int]:
+        """Robot -> rounds it completed, as its newest vector says (-1: nothing received)."""
+        with self._lock:
+            return {i: self.latest_tag.get(i, -1) for i in self.robots}
+
+    def shortfall(self) -> list[str]:
+        """One line per way this run fell short of its configured rounds (empty: complete)."""
+        rounds = self.spec.rounds
+        lines = [
+            f'robot_{i} stopped after {n if n >= 0 else "no"} of {rounds} rounds'
+            + (f' ({self.lost_reason[i]})' if i in self.lost_reason else '')
+            for i, n in sorted(self.rounds_completed().items())
+            if n < rounds
+        ]
+        if self.next_round <= rounds:
+            lines.append(f'the monitor reported {max(self.next_round - 1, 0)} of {rounds} rounds')
+        return lines
 
 
 def fmt_report(r: RoundReport) -> str:

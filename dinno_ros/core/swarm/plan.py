@@ -60,18 +60,23 @@ def plan_swarm(
     rounds: int | None = None,
     robots: Sequence[int] | None = None,
     monitor: bool = True,
+    results_dir: str | Path | None = None,
+    robots_label: str = '--robots',
 ) -> SwarmPlan:
     """Validate the config (raising before anything starts) and list the nodes to start.
 
-    ``robots`` limits which robots this host starts (a swarm spread over several hosts on one domain);
-    the monitor runs where ``monitor`` is true.
+    ``robots`` limits which robots this host starts (a swarm spread over several hosts on one
+    domain; ``robots_label`` names that option in errors); the monitor runs where ``monitor`` is
+    true and writes its results under ``results_dir`` (default: the config's
+    ``swarm.monitor.results_dir``).
     """
     spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
     ids = list(range(spec.num_robots)) if robots is None else list(robots)
     bad = [i for i in ids if not 0 <= i < spec.num_robots]
     if bad:
         raise ValueError(
-            f'--robots: robot {bad[0]} does not exist; allowed: 0..{spec.num_robots - 1}'
+            f'{robots_label}: robot {bad[0]} does not exist; '
+            f'allowed: 0..{spec.num_robots - 1}'
         )
     common = {'config': str(spec.path), 'num_robots': spec.num_robots, 'rounds': spec.rounds}
     nodes = [
@@ -86,6 +91,12 @@ def plan_swarm(
     ]
     if monitor:
         nodes.append(
-            NodeSpec('monitor_node', 'dinno_ros.ros.monitor_node', 'monitor', '', dict(common))
+            NodeSpec(
+                'monitor_node',
+                'dinno_ros.ros.monitor_node',
+                'monitor',
+                '',
+                {**common, 'results_dir': str(results_dir or '')},
+            )
         )
     return SwarmPlan(spec=spec, nodes=tuple(nodes))

@@ -1,4 +1,5 @@
-"""Data for learning the map: a robot's online scan window, validation scans, ground truth, map quality.
+"""
+Data for learning the map: a robot's online scan window, validation scans, ground truth, map quality.
 
 All points are in the density network's centred pixel units ``(px - W/2, py - H/2)``; labels are
 occupancy (0 free, 1 occupied) as float32.
@@ -19,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 
 class OnlineScanDataset:
-    """A sliding window over a robot's last ``window`` scans (paper: 800), in preallocated ring buffers.
+    """
+    A sliding window over a robot's last ``window`` scans (paper: 800), in preallocated ring buffers.
 
     Every scan must bring the same number of samples (beams x samples per beam); the buffers are
     allocated on the first :meth:`add` and never reallocated.
@@ -65,7 +67,8 @@ class OnlineScanDataset:
     def sample(
         self, batch_size: int, generator: torch.Generator | np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A minibatch drawn uniformly with replacement from the window: (x [B, 2], y [B]) float32 tensors.
+        """
+        A minibatch drawn uniformly with replacement from the window: (x [B, 2], y [B]) float32 tensors.
 
         Deterministic for a seeded generator (torch or numpy).
         """
@@ -99,9 +102,11 @@ class OnlineScanDataset:
 def validation_scans(
     grid: GridMap, lidar: Lidar, num_scans: int = 500, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Samples of ``num_scans`` scans from random free poses over the whole map (paper: 500).
+    """
+    Samples of ``num_scans`` scans from random free poses over the whole map (paper: 500).
 
-    Returns points [M, 2], labels [M] and offsets [num_scans + 1] (scan k is ``offsets[k]:offsets[k+1]``).
+    Returns points [M, 2], labels [M] and offsets [num_scans + 1] (scan k is
+    ``offsets[k]:offsets[k+1]``).
     """
     rng = np.random.default_rng(seed)
     poses = random_free_poses(grid, num_scans, rng)
@@ -112,9 +117,11 @@ def validation_scans(
 
 
 def occupancy_grid_truth(grid: GridMap, step_px: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Query points on a regular grid (centred pixel units, [h*w, 2], row-major) and true occupancy [h, w].
+    """
+    Query points on a regular grid (centred pixel units, [h*w, 2], row-major) and true occupancy [h, w].
 
-    Point (i, j) is the centre of image cell ``(i * step_px + step_px // 2, j * step_px + step_px // 2)``.
+    Point (i, j) is the centre of image cell
+    ``(i * step_px + step_px // 2, j * step_px + step_px // 2)``.
     """
     if step_px < 1:
         raise ValueError(f'step_px must be >= 1, got {step_px}')
@@ -180,10 +187,12 @@ def _mark_beams(seen, poses, points, hit, step_px, ds):
 
 
 class SeenMask:
-    """The coarse cells (the :func:`occupancy_grid_truth` grid) any robot's lidar has seen.
+    """
+    The coarse cells (the :func:`occupancy_grid_truth` grid) any robot's lidar has seen.
 
-    ``add(poses)`` casts ``num_beams`` beams (dense, independent of the robots' own beam count) from each
-    pixel pose with the lidar's range and marks every cell along them up to and including the hit wall.
+    ``add(poses)`` casts ``num_beams`` beams (dense, independent of the robots' own beam count)
+    from each pixel pose with the lidar's range and marks every cell along them up to and including
+    the hit wall.
     """
 
     def __init__(self, grid: GridMap, lidar: Lidar, step_px: int = 4, num_beams: int = 720):

@@ -1,16 +1,17 @@
-"""Turn floorplan images (CubiCasa5k scans or binary wall masks) into occupancy grids.
+"""
+Turn floorplan images (CubiCasa5k scans or binary wall masks) into occupancy grids.
 
 Two kinds of input:
 
 * ``mask``: a binary wall mask as the DiNNO paper used (255 = wall/outside, 0 = free).
-* ``scan``: a raw CubiCasa5k plan (``F1_scaled.png`` / ``F1_original.png``): grey or black walls drawn as
-  thick strokes, plus thin text, door arcs, window lines and furniture symbols.
+* ``scan``: a raw CubiCasa5k plan (``F1_scaled.png`` / ``F1_original.png``): grey or black walls
+  drawn as thick strokes, plus thin text, door arcs, window lines and furniture symbols.
 
 For scans, walls are the dark strokes that survive a morphological opening wider than text and
-furniture strokes; the building footprint is every ink stroke (window lines included) closed over small
-drawing gaps with the holes filled, so a robot cannot leave through a window or the entrance door.
-For both kinds the result keeps only the largest connected free region (4-connected), marks the image
-border and everything outside the building occupied, and flags the outside as unknown.
+furniture strokes; the building footprint is every ink stroke (window lines included) closed over
+small drawing gaps with the holes filled, so a robot cannot leave through a window or the entrance
+door. For both kinds the result keeps only the largest connected free region (4-connected), marks
+the image border and everything outside the building occupied, and flags the outside as unknown.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The occupancy grid every other world module works on.
+"""
+The occupancy grid every other world module works on.
 
 Conventions (the same as ROS map images and ``nav_msgs/OccupancyGrid``, except for row order):
 
@@ -19,9 +20,11 @@ import numpy as np
 
 @dataclass
 class GridMap:
-    """A boolean occupancy grid with a metric frame.
+    """
+    A boolean occupancy grid with a metric frame.
 
-    ``occupied`` is True for walls and for everything outside the building (unknown counts as occupied).
+    ``occupied`` is True for walls and for everything outside the building (unknown counts as
+    occupied).
     """
 
     occupied: np.ndarray

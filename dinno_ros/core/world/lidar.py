@@ -1,4 +1,5 @@
-"""A batched 2-D lidar on a :class:`GridMap`, in pixel units.
+"""
+A batched 2-D lidar on a :class:`GridMap`, in pixel units.
 
 Conventions:
 
@@ -10,9 +11,10 @@ Conventions:
   its hit point is then the beam's end point at ``range_max``.
 
 Ray casting is exact: a grid traversal (Amanatides-Woo DDA) returns the entry point into the first
-occupied cell. It is accelerated by sphere tracing on a distance transform: in open space a ray jumps
-by a lower bound of its distance to the nearest occupied cell and only walks cell by cell near walls.
-The numba kernel and the torch kernel run the same float64 arithmetic and give identical results.
+occupied cell. It is accelerated by sphere tracing on a distance transform: in open space a ray
+jumps by a lower bound of its distance to the nearest occupied cell and only walks cell by cell
+near walls. The numba kernel and the torch kernel run the same float64 arithmetic and give
+identical results.
 """
 
 from __future__ import annotations
@@ -102,12 +104,14 @@ class Scan:
 
 
 def step_map(occupied: np.ndarray) -> np.ndarray:
-    """The ray caster's map: uint8, with a one-cell occupied ring around the image.
+    """
+    The ray caster's map: uint8, with a one-cell occupied ring around the image.
 
-    0 marks an occupied cell; a free cell holds ``1 + 2 s`` where ``s`` (a multiple of 0.5, at most 127)
-    is below the distance from the cell's square to the nearest occupied square. That distance is exact:
-    the distance from a lattice point to the nearest box ``q +- 1`` is the Euclidean distance transform of
-    the occupancy dilated by a 3x3 square. Image cell ``(r, c)`` is ``(r + 1, c + 1)`` here.
+    0 marks an occupied cell; a free cell holds ``1 + 2 s`` where ``s`` (a multiple of 0.5, at most
+    127) is below the distance from the cell's square to the nearest occupied square. That distance
+    is exact: the distance from a lattice point to the nearest box ``q +- 1`` is the Euclidean
+    distance transform of the occupancy dilated by a 3x3 square. Image cell ``(r, c)`` is
+    ``(r + 1, c + 1)`` here.
     """
     occ = np.pad(np.asarray(occupied, dtype=bool), 1, constant_values=True)
     grown = cv2.dilate(occ.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
@@ -242,10 +246,12 @@ def end_points(
 
 
 def cast_rays_torch(code, poses, angles, rmax, device='cpu', check_every: int = 8, code_t=None):
-    """The same traversal as :func:`cast_rays_numba`, vectorised over all rays with torch (float64).
+    """
+    The same traversal as :func:`cast_rays_numba`, vectorised over all rays with torch (float64).
 
-    Every ``check_every`` iterations the finished rays are dropped from the working set. ``code_t``:
-    the flattened step map already on ``device`` as float64 (built from ``code`` when None).
+    Every ``check_every`` iterations the finished rays are dropped from the working set.
+    ``code_t``: the flattened step map already on ``device`` as float64 (built from ``code`` when
+    None).
     """
     import torch
 
@@ -320,7 +326,8 @@ def _torch_step(st, occ_t, safe_t, w, rmax, rng, hit) -> None:
         rng[idx[mask]] = at[mask]
         hit[idx[mask]] = True
 
-    # state "check": a hit when a jump ended on an occupied face; jump in open space; or start a traversal
+    # state "check": a hit when a jump ended on an occupied face; jump in open space; or start a
+    # traversal
     chk = active & ~in_dda
     cell = (cy + 1) * w + cx + 1
     landed = chk & occ_t[cell]
@@ -345,7 +352,8 @@ def _torch_step(st, occ_t, safe_t, w, rmax, rng, hit) -> None:
     tmx = torch.where(start, torch.where(ddx != 0, nx, torch.full_like(nx, inf)), st['tmx'])
     tmy = torch.where(start, torch.where(ddy != 0, ny, torch.full_like(ny, inf)), st['tmy'])
     in_dda = in_dda | start
-    # state "traverse": one cell step (rays that just started step in the same iteration, as in numba)
+    # state "traverse": one cell step (rays that just started step in the same iteration, as in
+    # numba)
     stp = active & in_dda
     xs = stp & (tmx < tmy)
     ys = stp & ~(tmx < tmy)
@@ -430,11 +438,13 @@ class Lidar:
     def samples(
         self, poses: np.ndarray, rng: np.random.Generator | None = None, scan: Scan | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The paper's training samples: ``beam_samps`` points per beam, [N*B*S, 2] and labels [N*B*S].
+        """
+        The paper's training samples: ``beam_samps`` points per beam, [N*B*S, 2] and labels [N*B*S].
 
-        Points are in centred pixel units ``(px - W/2, py - H/2)``, ordered pose, beam, sample. On a beam
-        that hits, ``t_k = (k / (S-1)) ** samp_exponent`` of the way from the pose to the hit (labels 0,
-        the last one, at the hit, 1); on a beam that hits nothing, uniform over the whole beam (all 0).
+        Points are in centred pixel units ``(px - W/2, py - H/2)``, ordered pose, beam, sample. On
+        a beam that hits, ``t_k = (k / (S-1)) ** samp_exponent`` of the way from the pose to the
+        hit (labels 0, the last one, at the hit, 1); on a beam that hits nothing, uniform over the
+        whole beam (all 0).
         """
         poses = np.atleast_2d(np.asarray(poses, dtype=np.float64))
         scan = scan if scan is not None else self.scan(poses, rng)

@@ -1,4 +1,5 @@
-"""Read and write ROS map_server maps: a YAML file next to a PGM/PNG image.
+"""
+Read and write ROS map_server maps: a YAML file next to a PGM/PNG image.
 
 The YAML keys and their meaning follow nav2 ``map_server`` (and ROS 1 ``map_server``):
 
@@ -7,14 +8,15 @@ The YAML keys and their meaning follow nav2 ``map_server`` (and ROS 1 ``map_serv
 * ``origin``: ``[x, y, yaw]`` world pose of the lower-left pixel corner.
 * ``negate``: 0 means white = free / black = occupied; 1 swaps them.
 * ``occupied_thresh`` / ``free_thresh``: a pixel's occupancy ``p`` (``1 - shade`` or ``shade`` when
-  negated, ``shade`` = mean of the colour channels in [0, 1]) is occupied when ``p > occupied_thresh``,
-  free when ``p < free_thresh``, unknown otherwise.
+  negated, ``shade`` = mean of the colour channels in [0, 1]) is occupied when
+  ``p > occupied_thresh``, free when ``p < free_thresh``, unknown otherwise.
 * ``mode``: ``trinary`` (the rule above), ``scale`` (values in between are graded occupancy, a
-  transparent alpha pixel is unknown), ``raw`` (the pixel value *is* the occupancy 0..100, above 100
-  means unknown).
+  transparent alpha pixel is unknown), ``raw`` (the pixel value *is* the occupancy 0..100, above
+  100 means unknown).
 
 A :class:`GridMap` is boolean: free or occupied.  Unknown cells are occupied and also flagged in
-``GridMap.unknown`` so that they survive a save/load round trip (written as grey 205 in trinary mode).
+``GridMap.unknown`` so that they survive a save/load round trip (written as grey 205 in trinary
+mode).
 """
 
 from __future__ import annotations
@@ -166,9 +168,11 @@ def save_map(
     yaml_path: str | Path,
     image_format: str = 'png',
 ) -> Path:
-    """Write ``grid`` as a trinary map_server map: ``yaml_path`` plus an image with the same stem.
+    """
+    Write ``grid`` as a trinary map_server map: ``yaml_path`` plus an image with the same stem.
 
-    Free = 254, occupied = 0, unknown = 205 (as nav2 map_saver writes them). Returns the image path.
+    Free = 254, occupied = 0, unknown = 205 (as nav2 map_saver writes them). Returns the image
+    path.
     """
     if image_format not in IMAGE_FORMATS:
         raise ValueError(

@@ -1,15 +1,16 @@
-"""Seeded procedural floorplans in the style of CubiCasa5k: apartments and offices.
+"""
+Seeded procedural floorplans in the style of CubiCasa5k: apartments and offices.
 
 * ``apartment``: a rectangular or L-shaped footprint cut into rooms of several sizes by recursive
-  binary space partitioning; every split gets one door between a room on each side, so all rooms are
-  connected (by induction over the split tree).
-* ``office``: corridors between rows of rooms, spines (vertical corridors) joining the corridors, one
-  door from every room to its corridor, now and then an open-plan room.
+  binary space partitioning; every split gets one door between a room on each side, so all rooms
+  are connected (by induction over the split tree).
+* ``office``: corridors between rows of rooms, spines (vertical corridors) joining the corridors,
+  one door from every room to its corridor, now and then an open-plan room.
 
-Interior walls are 0.15-0.2 m thick, outer walls thicker, doors 0.8-1 m wide; a few furniture blocks
-keep 0.9 m from every wall so they never block a door. The outside of the building is occupied and
-flagged unknown. Everything is generated in metres in image orientation (``u`` right, ``v`` down) and
-rasterised at ``resolution``; a seed gives the same map every time.
+Interior walls are 0.15-0.2 m thick, outer walls thicker, doors 0.8-1 m wide; a few furniture
+blocks keep 0.9 m from every wall so they never block a door. The outside of the building is
+occupied and flagged unknown. Everything is generated in metres in image orientation (``u`` right,
+``v`` down) and rasterised at ``resolution``; a seed gives the same map every time.
 """
 
 from __future__ import annotations
@@ -244,9 +245,11 @@ def _connect(
     doors: list[Rect],
     width: float | None = None,
 ) -> None:
-    """Carve one door between some rect of ``a`` and a touching rect of ``b``.
+    """
+    Carve one door between some rect of ``a`` and a touching rect of ``b``.
 
-    ``width=None`` draws a door width; ``width=inf`` opens the whole shared wall (corridor junctions).
+    ``width=None`` draws a door width; ``width=inf`` opens the whole shared wall (corridor
+    junctions).
     """
     clear = wall / 2 + 0.1
     options = []

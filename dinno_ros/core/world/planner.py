@@ -1,13 +1,16 @@
-"""Collision-free waypoint paths: A* on the inflated grid, line-of-sight smoothing, resampling into poses.
+"""
+Collision-free waypoint paths: A* on the inflated grid, line-of-sight smoothing, resampling into poses.
 
-* :func:`inflate` marks a cell free when its centre is at least ``robot_radius + sqrt(1/2)`` pixels from
-  every occupied cell centre, so a robot disk centred anywhere in a free cell keeps clear of walls.
+* :func:`inflate` marks a cell free when its centre is at least ``robot_radius + sqrt(1/2)`` pixels
+  from every occupied cell centre, so a robot disk centred anywhere in a free cell keeps clear of
+  walls.
 * :func:`astar` finds shortest 8-connected paths with the octile heuristic and no corner cutting (a
-  diagonal move needs both orthogonal neighbours free). By default it is jump point search (Harabor &
-  Grastien, in the variant without corner cutting) in numba: it expands only jump points, scanning the
-  straight and diagonal runs between them, then fills in the cells; ``method="astar"`` is plain
-  cell-by-cell A*, kept as the reference. Both return octile-optimal paths. JPS breaks ties in f towards
-  the goal and reuses its per-node buffers across queries on grids of the same shape.
+  diagonal move needs both orthogonal neighbours free). By default it is jump point search (Harabor
+  & Grastien, in the variant without corner cutting) in numba: it expands only jump points,
+  scanning the straight and diagonal runs between them, then fills in the cells; ``method="astar"``
+  is plain cell-by-cell A*, kept as the reference. Both return octile-optimal paths. JPS breaks
+  ties in f towards the goal and reuses its per-node buffers across queries on grids of the same
+  shape.
 * :func:`plan_route` chains waypoints (metres) into one :class:`Path`; each leg is smoothed by
   line-of-sight shortcuts whose cells (a supercover walk) are all free on the inflated grid.
 """
@@ -159,10 +162,11 @@ def _octile(r, c, gr, gc):
 
 @nb.njit(cache=True)
 def _jump_straight(grid, x, d, p, goal):
-    """First jump point moving from cell ``x`` by offset ``d`` (``p``: the perpendicular offset), -1 if none.
+    """
+    First jump point moving from cell ``x`` by offset ``d`` (``p``: the perpendicular offset), -1 if none.
 
-    A cell is a jump point when it is the goal or has a forced neighbour: a free side cell whose cell
-    behind (towards ``x``) is blocked, so no diagonal move from the previous cell reaches it.
+    A cell is a jump point when it is the goal or has a forced neighbour: a free side cell whose
+    cell behind (towards ``x``) is blocked, so no diagonal move from the previous cell reaches it.
     """
     side_a = grid[x + p]  # the side cells of the previous cell
     side_b = grid[x - p]
@@ -182,10 +186,11 @@ def _jump_straight(grid, x, d, p, goal):
 
 @nb.njit(cache=True)
 def _jump_diagonal(grid, x, dv, dh, goal):
-    """First jump point moving diagonally from ``x`` by ``dv`` (+-row stride) and ``dh`` (+-1), -1 if none.
+    """
+    First jump point moving diagonally from ``x`` by ``dv`` (+-row stride) and ``dh`` (+-1), -1 if none.
 
-    Diagonal moves need both orthogonal neighbours free, so they have no forced neighbours; a cell is a
-    jump point when it is the goal or a straight jump along either component finds one.
+    Diagonal moves need both orthogonal neighbours free, so they have no forced neighbours; a cell
+    is a jump point when it is the goal or a straight jump along either component finds one.
     """
     pv = abs(dv)
     while True:
@@ -237,10 +242,12 @@ def _trace(parent, start, goal, w):
 
 @nb.njit(cache=True)
 def _jps_kernel(grid, w, g, parent, seen, state, pos, heap, kf, kh, gen, start, goal):
-    """Jump point search without corner cutting on the padded flat ``grid`` (1 free, 0 blocked, stride ``w``).
+    """
+    Jump point search without corner cutting on the padded flat ``grid`` (1 free, 0 blocked, stride ``w``).
 
-    The per-node buffers are reused across calls: a node's ``g``/``parent``/``state`` are valid only when
-    ``seen[node] == gen``. Returns the (row, col) cells of a shortest path, empty when unreachable.
+    The per-node buffers are reused across calls: a node's ``g``/``parent``/``state`` are valid
+    only when ``seen[node] == gen``. Returns the (row, col) cells of a shortest path, empty when
+    unreachable.
     """
     gr = goal // w
     gc = goal % w
@@ -265,7 +272,8 @@ def _jps_kernel(grid, w, g, parent, seen, state, pos, heap, kf, kh, gen, start, 
         state[cur] = 2
         rcur = cur // w
         ccur = cur - rcur * w
-        # successor directions: all 8 at the start, else the natural and forced ones for the arrival direction
+        # successor directions: all 8 at the start, else the natural and forced ones for the
+        # arrival direction
         m = 0
         if cur == start:
             for dr in range(-1, 2):
@@ -345,10 +353,12 @@ def _jps_kernel(grid, w, g, parent, seen, state, pos, heap, kf, kh, gen, start, 
 
 @nb.njit(cache=True)
 def _astar_kernel(free, sr, sc, gr, gc):
-    """Cells of a shortest path (rows, cols) from start to goal by plain A*; empty when unreachable.
+    """
+    Cells of a shortest path (rows, cols) from start to goal by plain A*; empty when unreachable.
 
-    The reference for :func:`_jps_kernel`: expands cell by cell on the grid padded by one blocked cell
-    (flat indices, no bounds checks) with an indexed binary heap of packed (key, node) int64 entries.
+    The reference for :func:`_jps_kernel`: expands cell by cell on the grid padded by one blocked
+    cell (flat indices, no bounds checks) with an indexed binary heap of packed (key, node) int64
+    entries.
     """
     h0, w0 = free.shape
     w = w0 + 2
@@ -463,12 +473,14 @@ def _buffers(shape: tuple[int, int]) -> _SearchBuffers:
 def astar(
     free_mask: np.ndarray, start_rc: tuple[int, int], goal_rc: tuple[int, int], method: str = 'jps'
 ) -> np.ndarray:
-    """Shortest 8-connected path (no corner cutting) as [K, 2] (row, col) cells, start and goal included.
+    """
+    Shortest 8-connected path (no corner cutting) as [K, 2] (row, col) cells, start and goal included.
 
-    ``method="jps"`` (default) runs jump point search and fills in the cells between the jump points;
-    ``method="astar"`` expands cell by cell (the slower reference). Both return octile-optimal paths
-    (they may differ between equally short paths). Raises ValueError when start or goal is outside the
-    grid or not free, and :class:`NoPathError` (a ValueError) when the goal is unreachable.
+    ``method="jps"`` (default) runs jump point search and fills in the cells between the jump
+    points; ``method="astar"`` expands cell by cell (the slower reference). Both return
+    octile-optimal paths (they may differ between equally short paths). Raises ValueError when
+    start or goal is outside the grid or not free, and :class:`NoPathError` (a ValueError) when the
+    goal is unreachable.
     """
     if method not in METHODS:
         raise ValueError(f'method must be one of {list(METHODS)}, got {method!r}')
@@ -677,10 +689,12 @@ def plan_route(
     end_mode: str = 'pingpong',
     free_mask: np.ndarray | None = None,
 ) -> Path:
-    """Chain waypoints (metres) into one collision-free :class:`Path` through their cell centres.
+    """
+    Chain waypoints (metres) into one collision-free :class:`Path` through their cell centres.
 
     ``closed`` also plans back from the last waypoint to the first (use with ``end_mode="loop"``).
-    A waypoint outside the map, in an (inflated) obstacle or unreachable raises ValueError naming it.
+    A waypoint outside the map, in an (inflated) obstacle or unreachable raises ValueError naming
+    it.
     """
     wps = [tuple(map(float, w)) for w in waypoints_m]
     if not wps:

@@ -1,8 +1,10 @@
-"""Matplotlib drawings of a map with waypoints, paths and lidar scans (no pyplot state, Agg canvas).
+"""
+Matplotlib drawings of a map with waypoints, paths and lidar scans (no pyplot state, Agg canvas).
 
 Every ``draw_*`` function draws onto a given ``Axes`` (so the swarm visualiser can compose them) in
 either world metres (``units="m"``, y up) or image pixels (``units="px"``, y down).  Waypoints and
-paths are given in world metres; scans in pixels, as :mod:`dinno_ros.core.world.lidar` returns them.
+paths are given in world metres; scans in pixels, as :mod:`dinno_ros.core.world.lidar` returns
+them.
 """
 
 from __future__ import annotations
@@ -160,9 +162,11 @@ def draw_scan(
     color: str = SCAN_COLOR,
     rays: bool = True,
 ) -> None:
-    """Draw lidar scans: rays from each pose to its end points, dots where a beam hit a wall.
+    """
+    Draw lidar scans: rays from each pose to its end points, dots where a beam hit a wall.
 
-    ``poses_px`` [N, >=2] pixel poses; ``points_px`` [N, B, 2] pixel end points (a lidar ``Scan.points``).
+    ``poses_px`` [N, >=2] pixel poses; ``points_px`` [N, B, 2] pixel end points (a lidar
+    ``Scan.points``).
     """
     poses = np.atleast_2d(np.asarray(poses_px, dtype=np.float64))[:, :2]
     points = np.asarray(points_px, dtype=np.float64).reshape(poses.shape[0], -1, 2)

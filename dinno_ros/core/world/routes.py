@@ -1,13 +1,14 @@
-"""Generated waypoints: random free waypoints with a minimum spacing, and route sets for N robots.
+"""
+Generated waypoints: random free waypoints with a minimum spacing, and route sets for N robots.
 
-The overlap of a route set follows the paper's comparison (tight, some and minimal overlap). The free
-space a robot can reach (largest 4-connected region of the inflated grid) is split into ``num_robots``
-regions by k-means on the free cells; then
+The overlap of a route set follows the paper's comparison (tight, some and minimal overlap). The
+free space a robot can reach (largest 4-connected region of the inflated grid) is split into
+``num_robots`` regions by k-means on the free cells; then
 
 * ``minimal``: robot i draws its waypoints from region i only,
 * ``some``: robot i draws from region i and the region whose centre is nearest to it,
-* ``tight``: every robot draws from the same area, the ``ceil(N / 2)`` regions nearest the centre of the
-  free space.
+* ``tight``: every robot draws from the same area, the ``ceil(N / 2)`` regions nearest the centre
+  of the free space.
 
 All waypoints lie in one connected region, so every waypoint is reachable from every other one.
 """
@@ -49,7 +50,8 @@ def random_free_waypoints(
     region: np.ndarray | None = None,
     attempts: int = 200,
 ) -> list[tuple[float, float]]:
-    """``num`` random waypoints (metres, cell centres) in the reachable free space, at least
+    """
+    ``num`` random waypoints (metres, cell centres) in the reachable free space, at least
     ``min_spacing_m`` apart; ``region`` (bool [H, W]) restricts where they may lie. When the spacing
     cannot be met, it is halved (with a warning) until it can.
     """

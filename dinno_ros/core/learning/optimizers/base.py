@@ -1,8 +1,10 @@
-"""The per-robot optimizer interface: one robot's state, one synchronous round from neighbour messages.
+"""
+The per-robot optimizer interface: one robot's state, one synchronous round from neighbour messages.
 
-Parameters travel as flat 1-D float32 vectors in ``parameters_to_vector(model.parameters())`` order.
-``FlatParameters`` turns a model's parameters into views of one contiguous vector so the optimizers
-update the model with whole-vector torch ops (no Python loop over parameter tensors in the hot path).
+Parameters travel as flat 1-D float32 vectors in ``parameters_to_vector(model.parameters())``
+order. ``FlatParameters`` turns a model's parameters into views of one contiguous vector so the
+optimizers update the model with whole-vector torch ops (no Python loop over parameter tensors in
+the hot path).
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ class LocalProblem(Protocol):
 
 
 class FlatParameters:
-    """A model's trainable parameters as views into one contiguous flat vector.
+    """
+    A model's trainable parameters as views into one contiguous flat vector.
 
     ``vec`` is the live parameter vector: writing into it changes the model. If someone replaces a
-    parameter's storage (``vector_to_parameters``, ``model.to(...)``), ``rebind`` re-packs the views.
+    parameter's storage (``vector_to_parameters``, ``model.to(...)``), ``rebind`` re-packs the
+    views.
     """
 
     def __init__(self, model: torch.nn.Module) -> None:
@@ -87,10 +91,12 @@ class FlatParameters:
 
 
 class RobotOptimizer(ABC):
-    """One robot's decentralized optimizer: all state is this robot's; a round sees only neighbour messages.
+    """
+    One robot's decentralized optimizer: all state is this robot's; a round sees only neighbour messages.
 
-    Round k: every robot publishes ``outgoing()``; then every robot calls ``step(k, messages)`` with the
-    neighbours' round-k messages. ``step`` updates ``problem.model``'s parameters in place.
+    Round k: every robot publishes ``outgoing()``; then every robot calls ``step(k, messages)``
+    with the neighbours' round-k messages. ``step`` updates ``problem.model``'s parameters in
+    place.
     """
 
     name: ClassVar[str]
@@ -139,7 +145,8 @@ class RobotOptimizer(ABC):
                 )
             if vec.numel() != like.numel():
                 raise ValueError(
-                    f"neighbour {j} sent a '{key}' vector of {vec.numel()} values, expected {like.numel()}"
+                    f"neighbour {j} sent a '{key}' vector of {vec.numel()} values, expected "
+                    f'{like.numel()}'
                 )
             rows.append(vec.reshape(-1))
         return torch.stack(rows).to(device=like.device, dtype=like.dtype)

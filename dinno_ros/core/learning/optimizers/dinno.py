@@ -42,7 +42,8 @@ class DiNNOConfig:
             self.primal_lr_start is not None or self.primal_lr_finish is not None
         ):
             raise ValueError(
-                f'{section}.primal_lr: give either primal_lr or primal_lr_start/primal_lr_finish, not both'
+                f'{section}.primal_lr: give either primal_lr or primal_lr_start/primal_lr_finish, '
+                'not both'
             )
 
     def lr(self, round_k: int) -> float:
@@ -73,7 +74,8 @@ class DiNNO(RobotOptimizer):
             return self._opt
         if self.config.persistant_primal_opt and self._opt is not None:
             logger.warning(
-                'model parameters were replaced from outside; the persistent primal optimizer restarts'
+                'model parameters were replaced from outside; the persistent primal optimizer '
+                'restarts'
             )
         self._opt = make_primal_optimizer(self.config.primal_optimizer, vec, lr)
         self._opt_vec = vec
@@ -94,7 +96,8 @@ class DiNNO(RobotOptimizer):
         losses = []
         for _ in range(cfg.primal_iterations):
             loss, grad = self.batch_loss_and_grad()
-            # gradient of <th, p_i> + rho * sum_j ||th - m_ij||^2 = p_i + 2 rho (deg th - sum_j m_ij)
+            # gradient of <th, p_i> + rho * sum_j ||th - m_ij||^2 = p_i + 2 rho (deg th - sum_j
+            # m_ij)
             grad.add_(self.dual)
             if deg:
                 grad.add_(deg * vec.detach() - mid_sum, alpha=2.0 * self.rho)

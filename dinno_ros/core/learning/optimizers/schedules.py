@@ -11,13 +11,16 @@ PRIMAL_OPTIMIZERS = ('adam', 'adamw', 'sgd')
 
 
 def lr_at(round_k: int, start: float, finish: float, rounds: int, decay: str) -> float:
-    """Learning rate of round ``round_k`` (0-based) decaying from ``start`` to ``finish`` over ``rounds``.
+    """
+    Learning rate of round ``round_k`` (0-based) decaying from ``start`` to ``finish`` over ``rounds``.
 
-    Matches the seed's ``torch.linspace`` / ``torch.logspace`` tables; rounds past the end keep ``finish``.
+    Matches the seed's ``torch.linspace`` / ``torch.logspace`` tables; rounds past the end keep
+    ``finish``.
     """
     if decay not in LR_DECAY_TYPES:
         raise ValueError(
-            f'optimizer_config.lr_decay_type: unknown {decay!r}; allowed: {", ".join(LR_DECAY_TYPES)}'
+            f'optimizer_config.lr_decay_type: unknown {decay!r}; allowed: '
+            f'{", ".join(LR_DECAY_TYPES)}'
         )
     if decay == 'constant' or rounds <= 1:
         return float(start)
@@ -38,7 +41,8 @@ def make_primal_optimizer(
     if kind == 'sgd':
         return torch.optim.SGD([flat_vector], lr=lr)
     raise ValueError(
-        f'optimizer_config.primal_optimizer: unknown {kind!r}; allowed: {", ".join(PRIMAL_OPTIMIZERS)}'
+        f'optimizer_config.primal_optimizer: unknown {kind!r}; allowed: '
+        f'{", ".join(PRIMAL_OPTIMIZERS)}'
     )
 
 

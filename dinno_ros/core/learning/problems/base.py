@@ -1,4 +1,5 @@
-"""Problems: the base model, per-robot local problems and validation, all built from (config, seed, robot_id).
+"""
+Problems: the base model, per-robot local problems and validation, all built from (config, seed, robot_id).
 
 A ROS process holding one robot and the offline loop holding all robots build bit-identical state:
 ``Problem(config, num_nodes, seed).local_problem(robot_id)`` depends on nothing else.
@@ -37,7 +38,8 @@ def robot_generator(seed: int, robot_id: int, stream: int = 0) -> torch.Generato
 
 
 class TensorLocalProblem:
-    """A robot's data held as tensors; minibatches from shuffled epochs of its own generator.
+    """
+    A robot's data held as tensors; minibatches from shuffled epochs of its own generator.
 
     ``loss_fn(model, batch) -> scalar``; ``batch`` is a tuple of tensors indexed along dim 0.
     """
@@ -85,9 +87,11 @@ class TensorLocalProblem:
 
 
 class Problem(ABC):
-    """A distributed learning problem: base model, per-robot ``LocalProblem``s and validation.
+    """
+    A distributed learning problem: base model, per-robot ``LocalProblem``s and validation.
 
-    Subclasses set ``config_cls`` (a dataclass) and are registered with ``@register_problem(name)``.
+    Subclasses set ``config_cls`` (a dataclass) and are registered with
+    ``@register_problem(name)``.
     """
 
     name: ClassVar[str]

@@ -1,15 +1,19 @@
-"""The lidar implicit-density map (the paper's mapping problem): robots learn occupancy from their own scans.
+"""
+The lidar implicit-density map (the paper's mapping problem): robots learn occupancy from their own scans.
 
 * Network: the paper's FourierNet: ``sin(scale * (W x + b))`` first layer (weights uniform in
-  ``+-sqrt(6 / out)``), ReLU hidden layers, Sigmoid output; input ``(x, y)`` in centred pixel units.
+  ``+-sqrt(6 / out)``), ReLU hidden layers, Sigmoid output; input ``(x, y)`` in centred pixel
+  units.
 * Loss: BCE on the sample points along the beams (label 1 at a hit, 0 before it).
-* Data arrives as a robot drives: each round its lidar scans once and the scan's samples join a sliding
-  window of its last ``dataset.window`` scans (:class:`~dinno_ros.core.world.datasets.OnlineScanDataset`).
-* Validation (the paper's number): the sum over validation batches of the batch-mean BCE on scans from
-  ``validation.num_scans`` random free poses of the whole map.
+* Data arrives as a robot drives: each round its lidar scans once and the scan's samples join a
+  sliding window of its last ``dataset.window`` scans
+  (:class:`~dinno_ros.core.world.datasets.OnlineScanDataset`).
+* Validation (the paper's number): the sum over validation batches of the batch-mean BCE on scans
+  from ``validation.num_scans`` random free poses of the whole map.
 
-Everything is built from (config, num_nodes, seed): the map, the robots' routes (one route set for all
-robots), the validation scans, and per robot its path, lidar noise stream and minibatch generator.
+Everything is built from (config, num_nodes, seed): the map, the robots' routes (one route set for
+all robots), the validation scans, and per robot its path, lidar noise stream and minibatch
+generator.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ class DensityModelConfig:
     def validate(self, section: str = 'model') -> None:
         if len(self.shape) < 2 or self.shape[0] != 2 or self.shape[-1] != 1 or min(self.shape) < 1:
             raise ValueError(
-                f'{section}.shape: {self.shape!r} not allowed; allowed: [2, ..., 1] positive widths'
+                f'{section}.shape: {self.shape!r} not allowed; allowed: [2, ..., 1] positive '
+                'widths'
             )
 
 
@@ -188,13 +193,14 @@ class DensityNet(nn.Module):
 def push_hits_into_walls(
     points: np.ndarray, labels: np.ndarray, beam_samps: int, depth: float
 ) -> np.ndarray:
-    """Move each beam's hit sample (its last, label 1) ``depth`` pixels further along the beam.
+    """
+    Move each beam's hit sample (its last, label 1) ``depth`` pixels further along the beam.
 
-    The lidar puts the hit on the face of the first occupied cell, where free space ends; the seed labelled
-    every sample by the map's occupancy there, so its hit samples lay inside walls. Half a pixel inside
-    keeps the labels a function of position (1 in walls, 0 in free space) instead of asking the network
-    for 1 exactly on the boundary (and 0 a hair before it). Points are ordered beam by beam, the first
-    sample of a beam at the pose; returns a new array.
+    The lidar puts the hit on the face of the first occupied cell, where free space ends; the seed
+    labelled every sample by the map's occupancy there, so its hit samples lay inside walls. Half a
+    pixel inside keeps the labels a function of position (1 in walls, 0 in free space) instead of
+    asking the network for 1 exactly on the boundary (and 0 a hair before it). Points are ordered
+    beam by beam, the first sample of a beam at the pose; returns a new array.
     """
     if depth <= 0:
         return points
@@ -381,7 +387,7 @@ def mesh_axes(grid: GridMap, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
     return xs, ys
 
 
-# ---- the world: map, lidar, routes, validation scans (cached per process) --------------------------------
+# ---- the world: map, lidar, routes, validation scans (cached per process) -----------------------
 
 
 @dataclass
@@ -447,7 +453,8 @@ def _build_world(map_cfg, lidar_cfg, routes_cfg, val_cfg, num_nodes, seed) -> Wo
     if routes_cfg.waypoints is not None:
         if len(routes_cfg.waypoints) != num_nodes:
             raise ValueError(
-                f'experiment.routes.waypoints: {len(routes_cfg.waypoints)} routes for {num_nodes} robots'
+                f'experiment.routes.waypoints: {len(routes_cfg.waypoints)} routes for {num_nodes} '
+                'robots'
             )
         waypoints = [[tuple(map(float, w)) for w in route] for route in routes_cfg.waypoints]
     else:

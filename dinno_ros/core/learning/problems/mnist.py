@@ -1,9 +1,11 @@
-"""MNIST classification: the seed's one-conv-layer CNN, NLL loss, hetero or random splits between robots.
+"""
+MNIST classification: the seed's one-conv-layer CNN, NLL loss, hetero or random splits between robots.
 
-Data comes from ``data_dir``: the torchvision layout (``MNIST/raw``) or plain IDX ``.gz`` files. With the
-training files present, train = the 60,000 training digits and validation = the 10,000 test digits; with
-only ``t10k-*`` files (the shared data), the 10,000 test digits are split once, by a fixed permutation, into
-``num_train`` training digits and the rest for validation. ``download: true`` fetches through torchvision.
+Data comes from ``data_dir``: the torchvision layout (``MNIST/raw``) or plain IDX ``.gz`` files.
+With the training files present, train = the 60,000 training digits and validation = the 10,000
+test digits; with only ``t10k-*`` files (the shared data), the 10,000 test digits are split once,
+by a fixed permutation, into ``num_train`` training digits and the rest for validation.
+``download: true`` fetches through torchvision.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ class MNISTConfig:
         8000, min=1
     )  # t10k-only data: digits in the training part (rest: validation)
     download: bool = False  # let torchvision download when the files are missing
-    # optional world: with a map the robots also drive their routes and scan (the swarm; disk graphs)
+    # optional world: with a map the robots also drive their routes and scan (the swarm; disk
+    # graphs)
     map: MapSection | None = None
     routes: RoutesSection = field(default_factory=RoutesSection)
     lidar: LidarSection = field(default_factory=LidarSection)
