@@ -5,7 +5,7 @@ CONFIG ?= lidar.yaml
 ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench clean lock colcon-build
+.PHONY: setup run test bench clean lock colcon-build colcon-test
 
 setup:
 	@bash scripts/setup_env.sh
@@ -24,6 +24,11 @@ bench: setup
 # Build both packages the ROS way with colcon (pip-installed colcon and ROS wheels) into build/ws.
 colcon-build: setup
 	@bash scripts/colcon_build.sh
+
+# The ROS user's test path: colcon build, colcon test (the whole suite, launch tests included),
+# colcon test-result --verbose.
+colcon-test: setup
+	@bash scripts/colcon_test.sh
 
 # Regenerate the pinned closure after editing requirements.txt.
 lock:

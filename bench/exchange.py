@@ -52,7 +52,7 @@ def pack_unpack(numel: int, reps: int) -> tuple[float, float, float]:
 
 
 def echo(numel_max: int) -> None:
-    """The second process: send every Weights on /bench/ping back on /bench/pong."""
+    """Run the second process: send every Weights on /bench/ping back on /bench/pong."""
     from dinno_msgs.msg import Weights
     from dinno_ros.ros import qos
     import rclpy
@@ -116,7 +116,7 @@ def roundtrips(sizes: dict[str, int], pings: int) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--reps', type=int, default=50)
     parser.add_argument('--pings', type=int, default=50)
     parser.add_argument('--echo', action='store_true', help=argparse.SUPPRESS)

@@ -1,5 +1,7 @@
 """
-Lidar throughput: the numba ray caster vs a spline-per-beam reference in the style of the paper's code.
+Lidar throughput: the numba ray caster vs a spline-per-beam reference.
+
+The reference is in the style of the paper's code.
 
 Map: the 2167x1608 DiNNO plan in ../shared/data (or a generated map of that size when absent). 1000
 random free poses x 360 beams, beam length 0.2 * max(H, W). The reference evaluates a scipy
@@ -25,34 +27,44 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dinno_ros.core.world.grid import GridMap  # noqa: E402
+from dinno_ros.core.world.grid import GridMap  # noqa: E402, I100 (after the sys.path insert)
 from dinno_ros.core.world.lidar import Lidar, LidarConfig, random_free_poses  # noqa: E402
 
 PLAN = ROOT.parent / 'shared' / 'data' / 'floorplans' / 'dinno_32_walls.png'
 
 
 def fallback_map(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A simple generated building (rooms with doors) when neither the plan nor the map generator exist."""
+    """
+    Generate a simple building (rooms with doors).
+
+    Used when neither the plan nor the map generator exist.
+    """
     rng = np.random.default_rng(seed)
     occ = np.zeros((height, width), dtype=np.uint8)
     occ[:8], occ[-8:], occ[:, :8], occ[:, -8:] = 1, 1, 1, 1
     xs = np.sort(rng.choice(np.arange(150, width - 150), 5, replace=False))
     ys = np.sort(rng.choice(np.arange(150, height - 150), 4, replace=False))
     for x in xs:
-        occ[:, x - 4 : x + 4] = 1
+        wall = slice(x - 4, x + 4)
+        occ[:, wall] = 1
         for y0, y1 in zip(np.r_[0, ys], np.r_[ys, height]):
             d = rng.integers(y0 + 20, max(y0 + 21, y1 - 40))
-            occ[d : d + 18, x - 4 : x + 4] = 0
+            occ[slice(d, d + 18), wall] = 0
     for y in ys:
-        occ[y - 4 : y + 4, :] = 1
+        wall = slice(y - 4, y + 4)
+        occ[wall, :] = 1
         for x0, x1 in zip(np.r_[0, xs], np.r_[xs, width]):
             d = rng.integers(x0 + 20, max(x0 + 21, x1 - 40))
-            occ[y - 4 : y + 4, d : d + 18] = 0
+            occ[wall, slice(d, d + 18)] = 0
     return occ.astype(bool)
 
 
 def load_bench_map(height: int = 1608, width: int = 2167) -> tuple[GridMap, str]:
-    """The real plan when present (the floorplan loader if available), else a generated map."""
+    """
+    Load the real plan when present, else a generated map.
+
+    The plan goes through the floorplan loader if available.
+    """
     if PLAN.exists():
         try:
             from dinno_ros.core.world.floorplan import load_floorplan
@@ -77,7 +89,11 @@ def load_bench_map(height: int = 1608, width: int = 2167) -> tuple[GridMap, str]
 def spline_reference_scan(
     density, pos, angles, beam_len, beam_samps=25, collision_samps=50, fine_samps=3
 ):
-    """The paper's per-beam spline lidar for one pose (centred pixel coordinates, image y down)."""
+    """
+    Run the paper's per-beam spline lidar for one pose.
+
+    Centred pixel coordinates, image y down.
+    """
     out = []
     for a in angles:
         beam_vec = beam_len * np.array([np.cos(a), np.sin(a)]).reshape(1, -1)
@@ -111,12 +127,12 @@ def time_reference(
     centred = poses[:n_poses, :2] - np.array([nx / 2, ny / 2])
     t0 = time.perf_counter()
     for i in range(n_poses):
-        spline_reference_scan(density, centred[i : i + 1], -(poses[i, 2] + angles), beam_len)
+        spline_reference_scan(density, centred[slice(i, i + 1)], -(poses[i, 2] + angles), beam_len)
     return (time.perf_counter() - t0) / (n_poses * len(angles)), n_poses * len(angles)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument('--poses', type=int, default=1000)
     ap.add_argument('--beams', type=int, default=360)
     ap.add_argument('--repeats', type=int, default=7)
@@ -145,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     rays_per_s = n_rays / t_med
     hit = scan.hit
     print(
-        f'numba scan (ranges, hits, hit points): median {1e3 * t_med:.1f} ms over {args.repeats} '
-        'runs '
-        f'(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}) -> {rays_per_s / 1e6:.2f} M '
-        'rays/s; '
+        'numba scan (ranges, hits, hit points): '
+        f'median {1e3 * t_med:.1f} ms over {args.repeats} runs '
+        f'(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}) '
+        f'-> {rays_per_s / 1e6:.2f} M rays/s; '
         f'hits {100 * hit.mean():.1f}%, mean hit range {scan.ranges[hit].mean():.1f} px'
     )
     t0 = time.perf_counter()
@@ -164,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         tl.cast(sub)
         dt = time.perf_counter() - t0
         print(
-            f'torch (cpu) cast: {len(sub) * args.beams / dt / 1e6:.2f} M rays/s on {len(sub)} '
-            'poses'
+            f'torch (cpu) cast: {len(sub) * args.beams / dt / 1e6:.2f} M rays/s '
+            f'on {len(sub)} poses'
         )
 
     per_ray, n_ref = time_reference(grid, poses, lidar.angles, lidar.range_max, args.ref_beams)

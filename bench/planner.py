@@ -1,5 +1,7 @@
 """
-A* speed: the numba planner (jump point search) vs a pure-Python 4-connected heapq A*, corner to corner.
+A* speed: the numba planner (jump point search) vs a pure-Python 4-connected heapq A*.
+
+The query runs corner to corner.
 
 Grid: the 2167x1608 DiNNO plan in ../shared/data resized (area average) to 1000x1000 and inflated
 by the robot radius, or a generated 1000x1000 map when the plan is absent. The query joins the free
@@ -26,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dinno_ros.core.world.grid import GridMap  # noqa: E402
+from dinno_ros.core.world.grid import GridMap  # noqa: E402, I100 (after the sys.path insert)
 from dinno_ros.core.world.planner import astar, inflate, smooth  # noqa: E402
 
 PLAN = ROOT.parent / 'shared' / 'data' / 'floorplans' / 'dinno_32_walls.png'
@@ -56,7 +58,11 @@ def bench_grid() -> tuple[GridMap, str]:
 
 
 def corner_query(free: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Free cells nearest the top-left and bottom-right corners, in the largest 4-connected region."""
+    """
+    Free cells nearest the top-left and bottom-right corners.
+
+    Both in the largest 4-connected region.
+    """
     n, labels = cv2.connectedComponents(free.astype(np.uint8), connectivity=4)
     sizes = np.bincount(labels.ravel(), minlength=n)
     sizes[0] = 0
@@ -68,7 +74,11 @@ def corner_query(free: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 def python_astar_4(free: np.ndarray, start, goal) -> list[tuple[int, int]]:
-    """Pure-Python 4-connected A* with heapq and a Manhattan heuristic (the reference code's style)."""
+    """
+    Pure-Python 4-connected A* with heapq and a Manhattan heuristic.
+
+    In the reference code's style.
+    """
     h, w = free.shape
     free_l = free.tolist()
     g = {start: 0}
@@ -106,7 +116,7 @@ def path_length(cells: np.ndarray) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument('--repeats', type=int, default=9)
     ap.add_argument('--radius', type=float, default=0.2, help='robot radius in metres')
     args = ap.parse_args(argv)
@@ -132,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     short = smooth(free, path)
     t_smooth = 1e3 * (time.perf_counter() - t0)
     print(
-        f'numba JPS (8-connected, octile, no corner cutting): median {ms:.1f} ms over '
-        f'{args.repeats} runs '
-        f'(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}); {len(path)} cells, '
-        f'{length:.3f} px; '
+        'numba JPS (8-connected, octile, no corner cutting): '
+        f'median {ms:.1f} ms over {args.repeats} runs '
+        f'(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}); '
+        f'{len(path)} cells, {length:.3f} px; '
         f'smoothing {t_smooth:.1f} ms -> {len(short)} vertices'
     )
     astar(free, start, start, method='astar')

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """
-Lidar mapping quality: DiNNO's validation loss against centralised training on the union of the robots' data.
+Lidar mapping quality: DiNNO's validation loss against centralised training.
+
+The centralised model trains on the union of the robots' data.
 
 Seven robots drive their own A* routes through the DiNNO paper's floorplan (CubiCasa5k plan 32, the
 wall mask in ../shared/data/floorplans/dinno_32_walls.png; a generated office of the same size when
@@ -38,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dinno_ros.core.learning.experiment import run_experiment  # noqa: E402
+from dinno_ros.core.learning.experiment import run_experiment  # noqa: E402, I100 (sys.path)
 from dinno_ros.core.learning.experiment_config import parse_experiment  # noqa: E402
 from dinno_ros.core.learning.optimizers.schedules import lr_at  # noqa: E402
 from dinno_ros.core.learning.simulation import build_problem  # noqa: E402
@@ -173,7 +175,7 @@ def train_central(
 
 
 def seen_mask(problem, rounds: int, step: int) -> np.ndarray:
-    """The coarse cells any robot's lidar has seen along its route during the run."""
+    """Return the coarse cells any robot's lidar has seen along its route during the run."""
     seen = SeenMask(problem.grid, problem.lidar, step_px=step, num_beams=90)
     for i in range(NUM_ROBOTS):
         motion = problem.motion(i)
@@ -201,7 +203,7 @@ def draw_maps(problem, meshes: dict[str, np.ndarray], out_png: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--rounds', type=int, default=600, help='rounds (paper: 4000)')
     parser.add_argument(
         '--batch', type=int, default=2000, help='DiNNO batch per primal step (paper: 12,500)'
@@ -231,10 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         }
     config = parse_experiment(experiment_dict(args, map_section), base_dir=ROOT)
     print(
-        f'settings: {NUM_ROBOTS} robots, {args.rounds} rounds (paper 4000), DiNNO batch '
-        f'{args.batch} x '
-        f'{args.primal_iterations} primal Adam steps (paper 12,500 x 5), lr {args.lr_start:g} -> '
-        f'{args.lr_finish:g} '
+        f'settings: {NUM_ROBOTS} robots, {args.rounds} rounds (paper 4000), '
+        f'DiNNO batch {args.batch} x {args.primal_iterations} primal Adam steps (paper 12,500 x 5), '
+        f'lr {args.lr_start:g} -> {args.lr_finish:g} '
         f'(log), rho 0.3 x 1.0004^k; DSGD/DSGT batch {int(round(1.6 * args.batch))}, alpha 0.001; '
         f'disk graph radius {1500 * RESOLUTION:.1f} m; window 800 scans; 500 validation scans',
         flush=True,
@@ -285,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, (_, val, secs) in centrals.items():
         q = map_quality(meshes[name], truth, seen)
         print(
-            f'{name:18s} {val:8.4f}                      {q["accuracy"]:.3f} / {q["iou"]:.3f}     '
-            f'       {secs:7.1f}'
+            f'{name:18s} {val:8.4f}                      '
+            f'{q["accuracy"]:.3f} / {q["iou"]:.3f}            {secs:7.1f}'
         )
     print(f'reference: {best} (the lower validation loss of the two centralised runs)')
     print(f'seen area: {100 * seen.mean():.1f}% of the map; picture: {out_png}')

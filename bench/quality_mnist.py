@@ -1,5 +1,7 @@
 """
-Quality benchmark (issue 4): DiNNO vs a centralised model on the real MNIST digits, DSGD and DSGT reported.
+Quality benchmark (issue 4): DiNNO vs a centralised model on the real MNIST digits.
+
+DSGD and DSGT are reported too.
 
 The 10,000 real test digits in ../shared/data/mnist are split once into 8,000 training and 2,000
 validation digits. 10 robots hold the `hetero` split (one digit class each) and talk on a cycle
@@ -21,13 +23,13 @@ from pathlib import Path
 import sys
 import time
 
+from dinno_ros.core.learning import registry
+from dinno_ros.core.learning.metrics import consensus_error
+from dinno_ros.core.learning.optimizers import NeighborMessage
+from dinno_ros.core.learning.optimizers.schedules import lr_at
 import matplotlib
 
 matplotlib.use('Agg')
-from dinno_ros.core.learning import registry  # noqa: E402
-from dinno_ros.core.learning.metrics import consensus_error  # noqa: E402
-from dinno_ros.core.learning.optimizers import NeighborMessage  # noqa: E402
-from dinno_ros.core.learning.optimizers.schedules import lr_at  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import torch  # noqa: E402
@@ -39,7 +41,7 @@ DEFAULT_DATA = ROOT.parent / 'shared' / 'data' / 'mnist'
 
 def optimizer_configs(rounds: int) -> dict[str, dict]:
     """
-    The paper's hyperparameters, except DiNNO's rho_init: 4.0 in place of 0.5.
+    Return the paper's hyperparameters, except DiNNO's rho_init: 4.0 in place of 0.5.
 
     Tuned on the validation part over 1,000 rounds (mean node accuracy; the paper ran 2,000
     rounds): rho_init 0.5 -> 0.868, 2.0 -> 0.937, 4.0 -> 0.943, 8.0 -> 0.926; lr_finish 0.001 or 4
@@ -71,7 +73,11 @@ def optimizer_configs(rounds: int) -> dict[str, dict]:
 def run_decentralized(
     problem, config: dict, graph: nx.Graph, rounds: int, eval_every: int
 ) -> dict:
-    """Synchronous rounds over all robots; mean/min/max node accuracy and consensus error every eval_every."""
+    """
+    Run synchronous rounds over all robots.
+
+    Records mean/min/max node accuracy and consensus error every eval_every.
+    """
     robots = [
         registry.build_optimizer(config, problem.local_problem(i))
         for i in range(problem.num_nodes)
@@ -106,7 +112,11 @@ def run_decentralized(
 def run_central(
     problem, samples: int, rounds: int, eval_every: int, lr_start: float, lr_finish: float
 ) -> dict:
-    """Adam on all training digits for ``samples`` samples (batch = train_batch_size), log-decayed lr."""
+    """
+    Adam on all training digits for ``samples`` samples, log-decayed lr.
+
+    Batch = train_batch_size.
+    """
     local = problem.central_problem()
     model = local.model
     params = list(model.parameters())
@@ -233,9 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     graph = nx.cycle_graph(args.nodes)
     print(
         f'MNIST: {len(problem.train_y)} train / {len(problem.val_y)} validation digits, '
-        f'{args.nodes} nodes, '
-        f'hetero split, cycle graph, {args.rounds} rounds, batch {args.batch}, '
-        f'{torch.get_num_threads()} threads'
+        f'{args.nodes} nodes, hetero split, cycle graph, {args.rounds} rounds, '
+        f'batch {args.batch}, {torch.get_num_threads()} threads'
     )
     for alg in algs:
         print(f'  {alg}: {configs[alg]}')

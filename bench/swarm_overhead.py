@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """
-What ROS costs: the same lidar config run as the ROS swarm and in the offline runner, time per round.
+What ROS costs: time per round of the same lidar config.
+
+Run as the ROS swarm and in the offline runner.
 
 The ROS swarm is started by the pip-only runner (one process per robot plus the monitor, real DDS
 on this host); its round time is the slowest robot's mean time per round after round 0 (round 0
@@ -36,7 +38,7 @@ PER_ROUND = re.compile(
 
 
 def bench_config(config: str, rounds: int, num_robots: int, out: Path) -> Path:
-    """The config with evaluation only at the end and nothing written."""
+    """Write the config with evaluation only at the end and nothing written."""
     path = resolve_config(config)
     data = yaml.safe_load(path.read_text())
     swarm = data.setdefault('swarm', {})
@@ -89,7 +91,7 @@ def offline_round_ms(config: Path, rounds: int, threads: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--config', default='lidar.yaml')
     parser.add_argument('--rounds', type=int, default=60)
     parser.add_argument('--num-robots', type=int, default=4)
@@ -112,8 +114,8 @@ def main() -> int:
         ros = ros_round_ms(config, args.rounds)
         offline = offline_round_ms(config, args.rounds, args.offline_threads)
     print(
-        f'ROS swarm: {ros:.1f} ms per round (slowest robot); offline runner: {offline:.1f} ms per '
-        'round '
+        f'ROS swarm: {ros:.1f} ms per round (slowest robot); '
+        f'offline runner: {offline:.1f} ms per round '
         f'({args.offline_threads} torch threads)'
     )
     print(f'ros_round_ms={ros:.1f} offline_round_ms={offline:.1f} ratio={ros / offline:.2f}')

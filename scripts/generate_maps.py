@@ -15,9 +15,19 @@ from dinno_ros.core.world.mapgen import generate_floorplan
 
 # name -> generator arguments
 SHIPPED_MAPS = {
-    'apartment_small': dict(kind='apartment', seed=3, size_m=(14.0, 10.0), resolution=0.05),
-    'apartment_large': dict(kind='apartment', seed=11, size_m=(24.0, 17.0), resolution=0.05),
-    'office': dict(kind='office', seed=5, size_m=(36.0, 24.0), resolution=0.05),
+    'apartment_small': {
+        'kind': 'apartment',
+        'seed': 3,
+        'size_m': (14.0, 10.0),
+        'resolution': 0.05,
+    },
+    'apartment_large': {
+        'kind': 'apartment',
+        'seed': 11,
+        'size_m': (24.0, 17.0),
+        'resolution': 0.05,
+    },
+    'office': {'kind': 'office', 'seed': 5, 'size_m': (36.0, 24.0), 'resolution': 0.05},
 }
 
 

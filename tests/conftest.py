@@ -1,12 +1,26 @@
-"""Shared test set-up: DDS stays on this host, on a domain id of each test's own."""
+"""Shared test set-up: DDS stays on this host, on a domain id of each test's own.
+
+Every process a test starts carries ``DINNO_TEST_TAG`` in its environment; after the test, any
+process still running with that tag is killed and the test fails. ``Processes`` starts commands
+with a hard timeout that kills them and fails with their last log lines.
+"""
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 from pathlib import Path
 import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Sequence
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,14 +37,110 @@ def next_domain_id() -> int:
     return 1 + (os.getpid() % 50 + next(_DOMAINS) * 7) % 200
 
 
+TAG = 'DINNO_TEST_TAG'
+_TAGS = itertools.count()
+
+
+def tagged_processes(tag: str) -> list[psutil.Process]:
+    """Live processes whose environment carries ``DINNO_TEST_TAG=tag``."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and proc.environ().get(TAG) == tag:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def kill_tagged(tag: str) -> list[str]:
+    """SIGKILL every process of this tag; their command lines, for the failure message."""
+    procs = tagged_processes(tag)
+    names = []
+    for proc in procs:
+        try:
+            names.append(' '.join(proc.cmdline())[:160])
+            proc.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(procs, timeout=5)
+    return names
+
+
 @pytest.fixture
-def ros_env() -> dict[str, str]:
-    """The environment for node processes: localhost discovery and a domain of this test's own."""
+def ros_env():
+    """The environment for node processes: localhost discovery and a domain of this test's own.
+
+    After the test, no process started with this environment may still run.
+    """
     env = dict(os.environ)
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env['ROS_DOMAIN_ID'] = str(next_domain_id())
     env['PYTHONUNBUFFERED'] = '1'
-    return env
+    env[TAG] = f'{os.getpid()}-{next(_TAGS)}'
+    yield env
+    deadline = time.monotonic() + 10.0  # processes that are on their way out get a moment
+    while tagged_processes(env[TAG]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = kill_tagged(env[TAG])
+    assert not left, 'processes left running after the test (killed now):\n' + '\n'.join(left)
+
+
+class Processes:
+    """Commands started for one test; each with its output collected and a hard timeout."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.started: list[tuple[subprocess.Popen, list[str]]] = []
+
+    def start(self, cmd: Sequence[str], cwd: Path | None = None) -> tuple[subprocess.Popen, list[str]]:
+        """Start ``cmd`` in a process group of its own; its merged output lines collect in a list."""
+        proc = subprocess.Popen(
+            list(map(str, cmd)),
+            env=self.env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        lines: list[str] = []
+        threading.Thread(
+            target=lambda: lines.extend(iter(proc.stdout.readline, '')), daemon=True
+        ).start()
+        self.started.append((proc, lines))
+        return proc, lines
+
+    def wait(self, proc: subprocess.Popen, lines: list[str], timeout: float) -> int:
+        """Its exit code; past ``timeout`` s everything of this test is killed and the test fails."""
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_tagged(self.env[TAG])
+            proc.kill()
+            pytest.fail(f'still running after {timeout:.0f} s; last lines:\n{tail(lines)}')
+        time.sleep(0.2)  # let the reader take the last lines
+        return code
+
+    def run(self, cmd: Sequence[str], timeout: float, cwd: Path | None = None) -> tuple[int, str]:
+        """Start ``cmd`` and wait for it: (exit code, whole output)."""
+        proc, lines = self.start(cmd, cwd)
+        code = self.wait(proc, lines, timeout)
+        return code, ''.join(lines)
+
+    def interrupt(self, proc: subprocess.Popen) -> None:
+        """Ctrl-C as a terminal sends it: SIGINT to the process group."""
+        os.killpg(proc.pid, signal.SIGINT)
+
+
+def tail(lines: list[str], n: int = 60) -> str:
+    return ''.join(collections.deque(lines, maxlen=n))
+
+
+@pytest.fixture
+def processes(ros_env) -> Processes:
+    return Processes(ros_env)
 
 
 @pytest.fixture
@@ -38,3 +148,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f'shared data absent: {SHARED_DATA}')
     return SHARED_DATA
+
+
+LAUNCH_STACK_HINT = (
+    'the ROS 2 launch stack is not installed: run `make setup` with '
+    '../shared/vendor/ros2-launch present (or DINNO_ROS2_LAUNCH=/path/to/it), '
+    'or source a ROS 2 install that has launch_ros, launch_pytest and ros2cli'
+)
+
+
+def ros2_cli() -> list[str]:
+    """The ``ros2`` command of this environment (beside this Python, else on PATH), or skip."""
+    pytest.importorskip('ros2cli', reason=LAUNCH_STACK_HINT)
+    pytest.importorskip('launch_ros', reason=LAUNCH_STACK_HINT)
+    beside = Path(sys.executable).parent / 'ros2'
+    found = str(beside) if beside.is_file() else shutil.which('ros2')
+    if found is None:
+        pytest.skip(LAUNCH_STACK_HINT)
+    return [found]

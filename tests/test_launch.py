@@ -1,73 +1,151 @@
-"""launch_pytest tests of the installed swarm.launch.py (run where launch_pytest exists; skipped here).
+"""launch_pytest tests of the installed swarm.launch.py: the ROS user's interface, run for real.
 
-In a ROS 2 workspace: ``colcon build && colcon test --packages-select dinno_ros``.
+They include ``share/dinno_ros/launch/swarm.launch.py`` from the ament index (a colcon install, or
+the pip-only venv that ``make setup`` registers) and watch every node's exit. In a ROS 2
+workspace: ``colcon build && colcon test --packages-select dinno_ros``.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import time
 
+from conftest import CONFIGS, LAUNCH_STACK_HINT, next_domain_id, tail
 import pytest
+import torch
+import yaml
 
-launch_pytest = pytest.importorskip(
-    'launch_pytest', reason='launch_pytest is not installed (pip-only setup)'
-)
-pytest.importorskip('launch_ros', reason='launch_ros is not installed')
+launch_pytest = pytest.importorskip('launch_pytest', reason=LAUNCH_STACK_HINT)
+pytest.importorskip('launch_ros', reason=LAUNCH_STACK_HINT)
 
-from ament_index_python.packages import get_package_share_directory  # noqa: E402
-from conftest import CONFIGS, next_domain_id  # noqa: E402
-from dinno_msgs.msg import SwarmMetrics  # noqa: E402
-from dinno_ros.ros import qos  # noqa: E402
-from launch.actions import IncludeLaunchDescription  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-import rclpy  # noqa: E402
+from ament_index_python.packages import get_package_share_directory  # noqa: E402, I100
 from launch import LaunchDescription  # noqa: E402
+from launch.actions import (  # noqa: E402
+    IncludeLaunchDescription,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+)
+from launch.event_handlers import OnProcessExit, OnProcessIO  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 
-os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ.setdefault('ROS_DOMAIN_ID', str(next_domain_id()))
+ROUNDS = 6
+DEADLINE_S = 240.0
+
+
+def launch_config(tmp_path: Path, swarm: dict | None = None, **monitor) -> Path:
+    """tiny_swarm.yaml (3 robots, quick) with the settings given, written to tmp_path."""
+    data = yaml.safe_load((CONFIGS / 'tiny_swarm.yaml').read_text())
+    data['swarm'].update(swarm or {})
+    data['swarm']['monitor'].update(monitor)
+    path = tmp_path / 'launch_swarm.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class Watch:
+    """What the launched processes did: exit codes by process name, and their output."""
+
+    def __init__(self) -> None:
+        self.exits: dict[str, int] = {}
+        self.lines: list[str] = []
+
+    def on_exit(self, event, _context) -> None:
+        self.exits[event.action.name] = event.returncode
+
+    def on_output(self, event) -> None:
+        name = event.action.name
+        self.lines.extend(f'[{name}] {line}\n' for line in event.text.decode().splitlines())
+
+    def monitor_exited(self) -> bool:
+        return any(name.startswith('monitor_node') for name in self.exits)
+
+    def wait(self, launch_service, timeout: float) -> None:
+        """Until the monitor exited and the launch ended (or fail with the last lines)."""
+        deadline = time.monotonic() + timeout
+        while not (self.monitor_exited() and launch_service.task.done()):
+            if time.monotonic() > deadline:
+                pytest.fail(f'the launch did not end in {timeout:.0f} s:\n{tail(self.lines)}')
+            if launch_service.task.done() and not self.monitor_exited():
+                break  # the launch itself failed
+            time.sleep(0.2)
+
+
+def swarm_description(config: Path, results: Path, watch: Watch, **env: str) -> LaunchDescription:
+    share = get_package_share_directory('dinno_ros')
+    environment = {
+        'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+        'ROS_DOMAIN_ID': str(next_domain_id()),
+        'PYTHONUNBUFFERED': '1',
+        **env,
+    }
+    return LaunchDescription([
+        *(SetEnvironmentVariable(k, v) for k, v in environment.items()),
+        RegisterEventHandler(OnProcessExit(on_exit=watch.on_exit)),
+        RegisterEventHandler(OnProcessIO(on_stdout=watch.on_output, on_stderr=watch.on_output)),
+        # ReadyToTest first: the test itself waits, with a deadline, even if the include fails
+        launch_pytest.actions.ReadyToTest(),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'swarm.launch.py')),
+            launch_arguments={
+                'config': str(config),
+                'rounds': str(ROUNDS),
+                'results_dir': str(results),
+            }.items(),
+        ),
+    ])
+
+
+def results_of(results: Path) -> dict:
+    files = sorted(results.glob('*/*_results.pt'))
+    assert files, f'no results under {results}'
+    return torch.load(files[-1], weights_only=True)
+
+
+def assert_complete_run(watch: Watch, results: Path) -> None:
+    out = tail(watch.lines, 80)
+    kinds = sorted(name.rsplit('-', 1)[0] for name in watch.exits)  # robot_node-5: 5th process
+    assert kinds == ['monitor_node', 'robot_node', 'robot_node', 'robot_node'], (watch.exits, out)
+    assert all(code == 0 for code in watch.exits.values()), (watch.exits, out)
+    metrics = results_of(results)
+    assert metrics['complete'] and not metrics['interrupted'], out
+    assert metrics['rounds_completed'] == {0: ROUNDS, 1: ROUNDS, 2: ROUNDS}, metrics['rounds_completed']
+    assert metrics['rounds_reported'] == ROUNDS
+
+
+@pytest.fixture
+def watch() -> Watch:
+    return Watch()
 
 
 @launch_pytest.fixture
-def swarm_launch():
-    share = get_package_share_directory('dinno_ros')
-    return LaunchDescription(
-        [
-            IncludeLaunchDescription(
-                PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'swarm.launch.py')),
-                launch_arguments={
-                    'config': str(CONFIGS / 'tiny_swarm.yaml'),
-                    'rounds': '8',
-                }.items(),
-            ),
-            launch_pytest.actions.ReadyToTest(),
-        ]
+def swarm(tmp_path, watch):
+    return swarm_description(launch_config(tmp_path), tmp_path / 'results', watch)
+
+
+@pytest.mark.launch(fixture=swarm)
+def test_launch_file_runs_three_robots_and_the_monitor_to_the_end(tmp_path, watch, launch_service):
+    watch.wait(launch_service, DEADLINE_S)
+    assert_complete_run(watch, tmp_path / 'results')
+    yield
+
+
+@launch_pytest.fixture
+def slow_monitor_swarm(tmp_path, watch):
+    # every evaluation takes 6 s, while a robot silent for 2 + 1.5 s counts as lost
+    config = launch_config(
+        tmp_path, swarm={'round_timeout': 2.0}, lost_after=1.5, evaluate_frequency=3
+    )
+    return swarm_description(
+        config, tmp_path / 'results', watch, DINNO_MONITOR_EVAL_DELAY_S='6'
     )
 
 
-def wait_for_metrics(last_round: int, timeout: float) -> list[int]:
-    """Rounds of the /swarm/metrics messages seen until ``last_round`` arrived (or the timeout)."""
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('launch_test_listener', context=context)
-    seen: list[int] = []
-    node.create_subscription(
-        SwarmMetrics, '/swarm/metrics', lambda m: seen.append(m.round), qos.metrics()
-    )
-    executor = rclpy.executors.SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and last_round not in seen:
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-    return seen
-
-
-@pytest.mark.launch(fixture=swarm_launch)
-def test_installed_launch_file_runs_the_swarm_to_its_last_round():
-    seen = wait_for_metrics(last_round=8, timeout=300)
-    assert 8 in seen, f'the monitor published rounds {seen}'
+@pytest.mark.launch(fixture=slow_monitor_swarm)
+def test_a_monitor_busier_than_lost_after_still_completes_every_round(
+    tmp_path, watch, launch_service
+):
+    watch.wait(launch_service, DEADLINE_S)
+    assert_complete_run(watch, tmp_path / 'results')
+    assert not any('lost' in line for line in watch.lines if '[monitor' in line), tail(watch.lines)
     yield

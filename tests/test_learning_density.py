@@ -1,4 +1,8 @@
-"""The lidar implicit-density problem: network, loss, online local data, robot motion, validation, maps."""
+"""
+The lidar implicit-density problem.
+
+Network, loss, online local data, robot motion, validation, maps.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import torch
 
 
 def box_grid() -> GridMap:
-    """A 60 x 40 px room (0.1 m/px) with a wall stub in the middle."""
+    """Build a 60 x 40 px room (0.1 m/px) with a wall stub in the middle."""
     occ = np.zeros((40, 60), dtype=bool)
     occ[:2, :] = occ[-2:, :] = True
     occ[:, :2] = occ[:, -2:] = True
@@ -90,7 +94,9 @@ def test_validation_loss_is_the_sum_of_batch_means():
     net = DensityNet([2, 8, 1], scale=1.0)
     x, y = torch.randn(25, 2), (torch.rand(25) > 0.7).float()
     with torch.no_grad():
-        expected = sum(float(bce_loss(net, (x[s : s + 10], y[s : s + 10]))) for s in (0, 10, 20))
+        expected = sum(
+            float(bce_loss(net, (x[s:e], y[s:e]))) for s, e in ((0, 10), (10, 20), (20, 30))
+        )
     assert summed_batch_bce(net, x, y, 10) == pytest.approx(expected, rel=1e-6)
 
 

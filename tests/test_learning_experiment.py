@@ -1,4 +1,8 @@
-"""The experiment YAML (seed format), the offline round loop, the per-robot builders and the runner."""
+"""
+The experiment YAML (seed format) and the offline round loop.
+
+Also the per-robot builders and the runner.
+"""
 
 from __future__ import annotations
 
@@ -92,7 +96,11 @@ SEED_YAML = {
 
 
 def tiny_lidar(rounds: int = 24, writeout: bool = True, out: str = 'results') -> dict:
-    """A tiny lidar experiment on a small generated apartment: 3 robots, a disk graph, three pairs."""
+    """
+    Build a tiny lidar experiment on a small generated apartment.
+
+    3 robots, a disk graph, three pairs.
+    """
     metrics = [
         'forward_pass_count',
         'train_loss_moving_average',

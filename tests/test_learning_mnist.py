@@ -118,7 +118,11 @@ def test_real_digits_split_and_determinism() -> None:
 
 @needs_data
 def test_short_dinno_run_beats_chance() -> None:
-    """5 robots, random split, cycle graph, 60 DiNNO rounds: validation accuracy far above chance (0.1)."""
+    """
+    5 robots, random split, cycle graph, 60 DiNNO rounds.
+
+    Validation accuracy far above chance (0.1).
+    """
     problem = registry.build_problem(mnist_config(data_split_type='random'), 5, seed=0)
     config = {
         'alg_name': 'dinno',

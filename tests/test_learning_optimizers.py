@@ -1,4 +1,8 @@
-"""Per-robot optimizers on distributed least squares, DiNNO by hand, registry errors, determinism."""
+"""
+Per-robot optimizers on distributed least squares.
+
+DiNNO by hand, registry errors, determinism.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +35,11 @@ def lsq_data(seed: int = 0):
 
 
 def central_solution(data) -> torch.Tensor:
-    """argmin sum_i mean_s (a_s x - b_s)^2 = ordinary least squares on the stacked data (equal shares)."""
+    """
+    Return argmin sum_i mean_s (a_s x - b_s)^2.
+
+    It equals ordinary least squares on the stacked data (equal shares).
+    """
     a = torch.cat([d[0] for d in data]).double()
     b = torch.cat([d[1] for d in data]).double()
     return torch.linalg.lstsq(a, b.unsqueeze(1)).solution.squeeze(1).float()
@@ -53,7 +61,11 @@ def lsq_robots(
 
 
 def run_rounds(robots: list[RobotOptimizer], graph: nx.Graph, rounds: int, start: int = 0) -> None:
-    """The synchronous loop: everyone publishes, then everyone steps with the round-k messages."""
+    """
+    Run the synchronous loop.
+
+    Everyone publishes, then everyone steps with the round-k messages.
+    """
     for k in range(start, start + rounds):
         out = [r.outgoing() for r in robots]
         deg = dict(graph.degree)
@@ -106,7 +118,11 @@ def test_converges_to_central_least_squares(name: str) -> None:
 
 
 def test_dinno_adam_log_schedule_converges() -> None:
-    """The paper's primal setting (Adam, log-decayed lr) also reaches the optimum on the convex problem."""
+    """
+    The paper's primal setting (Adam, log-decayed lr).
+
+    It also reaches the optimum on the convex problem.
+    """
     config = {
         'alg_name': 'dinno',
         'rho_init': 0.5,
@@ -128,7 +144,8 @@ def test_dinno_round_by_hand() -> None:
     """
     Two robots, scalar model w, loss_i = (a_i w - b_i)^2, sgd, one primal iteration, lr 0.1.
 
-    rho = 0.5 * 2 = 1 (scaled before the dual step). Duals: p0 = rho (w0 - w1) = 1 - 3 = -2, p1 = +2.
+    rho = 0.5 * 2 = 1 (scaled before the dual step).
+    Duals: p0 = rho (w0 - w1) = 1 - 3 = -2, p1 = +2.
     Robot 0 (w0=1, a=1, b=3): grad = 2*1*(1*1 - 3) + p0 + 2 rho (w0 - (w0+w1)/2) = -4 - 2 - 2 = -8
         -> w0 = 1.8
     Robot 1 (w1=3, a=2, b=2): grad = 2*2*(2*3 - 2) + p1 + 2 rho (w1 - 2)       = 16 + 2 + 2 = 20
@@ -167,7 +184,11 @@ def test_dinno_round_by_hand() -> None:
 
 
 def test_dsgd_round_by_hand_and_alpha_decay() -> None:
-    """Path 0-1: degrees 1, 1 -> W = [[1/2, 1/2], [1/2, 1/2]]; the gradient is taken at the mixed point."""
+    """
+    Path 0-1: degrees 1, 1 -> W = [[1/2, 1/2], [1/2, 1/2]].
+
+    The gradient is taken at the mixed point.
+    """
     config = {'alg_name': 'dsgd', 'alpha0': 0.1, 'mu': 0.5, 'outer_iterations': 10}
     robots = []
     for w, b in ((1.0, 0.0), (3.0, 4.0)):
@@ -190,7 +211,11 @@ def test_dsgd_round_by_hand_and_alpha_decay() -> None:
 
 
 def test_isolated_robot_takes_local_steps() -> None:
-    """With no neighbours every algorithm still descends its own loss (no NaNs, no consensus terms)."""
+    """
+    With no neighbours every algorithm still descends its own loss.
+
+    No NaNs, no consensus terms.
+    """
     data = lsq_data()
     a, b = data[0]
     x_local = torch.linalg.lstsq(a, b.unsqueeze(1)).solution.squeeze(1)
@@ -213,7 +238,11 @@ def test_dsgt_sends_params_and_tracker() -> None:
 
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_same_seed_gives_identical_vectors(name: str) -> None:
-    """Stochastic minibatches (4 of 12 samples) drawn from per-robot generators: same seed -> same bits."""
+    """
+    Stochastic minibatches (4 of 12 samples) drawn from per-robot generators.
+
+    Same seed -> same bits.
+    """
     config = CASES[name][0]
     runs = []
     for seed in (7, 7, 8):

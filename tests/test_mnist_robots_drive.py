@@ -1,4 +1,8 @@
-"""config/mnist.yaml: MNIST shards instead of lidar, but the robots still drive their routes and scan."""
+"""
+config/mnist.yaml: MNIST shards instead of lidar.
+
+But the robots still drive their routes and scan.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Weights on the wire: raw bytes with names, dtypes and shapes through a real dinno_msgs/Weights."""
+"""
+Weights on the wire.
+
+Raw bytes with names, dtypes and shapes through a real dinno_msgs/Weights.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Datasets: the online scan window, validation scans, ground-truth occupancy, seen area, map quality."""
+"""
+Datasets.
+
+The online scan window, validation scans, ground-truth occupancy, seen area, map quality.
+"""
 
 from __future__ import annotations
 

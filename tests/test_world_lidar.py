@@ -1,4 +1,8 @@
-"""Lidar: exactness against a dense-stepping reference, no beam through a wall, torch == numba, samples."""
+"""
+Lidar tests.
+
+Exactness against a dense-stepping reference, no beam through a wall, torch == numba, samples.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ PLAN = DATA / 'floorplans' / 'dinno_32_walls.png'
 
 
 def synthetic_grid() -> GridMap:
-    """A small apartment: outer walls, rooms, a door, a 1-pixel wall and a diagonal wall."""
+    """Build a small apartment: outer walls, rooms, a door, a 1-pixel wall and a diagonal wall."""
     occ = np.zeros((120, 160), dtype=np.uint8)
     occ[:4, :] = occ[-4:, :] = occ[:, :4] = occ[:, -4:] = 1
     occ[:, 80:83] = 1
@@ -39,7 +43,11 @@ def real_grid() -> GridMap:
 def dense_reference(
     grid: GridMap, poses: np.ndarray, angles: np.ndarray, rmax: float, step: float = 0.01
 ):
-    """Brute force: step ``step`` px along every ray; the first t in an occupied (or outside) cell."""
+    """
+    Brute force: step ``step`` px along every ray.
+
+    The first t in an occupied (or outside) cell.
+    """
     dx, dy = beam_directions(poses, angles)
     ts = np.arange(0.0, rmax + 1e-9, step)
     out = np.full(dx.shape, np.inf)
@@ -57,12 +65,16 @@ def dense_reference(
 
 
 def crossed_occupied_cells(grid: GridMap, x0, y0, dx, dy, length) -> int:
-    """How many occupied cells the open segment of this length enters (exact slab test per cell)."""
+    """
+    How many occupied cells the open segment of this length enters.
+
+    Exact slab test per cell.
+    """
     x1, y1 = x0 + length * dx, y0 + length * dy
     c0, c1 = int(math.floor(min(x0, x1))), int(math.floor(max(x0, x1)))
     r0, r1 = int(math.floor(min(y0, y1))), int(math.floor(max(y0, y1)))
     pad = np.pad(grid.occupied, 1, constant_values=True)  # outside counts as occupied
-    rows, cols = np.nonzero(pad[r0 + 1 : r1 + 2, c0 + 1 : c1 + 2])
+    rows, cols = np.nonzero(pad[slice(r0 + 1, r1 + 2), slice(c0 + 1, c1 + 2)])
     if rows.size == 0:
         return 0
     cx, cy = (cols + c0).astype(float), (rows + r0).astype(float)
@@ -223,7 +235,7 @@ def test_config_angles_and_validation():
     grid = synthetic_grid()
     assert LidarConfig().range_max(grid) == pytest.approx(0.2 * 160)
     assert LidarConfig(max_range_px=33.0).range_max(grid) == 33.0
-    for bad in (dict(num_beams=0), dict(fov=7.0), dict(beam_samps=1), dict(range_noise_std=-1.0)):
+    for bad in ({'num_beams': 0}, {'fov': 7.0}, {'beam_samps': 1}, {'range_noise_std': -1.0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             LidarConfig(**bad)
     with pytest.raises(ValueError, match='backend'):

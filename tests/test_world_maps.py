@@ -34,7 +34,11 @@ def components(free: np.ndarray) -> int:
 
 
 def reaches_free_from_corner(grid: GridMap) -> bool:
-    """Flood fill the outside from a corner over unknown/occupied-but-not-wall space; does it touch free?"""
+    """
+    Flood fill the outside from a corner over unknown/occupied-but-not-wall space.
+
+    Does it touch free?
+    """
     outside = grid.unknown.astype(np.uint8)
     n, labels = cv2.connectedComponents(outside, connectivity=8)
     corner = labels[0, 0]

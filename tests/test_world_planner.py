@@ -1,4 +1,8 @@
-"""Planner and routes: optimal A*, collision-free smoothed paths through the waypoints, clear errors."""
+"""
+Planner and routes.
+
+Optimal A*, collision-free smoothed paths through the waypoints, clear errors.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +59,7 @@ def real_grid() -> GridMap:
 
 
 def dijkstra_cost(free: np.ndarray, start, goal) -> float:
-    """Reference shortest 8-connected cost without corner cutting (plain Dijkstra)."""
+    """Return the reference shortest 8-connected cost without corner cutting (plain Dijkstra)."""
     h, w = free.shape
     dist = {start: 0.0}
     heap = [(0.0, start)]
@@ -95,7 +99,11 @@ def assert_cells_valid(free: np.ndarray, cells: np.ndarray) -> None:
 def random_map(
     rng: np.random.Generator, h: int, w: int, blocked: float, blocky: bool
 ) -> np.ndarray:
-    """Random free mask: salt-and-pepper obstacles, or blocks of 3x3 cells (walls, corridors, pockets)."""
+    """
+    Random free mask.
+
+    Salt-and-pepper obstacles, or blocks of 3x3 cells (walls, corridors, pockets).
+    """
     if not blocky:
         return rng.random((h, w)) >= blocked
     coarse = (rng.random((h // 3 + 1, w // 3 + 1)) >= blocked).astype(np.uint8)
@@ -120,7 +128,11 @@ def test_astar_is_optimal_and_never_cuts_corners(method):
 
 
 def test_jps_matches_reference_astar_on_random_maps():
-    """JPS: same octile length as cell-by-cell A*, same reachability, valid cells, no corner cutting."""
+    """
+    JPS: same octile length as cell-by-cell A*.
+
+    Same reachability, valid cells, no corner cutting.
+    """
     rng = np.random.default_rng(7)
     for trial in range(400):
         h, w = (int(v) for v in rng.integers(2, 40, 2))
@@ -159,7 +171,11 @@ def test_jps_matches_reference_astar_on_real_plan(real_grid):
 
 
 def test_jps_reused_buffers_do_not_leak_between_queries():
-    """Queries on different masks of one shape (the buffers are shared) each see only their own mask."""
+    """
+    Queries on different masks of one shape (the buffers are shared).
+
+    Each sees only its own mask.
+    """
     open_ = np.ones((30, 30), dtype=bool)
     walled = open_.copy()
     walled[:, 15] = False

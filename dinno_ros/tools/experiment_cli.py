@@ -13,7 +13,9 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='dinno-experiment', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog='dinno-experiment', description=__doc__.strip().splitlines()[0]
+    )
     parser.add_argument(
         'config', help="experiment YAML (a path, or a name under the package's config/experiments)"
     )

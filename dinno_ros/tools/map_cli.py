@@ -2,7 +2,7 @@
 ``dinno-map``: convert floorplans, generate maps and draw them.
 
 dinno-map convert IMAGE --out DIR [--resolution M] [--name NAME] [--kind auto|mask|scan]
-dinno-map generate --kind apartment --seed 3 --out DIR [--size W H | --size-px W H] \
+dinno-map generate --kind apartment --seed 3 --out DIR [--size W H | --size-px W H]
     [--resolution M]
 dinno-map show MAP.yaml [--paths] [--scan] [--robots N] [--seed S] --out PNG
 """
@@ -90,8 +90,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     yaml_path = args.out / f'{name}.yaml'
     image_path = save_map(grid, yaml_path, image_format=args.format)
     print(
-        f'wrote {yaml_path} and {image_path} ({grid.width}x{grid.height} px, {grid.resolution:g} '
-        'm/px, '
+        f'wrote {yaml_path} and {image_path} '
+        f'({grid.width}x{grid.height} px, {grid.resolution:g} m/px, '
         f'free {grid.free.mean():.1%})'
     )
     return 0
@@ -113,14 +113,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     yaml_path = args.out / f'{name}.yaml'
     image_path = save_map(grid, yaml_path, image_format=args.format)
     print(
-        f'wrote {yaml_path} and {image_path} ({grid.width}x{grid.height} px, {grid.resolution:g} '
-        'm/px)'
+        f'wrote {yaml_path} and {image_path} '
+        f'({grid.width}x{grid.height} px, {grid.resolution:g} m/px)'
     )
     return 0
 
 
 def load_any(path: Path) -> GridMap:
-    """A map YAML, or a floorplan image converted on the fly."""
+    """Load a map YAML, or a floorplan image converted on the fly."""
     if path.suffix.lower() in ('.yaml', '.yml'):
         from dinno_ros.core.world.map_io import load_map
 
@@ -153,7 +153,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def plan_paths(grid: GridMap, args: argparse.Namespace) -> tuple[list, list]:
-    """Random waypoint routes for ``args.robots`` robots, planned with A* (routes + planner modules)."""
+    """
+    Random waypoint routes for ``args.robots`` robots, planned with A*.
+
+    Uses the routes and planner modules.
+    """
     try:
         from dinno_ros.core.world import planner, routes
     except (
@@ -177,7 +181,11 @@ def plan_paths(grid: GridMap, args: argparse.Namespace) -> tuple[list, list]:
 def scan_from(
     grid: GridMap, args: argparse.Namespace, paths: list | None
 ) -> tuple[np.ndarray, object]:
-    """One lidar scan per robot: at the start of its path, or at random free poses without paths."""
+    """
+    One lidar scan per robot.
+
+    At the start of its path, or at random free poses without paths.
+    """
     from dinno_ros.core.world.lidar import Lidar, LidarConfig, random_free_poses
 
     if paths:

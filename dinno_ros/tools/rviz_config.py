@@ -1,5 +1,7 @@
 """
-The RViz 2 config of a swarm: map, learned map, metrics text and every robot's scan, path, pose, markers.
+The RViz 2 config of a swarm.
+
+Map, learned map, metrics text and every robot's scan, path, pose, markers.
 
 ``rviz/swarm.rviz`` is this file's output for 4 robots
 (``python -m dinno_ros.tools.rviz_config 4 > rviz/swarm.rviz``); the launch file writes one for the
@@ -191,7 +193,7 @@ def dump(num_robots: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('num_robots', type=int, nargs='?', default=4)
     args = parser.parse_args(argv)
     sys.stdout.write(dump(args.num_robots))

@@ -1,5 +1,7 @@
 """
-Result plots (matplotlib, Agg): accuracy or validation loss and consensus error vs rounds; the learned map.
+Result plots (matplotlib, Agg).
+
+Accuracy or validation loss and consensus error vs rounds; the learned map.
 
 Every function reads only the seed-format results dicts (``[problem_name]_results.pt``), so plots
 can be redrawn from files:
@@ -30,7 +32,7 @@ def _rounds(metrics: Mapping[str, Any], n: int) -> np.ndarray:
 def metric_band(
     metrics: Mapping[str, Any], name: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """(rounds, mean, min, max) over robots of a per-robot metric; None when absent."""
+    """Return (rounds, mean, min, max) over robots of a per-robot metric; None when absent."""
     values = metrics.get(name)
     if not values:
         return None
@@ -39,7 +41,11 @@ def metric_band(
 
 
 def consensus_curve(metrics: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
-    """(rounds, mean over robots of each robot's mean distance to the others) from the pairwise matrices."""
+    """
+    Return (rounds, mean over robots of each robot's mean distance to the others).
+
+    From the pairwise matrices.
+    """
     values = metrics.get('consensus_error')
     if not values:
         return None
@@ -54,7 +60,11 @@ def consensus_curve(metrics: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]
 def plot_curves(
     results: Mapping[str, Mapping[str, Any]], out_path: str | Path, metric: str
 ) -> Path | None:
-    """``metric`` (mean over robots, min-max band) and consensus error vs rounds, one curve per pair."""
+    """
+    ``metric`` (mean over robots, min-max band) and consensus error vs rounds.
+
+    One curve per pair.
+    """
     fig, (ax_m, ax_c) = plt.subplots(1, 2, figsize=(11, 4))
     drawn = False
     for label, metrics in results.items():
@@ -97,7 +107,11 @@ def plot_curves(
 def plot_learned_maps(
     results: Mapping[str, Mapping[str, Any]], out_path: str | Path, robot: int = 0
 ) -> Path | None:
-    """The true map next to each pair's learned map (robot ``robot``'s last ``mesh_grid_density``)."""
+    """
+    Plot the true map next to each pair's learned map.
+
+    The learned map is robot ``robot``'s last ``mesh_grid_density``.
+    """
     learned = {k: m for k, m in results.items() if m.get('mesh_grid_density')}
     if not learned:
         return None
@@ -123,7 +137,11 @@ def plot_learned_maps(
 def plot_experiment(
     results: Mapping[str, Mapping[str, Any]], out_dir: str | Path, problem: str
 ) -> list[Path]:
-    """Every plot of an experiment into ``out_dir``: curves, and the learned map for lidar problems."""
+    """
+    Every plot of an experiment into ``out_dir``.
+
+    Curves, and the learned map for lidar problems.
+    """
     out_dir = Path(out_dir)
     metric = 'top1_accuracy' if problem == 'mnist' else 'validation_loss'
     files = [plot_curves(results, out_dir / f'{metric}_consensus.png', metric)]

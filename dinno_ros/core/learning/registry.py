@@ -1,5 +1,7 @@
 """
-Registries of optimizers, problems and graphs, with typed dataclass configs validated before anything runs.
+Registries of optimizers, problems and graphs, with typed dataclass configs.
+
+The configs are validated before anything runs.
 
 Config dataclass fields describe their allowed values in ``metadata``: ``choices`` (a tuple of
 allowed values), ``min`` / ``max`` (inclusive bounds), ``gt`` (exclusive lower bound). Unknown
@@ -22,7 +24,11 @@ T = TypeVar('T')
 
 
 class Registry(Generic[T]):
-    """Names -> classes of one base type; ``key`` is the config key holding the name (e.g. ``alg_name``)."""
+    """
+    Names -> classes of one base type.
+
+    ``key`` is the config key holding the name (e.g. ``alg_name``).
+    """
 
     def __init__(
         self, kind: str, base: Callable[[], type], section: str, key: str, builtins: str
@@ -93,7 +99,11 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """``value`` checked (and mildly coerced: int -> float, '5e-3' -> float) against the annotation ``tp``."""
+    """
+    ``value`` checked against the annotation ``tp``.
+
+    And mildly coerced: int -> float, '5e-3' -> float.
+    """
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -178,7 +188,11 @@ def _check_range(value: Any, meta: Mapping[str, Any], where: str) -> None:
 
 
 def parse_dataclass(cls: type[T], mapping: Mapping[str, Any], section: str) -> T:
-    """A ``cls`` instance from ``mapping``, every key checked; errors name ``section.key``."""
+    """
+    Build a ``cls`` instance from ``mapping``, every key checked.
+
+    Errors name ``section.key``.
+    """
     if isinstance(mapping, cls):
         return mapping
     if not isinstance(mapping, Mapping):
@@ -209,7 +223,11 @@ def parse_dataclass(cls: type[T], mapping: Mapping[str, Any], section: str) -> T
 
 
 def spec(default: Any, **meta: Any) -> Any:
-    """A dataclass field with a default and allowed-value metadata (choices, min, max, gt)."""
+    """
+    Return a dataclass field with a default and allowed-value metadata.
+
+    The metadata: choices, min, max, gt.
+    """
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -249,7 +267,11 @@ def _registry(kind: str) -> Registry:
 
 
 def register_optimizer(name: str) -> Callable[[type], type]:
-    """Class decorator: register a ``RobotOptimizer`` subclass under ``name`` (the YAML ``alg_name``)."""
+    """
+    Class decorator: register a ``RobotOptimizer`` subclass under ``name``.
+
+    ``name`` is the YAML ``alg_name``.
+    """
     return _registry('optimizer').register(name)
 
 
@@ -258,18 +280,30 @@ def optimizer_names() -> list[str]:
 
 
 def parse_optimizer_config(mapping: Mapping[str, Any]) -> tuple[type, Any]:
-    """(optimizer class, typed config) from ``{alg_name: ..., <keys>}``; raises ValueError before anything runs."""
+    """
+    (optimizer class, typed config) from ``{alg_name: ..., <keys>}``.
+
+    Raises ValueError before anything runs.
+    """
     return _registry('optimizer').parse(mapping)
 
 
 def build_optimizer(config: Mapping[str, Any], problem: Any) -> Any:
-    """A ``RobotOptimizer`` for one robot's ``LocalProblem`` from an ``optimizer_config`` mapping."""
+    """
+    Build a ``RobotOptimizer`` for one robot's ``LocalProblem``.
+
+    From an ``optimizer_config`` mapping.
+    """
     cls, typed = parse_optimizer_config(config)
     return cls(typed, problem)
 
 
 def register_problem(name: str) -> Callable[[type], type]:
-    """Class decorator: register a ``Problem`` subclass under ``name`` (the YAML ``problem_name``)."""
+    """
+    Class decorator: register a ``Problem`` subclass under ``name``.
+
+    ``name`` is the YAML ``problem_name``.
+    """
     return _registry('problem').register(name)
 
 
@@ -285,7 +319,7 @@ def parse_problem_config(mapping: Mapping[str, Any]) -> tuple[type, Any]:
 def build_problem(
     config: Mapping[str, Any], num_nodes: int, seed: int = 0, device: str = 'cpu'
 ) -> Any:
-    """A ``Problem`` from ``{problem_name: ..., <its config keys>}``."""
+    """Build a ``Problem`` from ``{problem_name: ..., <its config keys>}``."""
     cls, typed = parse_problem_config(config)
     return cls(typed, num_nodes=num_nodes, seed=seed, device=device)
 
@@ -297,7 +331,7 @@ def graph_types() -> list[str]:
 
 
 def parse_graph_config(mapping: Mapping[str, Any]) -> Any:
-    """A typed ``GraphConfig`` from the YAML ``graph:`` mapping."""
+    """Parse a typed ``GraphConfig`` from the YAML ``graph:`` mapping."""
     from .graphs import GraphConfig
 
     return parse_dataclass(GraphConfig, mapping, 'graph')

@@ -1,14 +1,18 @@
 """
-The offline synchronous round loop over :class:`RobotAgent`s, and the builders shared with the ROS nodes.
+The offline synchronous round loop over :class:`RobotAgent`s.
+
+And the builders shared with the ROS nodes.
 
 Every per-robot object comes from ``(config, pair_key, seed, robot_id)`` only, so a ROS process
 holding one robot (:func:`build_agent`) builds bit-identical state to this loop holding all of them
 (:func:`build_agents`). One round k, as each ROS robot node does it::
 
     obs = [a.begin_round(k) for a in agents]      # drive, scan, feed the local datasets
-    graph = graph_builder(k, agents)              # static, or the disk graph of the current positions
+    graph = graph_builder(k, agents)              # static, or the disk graph of the current
+                                                  # positions
     out = [a.outgoing() for a in agents]          # every robot publishes first ...
-    a_i.finish_round(k, {j: NeighborMessage(out[j], deg_j) for j in N_i})   # ... then every robot steps
+    # ... then every robot steps:
+    a_i.finish_round(k, {j: NeighborMessage(out[j], deg_j) for j in N_i})
 """
 
 from __future__ import annotations
@@ -19,15 +23,16 @@ from typing import Any, Callable, Mapping, Sequence
 import networkx as nx
 import numpy as np
 import torch
+
 from .agent import RobotAgent
 from .experiment_config import ExperimentConfig, PairConfig
 from .graphs import build_graph, disk_graph, fiedler_value
 from .metrics import consensus_error, MovingAverage
 from .optimizers.base import NeighborMessage
 from .problems.base import Problem, robot_generator
+from .registry import _registry, build_optimizer
 
 INIT_STREAM = 7  # robot_generator stream of the initial-weight spread
-from .registry import _registry, build_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +43,11 @@ _PROBLEMS: dict[
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto``: cuda when available, else cpu; ``cuda`` without a GPU falls back to cpu with a warning."""
+    """
+    ``auto``: cuda when available, else cpu.
+
+    ``cuda`` without a GPU falls back to cpu with a warning.
+    """
     if device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if device.startswith('cuda') and not torch.cuda.is_available():
@@ -53,7 +62,7 @@ def build_problem(
     seed: int | None = None,
     device: str | torch.device | None = None,
 ) -> Problem:
-    """The pair's ``Problem`` (data, world, base weights), cached per process."""
+    """Build the pair's ``Problem`` (data, world, base weights), cached per process."""
     seed = config.seed if seed is None else int(seed)
     dev = resolve_device(str(device or config.device))
     typed = config.pair_problem_config(pair_key)
@@ -75,7 +84,11 @@ def build_agent(
     robot_id: int = 0,
     device: str | torch.device | None = None,
 ) -> RobotAgent:
-    """Robot ``robot_id`` of a pair: its local problem (base weights, own data stream), optimizer, motion."""
+    """
+    Robot ``robot_id`` of a pair.
+
+    Its local problem (base weights, own data stream), optimizer, motion.
+    """
     problem = build_problem(config, pair_key, seed, device)
     problem.check_robot(robot_id)
     local = problem.local_problem(robot_id)
@@ -92,7 +105,11 @@ def build_agent(
 
 
 def spread_initial_weights(model: torch.nn.Module, std: float, seed: int, robot_id: int) -> None:
-    """Robot ``robot_id``'s own start: base weights plus N(0, std^2) noise from its own seeded stream."""
+    """
+    Robot ``robot_id``'s own start.
+
+    Base weights plus N(0, std^2) noise from its own seeded stream.
+    """
     gen = robot_generator(seed, robot_id, stream=INIT_STREAM)
     with torch.no_grad():
         for p in model.parameters():
@@ -110,7 +127,11 @@ def build_agents(
 
 
 def graph_builder(config: ExperimentConfig, seed: int | None = None) -> GraphBuilder:
-    """The round's communication graph: fixed for wheel/cycle/complete/random, rebuilt from positions for disk."""
+    """
+    Return a builder of the round's communication graph.
+
+    Fixed for wheel/cycle/complete/random, rebuilt from positions for disk.
+    """
     seed = config.seed if seed is None else int(seed)
     if config.graph.type == 'disk':
         radius = config.graph.comm_radius
@@ -136,7 +157,11 @@ def graph_builder(config: ExperimentConfig, seed: int | None = None) -> GraphBui
 def exchange(
     agents: Sequence[RobotAgent], graph: nx.Graph, round_k: int
 ) -> list[dict[str, float]]:
-    """One synchronous exchange and step: all robots publish, then every robot steps with round-k messages."""
+    """
+    One synchronous exchange and step.
+
+    All robots publish, then every robot steps with round-k messages.
+    """
     out = {a.robot_id: a.outgoing() for a in agents}
     degree = {int(v): int(d) for v, d in graph.degree}
     infos = []
@@ -151,7 +176,9 @@ def exchange(
 
 class Evaluator:
     """
-    The seed's metrics of one pair, evaluated every ``evaluate_frequency`` rounds and at the last round.
+    The seed's metrics of one pair.
+
+    Evaluated every ``evaluate_frequency`` rounds and at the last round.
 
     ``metrics`` maps each configured name to a list (one entry per evaluation) of plain tensors /
     numbers, as the seed's ``[problem_name]_results.pt``; ``evaluation_rounds`` lists the rounds
@@ -191,7 +218,11 @@ class Evaluator:
                 )
 
     def evaluate(self, k: int, agents: Sequence[RobotAgent], graph: nx.Graph) -> dict[str, float]:
-        """Append every configured metric; log the seed's line when ``verbose_evals``; returns a summary."""
+        """
+        Append every configured metric; log the seed's line when ``verbose_evals``.
+
+        Returns a summary.
+        """
         at_end = k == self.rounds - 1
         row: dict[str, float] = {'round': float(k + 1)}
         parts = ['| ']
@@ -254,7 +285,7 @@ class Evaluator:
         return row
 
     def results(self) -> dict[str, Any]:
-        """The seed's results dict (plain tensors, lists, numbers)."""
+        """Return the seed's results dict (plain tensors, lists, numbers)."""
         out = dict(self.metrics)
         extra = getattr(self.problem, 'results_extras', None)
         if callable(extra) and 'mesh_grid_density' in self.names:

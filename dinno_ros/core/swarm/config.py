@@ -21,9 +21,9 @@ class MonitorConfig:
         'results/swarm'  # where the monitor writes results and plots (relative to the cwd)
     )
     writeout: bool = True  # write results and plots at the end
-    lost_after: float = spec(
-        15.0, gt=0
-    )  # seconds without a message before a robot is reported lost
+    # seconds of silence, beyond what a robot may wait for its neighbours (swarm.round_timeout;
+    # swarm.startup_timeout before its round 0 is done), before it is reported lost
+    lost_after: float = spec(15.0, gt=0)
 
 
 @dataclass

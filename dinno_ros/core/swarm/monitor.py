@@ -130,7 +130,7 @@ class SwarmMonitor:
 
     # progress --------------------------------------------------------------------------------------
     def update_lost(self, now: float | None = None) -> list[int]:
-        """Robots silent for ``lost_after`` s (never seen: after the start-up timeout); returns new ones."""
+        """Robots silent for ``lost_after`` s more than a round may wait; returns the newly lost."""
         now = time.monotonic() if now is None else now
         with self._lock:
             return self._update_lost(now)
@@ -141,11 +141,11 @@ class SwarmMonitor:
             if i in self.lost or i in self.finished:
                 continue
             since = self.last_seen.get(i)
-            limit = (
-                self.lost_after
-                if since is not None
-                else self.spec.section.startup_timeout + self.lost_after
-            )
+            # a live robot is silent while it waits for its neighbours: up to round_timeout,
+            # or startup_timeout until its round 0 is done
+            started = self.latest_tag.get(i, -1) >= 1
+            section = self.spec.section
+            limit = self.lost_after + (section.round_timeout if started else section.startup_timeout)
             if now - (since if since is not None else self.started) > limit:
                 self.lost.add(i)
                 newly.append(i)

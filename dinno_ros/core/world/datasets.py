@@ -1,5 +1,7 @@
 """
-Data for learning the map: a robot's online scan window, validation scans, ground truth, map quality.
+Data for learning the map.
+
+A robot's online scan window, validation scans, ground truth, map quality.
 
 All points are in the density network's centred pixel units ``(px - W/2, py - H/2)``; labels are
 occupancy (0 free, 1 occupied) as float32.
@@ -21,10 +23,11 @@ logger = logging.getLogger(__name__)
 
 class OnlineScanDataset:
     """
-    A sliding window over a robot's last ``window`` scans (paper: 800), in preallocated ring buffers.
+    A sliding window over a robot's last ``window`` scans (paper: 800).
 
-    Every scan must bring the same number of samples (beams x samples per beam); the buffers are
-    allocated on the first :meth:`add` and never reallocated.
+    The scans are held in preallocated ring buffers. Every scan must bring the same number of
+    samples (beams x samples per beam); the buffers are allocated on the first :meth:`add` and
+    never reallocated.
     """
 
     def __init__(self, window: int = 800):
@@ -42,11 +45,15 @@ class OnlineScanDataset:
         return min(self.num_added, self.window)
 
     def __len__(self) -> int:
-        """Samples currently held."""
+        """Return the number of samples currently held."""
         return self.num_scans * self.per_scan
 
     def add(self, points: np.ndarray, labels: np.ndarray) -> None:
-        """Append one scan's samples ([M, 2] points, [M] labels), dropping the oldest scan when full."""
+        """
+        Append one scan's samples ([M, 2] points, [M] labels).
+
+        Drops the oldest scan when full.
+        """
         points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
         labels = np.asarray(labels, dtype=np.float32).reshape(-1)
         if len(points) != len(labels):
@@ -68,9 +75,10 @@ class OnlineScanDataset:
         self, batch_size: int, generator: torch.Generator | np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """
-        A minibatch drawn uniformly with replacement from the window: (x [B, 2], y [B]) float32 tensors.
+        Draw a minibatch uniformly with replacement from the window.
 
-        Deterministic for a seeded generator (torch or numpy).
+        Returns (x [B, 2], y [B]) float32 tensors. Deterministic for a seeded generator (torch or
+        numpy).
         """
         n = len(self)
         if n == 0:
@@ -103,7 +111,7 @@ def validation_scans(
     grid: GridMap, lidar: Lidar, num_scans: int = 500, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
-    Samples of ``num_scans`` scans from random free poses over the whole map (paper: 500).
+    Sample ``num_scans`` scans from random free poses over the whole map (paper: 500).
 
     Returns points [M, 2], labels [M] and offsets [num_scans + 1] (scan k is
     ``offsets[k]:offsets[k+1]``).
@@ -118,8 +126,9 @@ def validation_scans(
 
 def occupancy_grid_truth(grid: GridMap, step_px: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """
-    Query points on a regular grid (centred pixel units, [h*w, 2], row-major) and true occupancy [h, w].
+    Query points on a regular grid and the true occupancy.
 
+    The points are in centred pixel units, [h*w, 2], row-major; the occupancy is [h, w].
     Point (i, j) is the centre of image cell
     ``(i * step_px + step_px // 2, j * step_px + step_px // 2)``.
     """
@@ -140,7 +149,11 @@ def map_quality(
     truth: np.ndarray,
     seen_mask: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Accuracy and IoU (occupied class) of a predicted map thresholded at 0.5, inside ``seen_mask``."""
+    """
+    Accuracy and IoU (occupied class) of a predicted map thresholded at 0.5.
+
+    Only inside ``seen_mask``.
+    """
     if isinstance(pred_prob_on_grid, torch.Tensor):
         pred_prob_on_grid = pred_prob_on_grid.detach().cpu().numpy()
     pred = np.asarray(pred_prob_on_grid).reshape(truth.shape) >= 0.5

@@ -55,7 +55,11 @@ def load_floorplan(
     config: FloorplanConfig | None = None,
     name: str | None = None,
 ) -> GridMap:
-    """Load a floorplan image as a :class:`GridMap` with ``resolution`` metres per pixel, origin (0, 0, 0)."""
+    """
+    Load a floorplan image as a :class:`GridMap`.
+
+    With ``resolution`` metres per pixel, origin (0, 0, 0).
+    """
     if kind not in KINDS:
         raise ValueError(f'kind must be one of {list(KINDS)}, got {kind!r}')
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
@@ -132,7 +136,11 @@ def scan_free_space(rgb: np.ndarray, cfg: FloorplanConfig) -> np.ndarray:
 
 
 def stroke_kernel(ink: np.ndarray) -> int:
-    """Opening diameter just wider than the common (thin) strokes: text, arcs, furniture outlines."""
+    """
+    Return an opening diameter just wider than the common (thin) strokes.
+
+    The thin strokes: text, arcs, furniture outlines.
+    """
     return 2 * typical_half_width(ink) + 3
 
 
@@ -145,7 +153,11 @@ def typical_half_width(mask: np.ndarray) -> int:
 
 
 def estimate_wall_half_width(walls: np.ndarray) -> int:
-    """Half width in pixels of the thick strokes (the 95th percentile of the medial-axis distance)."""
+    """
+    Half width in pixels of the thick strokes.
+
+    The 95th percentile of the medial-axis distance.
+    """
     values = _ridge_distances(walls)
     if values.size == 0:
         return 1
@@ -160,7 +172,11 @@ def _ridge_distances(mask: np.ndarray) -> np.ndarray:
 
 
 def outside_of(free: np.ndarray, radius_px: int) -> np.ndarray:
-    """Cells more than ``radius_px`` beyond the building's free space: the outside (never free, unknown)."""
+    """
+    Cells more than ``radius_px`` beyond the building's free space.
+
+    The outside (never free, unknown).
+    """
     building = fill_holes(cv2.dilate(free.astype(np.uint8), disk(2 * radius_px + 1)) > 0)
     return ~building
 
@@ -175,7 +191,11 @@ def open_disk(mask: np.ndarray, diameter: int) -> np.ndarray:
 
 
 def close_disk(mask: np.ndarray, diameter: int) -> np.ndarray:
-    """Morphological closing that treats the outside of the image as empty (no border artefacts)."""
+    """
+    Morphological closing that treats the outside of the image as empty.
+
+    No border artefacts.
+    """
     pad = int(diameter)
     padded = cv2.copyMakeBorder(
         mask.astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0
@@ -201,7 +221,11 @@ def remove_small(mask: np.ndarray, min_area: int) -> np.ndarray:
 
 
 def largest_component(free: np.ndarray) -> np.ndarray:
-    """The largest 4-connected region of ``free`` (robots cannot squeeze through diagonal gaps)."""
+    """
+    Return the largest 4-connected region of ``free``.
+
+    Robots cannot squeeze through diagonal gaps.
+    """
     n, labels, stats, _ = cv2.connectedComponentsWithStats(free.astype(np.uint8), connectivity=4)
     if n <= 1:
         return np.zeros_like(free, dtype=bool)

@@ -60,7 +60,11 @@ class GridMap:
         return ~self.occupied
 
     def world_to_pixel(self, xy: np.ndarray) -> np.ndarray:
-        """Metres in the map frame -> continuous pixel coordinates (px, py). Works on (..., 2) arrays."""
+        """
+        Metres in the map frame -> continuous pixel coordinates (px, py).
+
+        Works on (..., 2) arrays.
+        """
         xy = np.asarray(xy, dtype=np.float64)
         ox, oy, _ = self.origin
         px = (xy[..., 0] - ox) / self.resolution
@@ -68,7 +72,11 @@ class GridMap:
         return np.stack([px, py], axis=-1)
 
     def pixel_to_world(self, pxy: np.ndarray) -> np.ndarray:
-        """Continuous pixel coordinates (px, py) -> metres in the map frame. Works on (..., 2) arrays."""
+        """
+        Continuous pixel coordinates (px, py) -> metres in the map frame.
+
+        Works on (..., 2) arrays.
+        """
         pxy = np.asarray(pxy, dtype=np.float64)
         ox, oy, _ = self.origin
         x = ox + pxy[..., 0] * self.resolution
@@ -81,7 +89,7 @@ class GridMap:
         return pxy - np.array([self.width / 2.0, self.height / 2.0])
 
     def is_free_pixel(self, pxy: np.ndarray) -> np.ndarray:
-        """True where continuous pixel coordinates fall in a free cell inside the image."""
+        """Return True where continuous pixel coordinates fall in a free cell inside the image."""
         pxy = np.asarray(pxy, dtype=np.float64)
         c = np.floor(pxy[..., 0]).astype(np.int64)
         r = np.floor(pxy[..., 1]).astype(np.int64)

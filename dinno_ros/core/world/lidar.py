@@ -105,7 +105,7 @@ class Scan:
 
 def step_map(occupied: np.ndarray) -> np.ndarray:
     """
-    The ray caster's map: uint8, with a one-cell occupied ring around the image.
+    Build the ray caster's map: uint8, with a one-cell occupied ring around the image.
 
     0 marks an occupied cell; a free cell holds ``1 + 2 s`` where ``s`` (a multiple of 0.5, at most
     127) is below the distance from the cell's square to the nearest occupied square. That distance
@@ -123,7 +123,11 @@ def step_map(occupied: np.ndarray) -> np.ndarray:
 
 @nb.njit(cache=True)
 def _cast_one(code, x0, y0, dx, dy, rmax):
-    """Range to the first occupied cell along one ray (see :func:`step_map`); returns (range, hit)."""
+    """
+    Range to the first occupied cell along one ray (see :func:`step_map`).
+
+    Returns (range, hit).
+    """
     cx = math.floor(x0)
     cy = math.floor(y0)
     if code[cy + 1, cx + 1] == 0:
@@ -212,7 +216,11 @@ def beam_directions(poses: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, 
 
 
 def cast_rays_numba(code, poses, angles, rmax) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact ranges [N, B] (float64, inf = no hit), hit flags and hit points [N, B, 2] (float32)."""
+    """
+    Exact ranges [N, B] (float64, inf = no hit), hit flags and hit points.
+
+    Hit points are [N, B, 2] (float32).
+    """
     poses = np.ascontiguousarray(poses, dtype=np.float64)
     angles = np.asarray(angles, dtype=np.float64)
     shape = (poses.shape[0], angles.shape[0])
@@ -247,11 +255,11 @@ def end_points(
 
 def cast_rays_torch(code, poses, angles, rmax, device='cpu', check_every: int = 8, code_t=None):
     """
-    The same traversal as :func:`cast_rays_numba`, vectorised over all rays with torch (float64).
+    Run the same traversal as :func:`cast_rays_numba`, vectorised over all rays with torch.
 
-    Every ``check_every`` iterations the finished rays are dropped from the working set.
-    ``code_t``: the flattened step map already on ``device`` as float64 (built from ``code`` when
-    None).
+    The arithmetic is float64. Every ``check_every`` iterations the finished rays are dropped from
+    the working set. ``code_t``: the flattened step map already on ``device`` as float64 (built
+    from ``code`` when None).
     """
     import torch
 
@@ -384,7 +392,11 @@ class Lidar:
         device: str = 'cpu',
         backend: str = 'auto',
     ):
-        """``backend``: "numba" (CPU), "torch" (on ``device``), or "auto": numba on "cpu", torch elsewhere."""
+        """
+        ``backend``: "numba" (CPU), "torch" (on ``device``), or "auto".
+
+        "auto": numba on "cpu", torch elsewhere.
+        """
         if backend not in BACKENDS:
             raise ValueError(f'backend must be one of {list(BACKENDS)}, got {backend!r}')
         self.grid = grid
@@ -423,7 +435,11 @@ class Lidar:
         return ranges, hit, end_points(poses, self.angles, ranges, hit, self.range_max)
 
     def scan(self, poses: np.ndarray, rng: np.random.Generator | None = None) -> Scan:
-        """Scan from N poses. Range noise (if configured) needs ``rng``; noisy hits stay in [0, range_max]."""
+        """
+        Scan from N poses.
+
+        Range noise (if configured) needs ``rng``; noisy hits stay in [0, range_max].
+        """
         poses = np.atleast_2d(np.asarray(poses, dtype=np.float64))
         ranges, hit, points = self._cast(poses)
         if self.cfg.range_noise_std > 0:
@@ -439,12 +455,12 @@ class Lidar:
         self, poses: np.ndarray, rng: np.random.Generator | None = None, scan: Scan | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """
-        The paper's training samples: ``beam_samps`` points per beam, [N*B*S, 2] and labels [N*B*S].
+        Return the paper's training samples.
 
-        Points are in centred pixel units ``(px - W/2, py - H/2)``, ordered pose, beam, sample. On
-        a beam that hits, ``t_k = (k / (S-1)) ** samp_exponent`` of the way from the pose to the
-        hit (labels 0, the last one, at the hit, 1); on a beam that hits nothing, uniform over the
-        whole beam (all 0).
+        ``beam_samps`` points per beam, [N*B*S, 2] and labels [N*B*S]. Points are in centred pixel
+        units ``(px - W/2, py - H/2)``, ordered pose, beam, sample. On a beam that hits,
+        ``t_k = (k / (S-1)) ** samp_exponent`` of the way from the pose to the hit (labels 0, the
+        last one, at the hit, 1); on a beam that hits nothing, uniform over the whole beam (all 0).
         """
         poses = np.atleast_2d(np.asarray(poses, dtype=np.float64))
         scan = scan if scan is not None else self.scan(poses, rng)

@@ -62,7 +62,11 @@ def load_map(yaml_path: str | Path) -> GridMap:
 
 
 def parse_map_yaml(meta: object, source: str = 'map YAML') -> dict:
-    """Validate map_server YAML content; returns typed parameters. Raises ValueError naming the key."""
+    """
+    Validate map_server YAML content; returns typed parameters.
+
+    Raises ValueError naming the key.
+    """
     if not isinstance(meta, dict):
         raise ValueError(
             f'{source}: expected a mapping with keys {list(KNOWN_KEYS)}, got {type(meta).__name__}'
@@ -120,7 +124,11 @@ def _number(value: object, key: str, source: str) -> float:
 
 
 def read_map_image(image_path: str | Path) -> np.ndarray:
-    """Read a map image as uint8, shape (H, W) grey, (H, W, 3) colour or (H, W, 4) with alpha (RGB order)."""
+    """
+    Read a map image as uint8.
+
+    Shape (H, W) grey, (H, W, 3) colour or (H, W, 4) with alpha (RGB order).
+    """
     image = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"key 'image': cannot read map image {image_path}")
@@ -136,7 +144,11 @@ def read_map_image(image_path: str | Path) -> np.ndarray:
 
 
 def classify_pixels(image: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Apply map_server's rules to an image; returns boolean (occupied, unknown), unknown within occupied."""
+    """
+    Apply map_server's rules to an image.
+
+    Returns boolean (occupied, unknown), unknown within occupied.
+    """
     alpha = None
     if image.ndim == 3:
         if image.shape[2] == 4:
@@ -201,7 +213,7 @@ def save_map(
 
 
 def map_image(grid: GridMap) -> np.ndarray:
-    """The trinary uint8 image of a grid (254 free, 0 occupied, 205 unknown)."""
+    """Return the trinary uint8 image of a grid (254 free, 0 occupied, 205 unknown)."""
     image = np.full(grid.occupied.shape, FREE_VALUE, dtype=np.uint8)
     image[grid.occupied] = OCCUPIED_VALUE
     if grid.unknown is not None:

@@ -73,7 +73,11 @@ def generate_floorplan(
     config: MapGenConfig | None = None,
     name: str | None = None,
 ) -> GridMap:
-    """Generate a floorplan :class:`GridMap`; ``size_px=(W, H)`` overrides ``size_m`` (e.g. (2167, 1608))."""
+    """
+    Generate a floorplan :class:`GridMap`.
+
+    ``size_px=(W, H)`` overrides ``size_m`` (e.g. (2167, 1608)).
+    """
     if not resolution > 0:
         raise ValueError(f'resolution must be > 0 metres per pixel, got {resolution}')
     if size_px is not None:
@@ -129,7 +133,8 @@ def rasterize(layout: Layout, resolution: float) -> GridMap:
         u0, v0, u1, v1 = rect
         c0, c1 = (int(round((u + s) / resolution)) for u, s in ((u0, shrink), (u1, -shrink)))
         r0, r1 = (int(round((v + s) / resolution)) for v, s in ((v0, shrink), (v1, -shrink)))
-        mask[max(r0, 0) : max(r1, 0), max(c0, 0) : max(c1, 0)] = value
+        rows, cols = slice(max(r0, 0), max(r1, 0)), slice(max(c0, 0), max(c1, 0))
+        mask[rows, cols] = value
 
     for rect in layout.footprint:
         paint(inside, rect, True)
@@ -297,7 +302,11 @@ def _shared_edge(p: Rect, q: Rect, eps: float = 1e-6) -> tuple[str, float, float
 def _office(
     size_m: tuple[float, float], rng: np.random.Generator, cfg: MapGenConfig, wall: float
 ) -> Layout:
-    """Rows of rooms along horizontal corridors; vertical spines join the corridors (W >= H assumed)."""
+    """
+    Rows of rooms along horizontal corridors; vertical spines join the corridors.
+
+    W >= H assumed.
+    """
     transpose = size_m[1] > size_m[0]
     w_m, h_m = (size_m[1], size_m[0]) if transpose else size_m
     m = cfg.margin_m
@@ -352,7 +361,11 @@ def _office(
 def _row_cuts(
     s0: float, s1: float, rng: np.random.Generator, cfg: MapGenConfig
 ) -> list[tuple[float, float]]:
-    """Split [s0, s1] into room widths between min_room_m and max_room_m (now and then an open plan)."""
+    """
+    Split [s0, s1] into room widths between min_room_m and max_room_m.
+
+    Now and then an open plan.
+    """
     cuts = [s0]
     while s1 - cuts[-1] > 2 * cfg.min_room_m + 0.5:
         hi = cfg.max_room_m * (2.0 if rng.random() < cfg.open_plan_prob else 1.0)

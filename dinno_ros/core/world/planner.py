@@ -1,5 +1,7 @@
 """
-Collision-free waypoint paths: A* on the inflated grid, line-of-sight smoothing, resampling into poses.
+Collision-free waypoint paths.
+
+A* on the inflated grid, line-of-sight smoothing, resampling into poses.
 
 * :func:`inflate` marks a cell free when its centre is at least ``robot_radius + sqrt(1/2)`` pixels
   from every occupied cell centre, so a robot disk centred anywhere in a free cell keeps clear of
@@ -38,7 +40,11 @@ class NoPathError(ValueError):
 
 
 def inflate(grid: GridMap, robot_radius_m: float) -> np.ndarray:
-    """Free mask [H, W] of cells whose centre keeps a disk of ``robot_radius_m`` clear of every wall."""
+    """
+    Free mask [H, W] of cells whose centre keeps a disk clear of every wall.
+
+    The disk has radius ``robot_radius_m``.
+    """
     if robot_radius_m < 0:
         raise ValueError(f'robot_radius_m must be >= 0, got {robot_radius_m}')
     free = np.pad(grid.free, 1).astype(np.uint8)  # the image border counts as a wall
@@ -63,7 +69,11 @@ def _pack(key, node):
 
 @nb.njit(cache=True)
 def _sift_up(heap, pos, i, item, mask):
-    """Move ``item`` up from slot ``i`` of an indexed binary min-heap; ``pos`` maps node -> slot."""
+    """
+    Move ``item`` up from slot ``i`` of an indexed binary min-heap.
+
+    ``pos`` maps node -> slot.
+    """
     while i > 0:
         parent = (i - 1) >> 1
         above = heap[parent]
@@ -107,7 +117,11 @@ def _heap_pop(heap, pos, size, mask):
 
 @nb.njit(cache=True)
 def _before(kf, kh, a, b):
-    """Node ``a`` pops before node ``b``: smaller f, then (f ties) smaller h, i.e. nearer the goal."""
+    """
+    Node ``a`` pops before node ``b``.
+
+    Smaller f, then (f ties) smaller h, i.e. nearer the goal.
+    """
     return kf[a] < kf[b] or (kf[a] == kf[b] and kh[a] < kh[b])
 
 
@@ -163,10 +177,11 @@ def _octile(r, c, gr, gc):
 @nb.njit(cache=True)
 def _jump_straight(grid, x, d, p, goal):
     """
-    First jump point moving from cell ``x`` by offset ``d`` (``p``: the perpendicular offset), -1 if none.
+    First jump point moving from cell ``x`` by offset ``d``, -1 if none.
 
-    A cell is a jump point when it is the goal or has a forced neighbour: a free side cell whose
-    cell behind (towards ``x``) is blocked, so no diagonal move from the previous cell reaches it.
+    ``p``: the perpendicular offset. A cell is a jump point when it is the goal or has a forced
+    neighbour: a free side cell whose cell behind (towards ``x``) is blocked, so no diagonal move
+    from the previous cell reaches it.
     """
     side_a = grid[x + p]  # the side cells of the previous cell
     side_b = grid[x - p]
@@ -187,10 +202,11 @@ def _jump_straight(grid, x, d, p, goal):
 @nb.njit(cache=True)
 def _jump_diagonal(grid, x, dv, dh, goal):
     """
-    First jump point moving diagonally from ``x`` by ``dv`` (+-row stride) and ``dh`` (+-1), -1 if none.
+    First jump point moving diagonally from ``x``, -1 if none.
 
-    Diagonal moves need both orthogonal neighbours free, so they have no forced neighbours; a cell
-    is a jump point when it is the goal or a straight jump along either component finds one.
+    The move is ``dv`` (+-row stride) plus ``dh`` (+-1). Diagonal moves need both orthogonal
+    neighbours free, so they have no forced neighbours; a cell is a jump point when it is the goal
+    or a straight jump along either component finds one.
     """
     pv = abs(dv)
     while True:
@@ -210,7 +226,11 @@ def _sign(v):
 
 @nb.njit(cache=True)
 def _trace(parent, start, goal, w):
-    """Unpadded (row, col) cells from start to goal, filling the straight runs between jump points."""
+    """
+    Unpadded (row, col) cells from start to goal.
+
+    Fills the straight runs between jump points.
+    """
     count = 1
     cur = goal
     while cur != start:
@@ -243,11 +263,11 @@ def _trace(parent, start, goal, w):
 @nb.njit(cache=True)
 def _jps_kernel(grid, w, g, parent, seen, state, pos, heap, kf, kh, gen, start, goal):
     """
-    Jump point search without corner cutting on the padded flat ``grid`` (1 free, 0 blocked, stride ``w``).
+    Jump point search without corner cutting on the padded flat ``grid``.
 
-    The per-node buffers are reused across calls: a node's ``g``/``parent``/``state`` are valid
-    only when ``seen[node] == gen``. Returns the (row, col) cells of a shortest path, empty when
-    unreachable.
+    ``grid``: 1 free, 0 blocked, stride ``w``. The per-node buffers are reused across calls: a
+    node's ``g``/``parent``/``state`` are valid only when ``seen[node] == gen``. Returns the (row,
+    col) cells of a shortest path, empty when unreachable.
     """
     gr = goal // w
     gc = goal % w
@@ -427,7 +447,11 @@ def _astar_kernel(free, sr, sc, gr, gc):
 
 
 class _SearchBuffers:
-    """Per-node arrays for one grid shape, reused by every query on that shape (no per-call allocation)."""
+    """
+    Per-node arrays for one grid shape, reused by every query on that shape.
+
+    No per-call allocation.
+    """
 
     def __init__(self, h: int, w: int) -> None:
         n = (h + 2) * (w + 2)
@@ -474,13 +498,13 @@ def astar(
     free_mask: np.ndarray, start_rc: tuple[int, int], goal_rc: tuple[int, int], method: str = 'jps'
 ) -> np.ndarray:
     """
-    Shortest 8-connected path (no corner cutting) as [K, 2] (row, col) cells, start and goal included.
+    Shortest 8-connected path (no corner cutting) as [K, 2] (row, col) cells.
 
-    ``method="jps"`` (default) runs jump point search and fills in the cells between the jump
-    points; ``method="astar"`` expands cell by cell (the slower reference). Both return
-    octile-optimal paths (they may differ between equally short paths). Raises ValueError when
-    start or goal is outside the grid or not free, and :class:`NoPathError` (a ValueError) when the
-    goal is unreachable.
+    Start and goal are included. ``method="jps"`` (default) runs jump point search and fills in the
+    cells between the jump points; ``method="astar"`` expands cell by cell (the slower reference).
+    Both return octile-optimal paths (they may differ between equally short paths). Raises
+    ValueError when start or goal is outside the grid or not free, and :class:`NoPathError` (a
+    ValueError) when the goal is unreachable.
     """
     if method not in METHODS:
         raise ValueError(f'method must be one of {list(METHODS)}, got {method!r}')
@@ -524,7 +548,11 @@ def astar(
 
 @nb.njit(cache=True)
 def line_is_free(free, r0, c0, r1, c1):
-    """True when every cell the segment between the two cell centres touches is free (supercover)."""
+    """
+    Return True when every cell the segment between the two cell centres touches is free.
+
+    The cells are the segment's supercover.
+    """
     dc = c1 - c0
     dr = r1 - r0
     nx = abs(dc)
@@ -587,7 +615,11 @@ def smooth(free_mask: np.ndarray, cells: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Path:
-    """A polyline in world metres, driven at a constant speed; ``pose_at`` keeps going past the end."""
+    """
+    A polyline in world metres, driven at a constant speed.
+
+    ``pose_at`` keeps going past the end.
+    """
 
     xy: np.ndarray  # [K, 2] metres
     speed_m_s: float = 0.5  # driving speed for pose_at
@@ -617,7 +649,11 @@ class Path:
         return self.length_m / self.speed_m_s
 
     def at_distance(self, s: np.ndarray) -> np.ndarray:
-        """Poses (x, y, yaw) [N, 3] at arc lengths ``s`` (clipped to the path), yaw along the segment."""
+        """
+        Poses (x, y, yaw) [N, 3] at arc lengths ``s`` (clipped to the path).
+
+        Yaw along the segment.
+        """
         s = np.clip(np.asarray(s, dtype=np.float64), 0.0, self.length_m)
         if len(self.xy) == 1 or self.length_m == 0:
             return np.column_stack([np.repeat(self.xy[:1], s.size, 0), np.zeros(s.size)])
@@ -630,11 +666,19 @@ class Path:
         return np.column_stack([xy, np.arctan2(d[:, 1], d[:, 0])])
 
     def poses(self, speed_m_s: float | None = None, dt_s: float = 0.1) -> np.ndarray:
-        """One pass resampled every ``speed * dt`` metres: [N, 3] (x, y, yaw), the end point included."""
+        """
+        One pass resampled every ``speed * dt`` metres.
+
+        [N, 3] (x, y, yaw), the end point included.
+        """
         return resample(self, self.speed_m_s if speed_m_s is None else speed_m_s, dt_s)
 
     def pose_at(self, t_s: float) -> np.ndarray:
-        """Pose (x, y, yaw) after driving ``t_s`` seconds from the start, continuing per ``end_mode``."""
+        """
+        Pose (x, y, yaw) after driving ``t_s`` seconds from the start.
+
+        Continuing per ``end_mode``.
+        """
         s = self.speed_m_s * max(float(t_s), 0.0)
         length = self.length_m
         if length == 0 or self.end_mode == 'stop':
@@ -656,7 +700,11 @@ class Path:
 
 
 def resample(path: Path, speed_m_s: float, dt_s: float) -> np.ndarray:
-    """Poses (x, y, yaw) [N, 3] every ``speed_m_s * dt_s`` metres along the path, the end point included."""
+    """
+    Poses (x, y, yaw) [N, 3] every ``speed_m_s * dt_s`` metres along the path.
+
+    The end point included.
+    """
     if not speed_m_s > 0 or not dt_s > 0:
         raise ValueError(f'speed_m_s and dt_s must be > 0, got {speed_m_s}, {dt_s}')
     step = speed_m_s * dt_s
@@ -674,7 +722,7 @@ def world_to_pixel_poses(grid: GridMap, poses: np.ndarray) -> np.ndarray:
 
 
 def waypoint_cell(grid: GridMap, xy: tuple[float, float]) -> tuple[int, int]:
-    """The (row, col) cell holding a world point (may be outside the grid)."""
+    """Return the (row, col) cell holding a world point (may be outside the grid)."""
     px, py = grid.world_to_pixel(np.asarray(xy, dtype=np.float64))
     return int(math.floor(py)), int(math.floor(px))
 

@@ -33,7 +33,7 @@ def _check_units(units: str) -> None:
 
 
 def map_rgb(grid: GridMap, colors: dict[str, str] | None = None) -> np.ndarray:
-    """The map as an (H, W, 3) float RGB image: free, wall and unknown colours."""
+    """Return the map as an (H, W, 3) float RGB image: free, wall and unknown colours."""
     from matplotlib.colors import to_rgb
 
     c = {**MAP_COLORS, **(colors or {})}
@@ -46,7 +46,7 @@ def map_rgb(grid: GridMap, colors: dict[str, str] | None = None) -> np.ndarray:
 
 
 def extent(grid: GridMap, units: str = 'm') -> tuple[float, float, float, float]:
-    """imshow extent (left, right, bottom, top) of the whole image."""
+    """Return the imshow extent of the whole image: (left, right, bottom, top)."""
     _check_units(units)
     if units == 'px':
         return (0.0, float(grid.width), float(grid.height), 0.0)
@@ -92,7 +92,11 @@ def draw_map(
 
 
 def _path_xy(path: Any) -> np.ndarray:
-    """A path given as an (N, 2) array or an object with an ``xy`` attribute (metres)."""
+    """
+    Return a path's (N, 2) xy in metres.
+
+    The path is given as an (N, 2) array or an object with an ``xy`` attribute.
+    """
     return np.asarray(getattr(path, 'xy', path), dtype=np.float64)[:, :2]
 
 

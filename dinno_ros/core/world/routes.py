@@ -29,7 +29,7 @@ OVERLAPS = ('tight', 'some', 'minimal')
 
 
 def reachable_free(grid: GridMap, robot_radius_m: float = 0.2) -> np.ndarray:
-    """The largest 4-connected region of the inflated free space, [H, W] bool."""
+    """Return the largest 4-connected region of the inflated free space, [H, W] bool."""
     free = inflate(grid, robot_radius_m)
     n, labels = cv2.connectedComponents(free.astype(np.uint8), connectivity=4)
     if n <= 1:
@@ -51,9 +51,10 @@ def random_free_waypoints(
     attempts: int = 200,
 ) -> list[tuple[float, float]]:
     """
-    ``num`` random waypoints (metres, cell centres) in the reachable free space, at least
-    ``min_spacing_m`` apart; ``region`` (bool [H, W]) restricts where they may lie. When the spacing
-    cannot be met, it is halved (with a warning) until it can.
+    ``num`` random waypoints (metres, cell centres) in the reachable free space.
+
+    They lie at least ``min_spacing_m`` apart; ``region`` (bool [H, W]) restricts where they may
+    lie. When the spacing cannot be met, it is halved (with a warning) until it can.
     """
     rng = np.random.default_rng(seed)
     allowed = reachable_free(grid, robot_radius_m)
@@ -72,7 +73,11 @@ def random_free_waypoints(
 def _spaced_choice(
     rng: np.random.Generator, cells: np.ndarray, num: int, spacing_px: float, attempts: int
 ) -> np.ndarray:
-    """Pick ``num`` cells by rejection sampling with a minimum spacing (relaxed when impossible)."""
+    """
+    Pick ``num`` cells by rejection sampling with a minimum spacing.
+
+    The spacing is relaxed when impossible.
+    """
     spacing = spacing_px
     while True:
         chosen: list[np.ndarray] = []
@@ -95,7 +100,11 @@ def _spaced_choice(
 def partition_free_space(
     free: np.ndarray, k: int, seed: int = 0, iters: int = 20, max_points: int = 20000
 ) -> tuple[np.ndarray, np.ndarray]:
-    """k-means regions of the free cells: labels [H, W] (-1 outside ``free``), centres [k, 2] (r, c)."""
+    """
+    k-means regions of the free cells.
+
+    Labels [H, W] (-1 outside ``free``), centres [k, 2] (r, c).
+    """
     rng = np.random.default_rng(seed)
     rows, cols = np.nonzero(free)
     pts = np.column_stack([rows, cols]).astype(np.float64)
@@ -126,7 +135,11 @@ def _nearest(pts: np.ndarray, centres: np.ndarray) -> np.ndarray:
 
 
 def overlap_regions(labels: np.ndarray, centres: np.ndarray, overlap: str) -> list[np.ndarray]:
-    """Per robot, the bool mask of the free space its waypoints come from (see the module docstring)."""
+    """
+    Per robot, the bool mask of the free space its waypoints come from.
+
+    See the module docstring.
+    """
     k = len(centres)
     dist = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
     if overlap == 'minimal':
@@ -154,7 +167,11 @@ def random_route_set(
     robot_radius_m: float = 0.2,
     min_spacing_m: float = 1.0,
 ) -> list[list[tuple[float, float]]]:
-    """Waypoints (metres) for ``num_robots`` robots with ``tight``, ``some`` or ``minimal`` overlap."""
+    """
+    Waypoints (metres) for ``num_robots`` robots.
+
+    With ``tight``, ``some`` or ``minimal`` overlap.
+    """
     if overlap not in OVERLAPS:
         raise ValueError(f'overlap must be one of {list(OVERLAPS)}, got {overlap!r}')
     if num_robots < 1 or waypoints_per_robot < 1:

@@ -1,5 +1,7 @@
 """
-The per-robot optimizer interface: one robot's state, one synchronous round from neighbour messages.
+The per-robot optimizer interface.
+
+One robot's state, one synchronous round from neighbour messages.
 
 Parameters travel as flat 1-D float32 vectors in ``parameters_to_vector(model.parameters())``
 order. ``FlatParameters`` turns a model's parameters into views of one contiguous vector so the
@@ -34,7 +36,7 @@ class LocalProblem(Protocol):
     model: torch.nn.Module  # lives on the robot's device
 
     def next_batch(self) -> Any:
-        """A fresh minibatch from this robot's data, drawn from its own seeded generator."""
+        """Return a fresh minibatch from this robot's data, drawn from its own seeded generator."""
         ...
 
     def loss(self, batch: Any) -> torch.Tensor:
@@ -62,13 +64,17 @@ class FlatParameters:
         offset = 0
         with torch.no_grad():
             for p in self.params:
-                n = p.numel()
-                p.data = self.vec[offset : offset + n].view_as(p)
-                offset += n
+                end = offset + p.numel()
+                p.data = self.vec[offset:end].view_as(p)
+                offset = end
         self._ptrs = [p.data_ptr() for p in self.params]
 
     def rebind(self) -> torch.Tensor:
-        """Make sure the parameters are still views of ``vec`` (re-pack if not); returns ``vec``."""
+        """
+        Make sure the parameters are still views of ``vec`` (re-pack if not).
+
+        Returns ``vec``.
+        """
         if [p.data_ptr() for p in self.params] != self._ptrs:
             vec = torch.nn.utils.parameters_to_vector(self.params).detach().clone()
             self.vec = vec
@@ -92,7 +98,9 @@ class FlatParameters:
 
 class RobotOptimizer(ABC):
     """
-    One robot's decentralized optimizer: all state is this robot's; a round sees only neighbour messages.
+    One robot's decentralized optimizer.
+
+    All state is this robot's; a round sees only neighbour messages.
 
     Round k: every robot publishes ``outgoing()``; then every robot calls ``step(k, messages)``
     with the neighbours' round-k messages. ``step`` updates ``problem.model``'s parameters in
@@ -120,7 +128,11 @@ class RobotOptimizer(ABC):
 
     @abstractmethod
     def step(self, round_k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
-        """One synchronous round; returns info such as ``{"train_loss": ..., "forward_passes": ...}``."""
+        """
+        One synchronous round.
+
+        Returns info such as ``{"train_loss": ..., "forward_passes": ...}``.
+        """
 
     def batch_loss_and_grad(self) -> tuple[float, torch.Tensor]:
         """Loss on a fresh minibatch at the current parameters and its flat gradient."""
@@ -133,7 +145,11 @@ class RobotOptimizer(ABC):
     def neighbor_vectors(
         neighbors: Mapping[int, NeighborMessage], key: str, like: torch.Tensor
     ) -> torch.Tensor:
-        """The neighbours' ``key`` vectors stacked (rows in sorted id order), on ``like``'s device and dtype."""
+        """
+        Return the neighbours' ``key`` vectors stacked (rows in sorted id order).
+
+        On ``like``'s device and dtype.
+        """
         if not neighbors:
             return like.new_zeros((0, like.numel()))
         rows = []

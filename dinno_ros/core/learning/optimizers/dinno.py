@@ -1,4 +1,8 @@
-"""DiNNO (consensus ADMM) as one robot's round: rho scaling, dual step, primal steps on the midpoint regulariser."""
+"""
+DiNNO (consensus ADMM) as one robot's round.
+
+Rho scaling, dual step, primal steps on the midpoint regulariser.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import logging
 from typing import ClassVar, Mapping
 
 import torch
-from ..registry import register_optimizer, spec
+
 from .base import LocalProblem, NeighborMessage, RobotOptimizer
 from .schedules import lr_at, LR_DECAY_TYPES, make_primal_optimizer, PRIMAL_OPTIMIZERS, set_lr
+from ..registry import register_optimizer, spec
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +52,7 @@ class DiNNOConfig:
             )
 
     def lr(self, round_k: int) -> float:
-        """The primal learning rate of round ``round_k``."""
+        """Return the primal learning rate of round ``round_k``."""
         if self.primal_lr is not None:
             return self.primal_lr
         start = 0.005 if self.primal_lr_start is None else self.primal_lr_start
@@ -57,7 +62,11 @@ class DiNNOConfig:
 
 @register_optimizer('dinno')
 class DiNNO(RobotOptimizer):
-    """Robot i's DiNNO state: its dual p_i, its rho, and (optionally) a persistent primal optimizer."""
+    """
+    Robot i's DiNNO state.
+
+    Its dual p_i, its rho, and (optionally) a persistent primal optimizer.
+    """
 
     config_cls = DiNNOConfig
 

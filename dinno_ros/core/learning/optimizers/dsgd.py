@@ -1,4 +1,8 @@
-"""DSGD: Metropolis mixing of the neighbours' round-k parameters, then a local stochastic gradient step."""
+"""
+DSGD: Metropolis mixing of the neighbours' round-k parameters.
+
+Then a local stochastic gradient step.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
 import torch
+
+from .base import LocalProblem, NeighborMessage, RobotOptimizer
 from ..graphs import metropolis_weights
 from ..registry import register_optimizer, spec
-from .base import LocalProblem, NeighborMessage, RobotOptimizer
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,11 @@ def mix(
     own_degree: int,
     stacked: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """sum_j W_ij v_j over {i} and its neighbours with Metropolis weights from the messages' degrees."""
+    """
+    sum_j W_ij v_j over {i} and its neighbours.
+
+    With Metropolis weights from the messages' degrees.
+    """
     if not neighbors:
         return own.clone()
     w_ii, w = metropolis_weights(own_degree, {j: m.degree for j, m in neighbors.items()})

@@ -1,4 +1,8 @@
-"""DSGT: decentralized stochastic gradient tracking (robots send their parameters and their tracker y)."""
+"""
+DSGT: decentralized stochastic gradient tracking.
+
+Robots send their parameters and their tracker y.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
 import torch
-from ..registry import register_optimizer, spec
+
 from .base import LocalProblem, NeighborMessage, RobotOptimizer
 from .dsgd import mix
+from ..registry import register_optimizer, spec
 
 
 @dataclass(frozen=True)

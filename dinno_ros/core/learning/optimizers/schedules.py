@@ -1,4 +1,8 @@
-"""Per-round step-size schedules and the primal optimizers DiNNO runs on a flat parameter vector."""
+"""
+Per-round step-size schedules and primal optimizers.
+
+The primal optimizers are those DiNNO runs on a flat parameter vector.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,10 @@ PRIMAL_OPTIMIZERS = ('adam', 'adamw', 'sgd')
 
 def lr_at(round_k: int, start: float, finish: float, rounds: int, decay: str) -> float:
     """
-    Learning rate of round ``round_k`` (0-based) decaying from ``start`` to ``finish`` over ``rounds``.
+    Return the learning rate of round ``round_k`` (0-based).
 
-    Matches the seed's ``torch.linspace`` / ``torch.logspace`` tables; rounds past the end keep
-    ``finish``.
+    It decays from ``start`` to ``finish`` over ``rounds``. Matches the seed's ``torch.linspace`` /
+    ``torch.logspace`` tables; rounds past the end keep ``finish``.
     """
     if decay not in LR_DECAY_TYPES:
         raise ValueError(
@@ -33,7 +37,11 @@ def lr_at(round_k: int, start: float, finish: float, rounds: int, decay: str) ->
 def make_primal_optimizer(
     kind: str, flat_vector: torch.Tensor, lr: float
 ) -> torch.optim.Optimizer:
-    """A torch optimizer over the single flat parameter vector (defaults as ``torch.optim``'s)."""
+    """
+    Build a torch optimizer over the single flat parameter vector.
+
+    Defaults as ``torch.optim``'s.
+    """
     if kind == 'adam':
         return torch.optim.Adam([flat_vector], lr=lr)
     if kind == 'adamw':

@@ -1,7 +1,8 @@
 """
-Problems: the base model, per-robot local problems and validation, all built from (config, seed, robot_id).
+Problems: the base model, per-robot local problems and validation.
 
-A ROS process holding one robot and the offline loop holding all robots build bit-identical state:
+All are built from (config, seed, robot_id). A ROS process holding one robot and the offline loop
+holding all robots build bit-identical state:
 ``Problem(config, num_nodes, seed).local_problem(robot_id)`` depends on nothing else.
 """
 
@@ -15,6 +16,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import torch
+
 from ..optimizers.base import LocalProblem
 
 logger = logging.getLogger(__name__)
@@ -23,7 +25,11 @@ __all__ = ['LocalProblem', 'Problem', 'TensorLocalProblem', 'robot_seed', 'robot
 
 
 def robot_seed(seed: int, robot_id: int, stream: int = 0) -> int:
-    """A 63-bit seed for robot ``robot_id``'s own random stream (independent of the other robots)."""
+    """
+    Return a 63-bit seed for robot ``robot_id``'s own random stream.
+
+    Independent of the other robots.
+    """
     state = np.random.SeedSequence([int(seed), int(robot_id) + 1, int(stream)]).generate_state(
         2, dtype=np.uint32
     )
@@ -31,7 +37,7 @@ def robot_seed(seed: int, robot_id: int, stream: int = 0) -> int:
 
 
 def robot_generator(seed: int, robot_id: int, stream: int = 0) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded from (seed, robot_id, stream)."""
+    """Return a CPU ``torch.Generator`` seeded from (seed, robot_id, stream)."""
     gen = torch.Generator(device='cpu')
     gen.manual_seed(robot_seed(seed, robot_id, stream))
     return gen
@@ -67,13 +73,18 @@ class TensorLocalProblem:
         return len(self.data[0])
 
     def next_batch(self) -> tuple[torch.Tensor, ...]:
-        """The next minibatch of a shuffled epoch; a new shuffle after each full pass (last short batch dropped)."""
+        """
+        Return the next minibatch of a shuffled epoch.
+
+        A new shuffle after each full pass (last short batch dropped).
+        """
         if self._cursor + self.batch_size > len(self._order):
             self.epoch += 1
             self._order = torch.randperm(len(self.data[0]), generator=self.generator)
             self._cursor = 0
-        idx = self._order[self._cursor : self._cursor + self.batch_size]
-        self._cursor += self.batch_size
+        start, end = self._cursor, self._cursor + self.batch_size
+        idx = self._order[start:end]
+        self._cursor = end
         idx = idx.to(self.data[0].device)
         return tuple(t.index_select(0, idx) for t in self.data)
 
@@ -115,14 +126,22 @@ class Problem(ABC):
 
     @classmethod
     def config_keys(cls) -> list[str]:
-        """The config keys this problem understands (for picking them out of the YAML sections)."""
+        """
+        Return the config keys this problem understands.
+
+        For picking them out of the YAML sections.
+        """
         return [f.name for f in dataclasses.fields(cls.config_cls)] + list(
             getattr(cls.config_cls, 'IGNORED_KEYS', ())
         )
 
     @classmethod
     def config_from_sections(cls, *sections: Mapping[str, Any]) -> Any:
-        """A typed config from the keys it knows in the given YAML sections (later sections win)."""
+        """
+        Build a typed config from the keys it knows in the given YAML sections.
+
+        Later sections win.
+        """
         from ..registry import parse_dataclass
 
         keys = set(cls.config_keys())
@@ -133,10 +152,18 @@ class Problem(ABC):
 
     @abstractmethod
     def make_model(self) -> torch.nn.Module:
-        """A freshly initialised model (uses the global torch RNG; ``base_model`` seeds it)."""
+        """
+        Return a freshly initialised model.
+
+        Uses the global torch RNG; ``base_model`` seeds it.
+        """
 
     def base_model(self) -> torch.nn.Module:
-        """The model with the base weights shared by every robot and every (problem, optimizer) pair."""
+        """
+        Return the model with the base weights.
+
+        They are shared by every robot and every (problem, optimizer) pair.
+        """
         if self._base is None:
             with torch.random.fork_rng(devices=[]):  # leaves the global RNG untouched
                 torch.manual_seed(self.seed)
@@ -145,11 +172,15 @@ class Problem(ABC):
 
     @abstractmethod
     def local_problem(self, robot_id: int) -> LocalProblem:
-        """Robot ``robot_id``'s share: a model with the base weights and its own seeded minibatch stream."""
+        """
+        Robot ``robot_id``'s share.
+
+        A model with the base weights and its own seeded minibatch stream.
+        """
 
     @abstractmethod
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        """Validation metrics of one model (e.g. ``validation_loss``, ``top1_accuracy``)."""
+        """Return validation metrics of one model (e.g. ``validation_loss``, ``top1_accuracy``)."""
 
     def check_robot(self, robot_id: int) -> None:
         if not 0 <= int(robot_id) < self.num_nodes:

@@ -1,5 +1,7 @@
 """
-The lidar implicit-density map (the paper's mapping problem): robots learn occupancy from their own scans.
+The lidar implicit-density map (the paper's mapping problem).
+
+Robots learn occupancy from their own scans.
 
 * Network: the paper's FourierNet: ``sin(scale * (W x + b))`` first layer (weights uniform in
   ``+-sqrt(6 / out)``), ReLU hidden layers, Sigmoid output; input ``(x, y)`` in centred pixel
@@ -29,8 +31,9 @@ from dinno_ros.core.world.lidar import Lidar, LidarConfig
 import numpy as np
 import torch
 from torch import nn
-from ..registry import register_problem, spec
+
 from .base import Problem, robot_generator, robot_seed
+from ..registry import register_problem, spec
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +149,7 @@ class DensityConfig:
 
     IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('data_dir', 'data_split_type')
 
-    map: MapSection = field(default_factory=MapSection)
+    map: MapSection = field(default_factory=MapSection)  # noqa: A003 (the seed's YAML key)
     model: DensityModelConfig = field(default_factory=DensityModelConfig)
     loss: str = spec('BCE', choices=('BCE',))
     lidar: LidarSection = field(default_factory=LidarSection)
@@ -174,7 +177,11 @@ class SirenLayer(nn.Module):
 
 
 class DensityNet(nn.Module):
-    """The paper's implicit density network: sine first layer, ReLU hidden layers, Sigmoid output."""
+    """
+    The paper's implicit density network.
+
+    Sine first layer, ReLU hidden layers, Sigmoid output.
+    """
 
     def __init__(
         self, shape: list[int] | tuple[int, ...] = (2, 256, 64, 64, 64, 1), scale: float = 0.05
@@ -221,15 +228,20 @@ def bce_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torc
 def summed_batch_bce(
     model: nn.Module, points: torch.Tensor, labels: torch.Tensor, batch_size: int
 ) -> float:
-    """The paper's validation loss: sum over batches of the batch-mean BCE."""
+    """Return the paper's validation loss: sum over batches of the batch-mean BCE."""
     total = 0.0
     for s in range(0, len(labels), batch_size):
-        total += float(bce_loss(model, (points[s : s + batch_size], labels[s : s + batch_size])))
+        e = s + batch_size
+        total += float(bce_loss(model, (points[s:e], labels[s:e])))
     return total
 
 
 class DensityLocalProblem:
-    """One robot's share: its model and the sliding window of its scans; minibatches from its own generator."""
+    """
+    One robot's share: its model and the sliding window of its scans.
+
+    Minibatches come from its own generator.
+    """
 
     def __init__(
         self,
@@ -254,7 +266,11 @@ class DensityLocalProblem:
         self.samples_seen = 0  # training samples drawn so far
 
     def add_observation(self, obs: Any) -> None:
-        """Add one scan's training samples (an :class:`~dinno_ros.core.learning.agent.Observation`)."""
+        """
+        Add one scan's training samples.
+
+        ``obs`` is an :class:`~dinno_ros.core.learning.agent.Observation`.
+        """
         self.dataset.add(
             push_hits_into_walls(obs.samples, obs.labels, self.beam_samps, self.hit_depth),
             obs.labels,
@@ -322,7 +338,11 @@ class DensityProblem(Problem):
         )
 
     def central_problem(self, window: int | None = None) -> DensityLocalProblem:
-        """One learner fed with every robot's scans (the centralised reference); window default N x window."""
+        """
+        One learner fed with every robot's scans (the centralised reference).
+
+        ``window`` defaults to N x window.
+        """
         window = self.num_nodes * self.config.dataset.window if window is None else window
         return DensityLocalProblem(
             self.base_model(),
@@ -335,7 +355,11 @@ class DensityProblem(Problem):
         )
 
     def motion(self, robot_id: int):
-        """Robot ``robot_id``'s :class:`~dinno_ros.core.learning.agent.RobotMotion` (path, lidar, noise stream)."""
+        """
+        Robot ``robot_id``'s :class:`~dinno_ros.core.learning.agent.RobotMotion`.
+
+        Its path, lidar and noise stream.
+        """
         from ..agent import RobotMotion
 
         self.check_robot(robot_id)
@@ -350,21 +374,31 @@ class DensityProblem(Problem):
         }
 
     def mesh_grid_density(self, model: nn.Module) -> torch.Tensor:
-        """The learned map on the mesh (rows = image rows every ``mesh_stride`` pixels), CPU float32."""
+        """
+        Return the learned map on the mesh, CPU float32.
+
+        Rows = image rows every ``mesh_stride`` pixels.
+        """
         from ..metrics import mesh_grid_density
 
         return mesh_grid_density(model, self.mesh_xs, self.mesh_ys)
 
     def true_mesh(self) -> torch.Tensor:
-        """The true occupancy (0/1) at the mesh points."""
+        """Return the true occupancy (0/1) at the mesh points."""
         s = self.config.mesh_stride
+        h = s // 2
+        rows, cols = len(self.mesh_ys), len(self.mesh_xs)
         return torch.as_tensor(
-            self.grid.occupied[s // 2 :: s, s // 2 :: s][: len(self.mesh_ys), : len(self.mesh_xs)],
+            self.grid.occupied[h::s, h::s][:rows, :cols],
             dtype=torch.float32,
         )
 
     def results_extras(self) -> dict[str, Any]:
-        """What a results file needs to draw the learned map: mesh axes, true map, resolution."""
+        """
+        Return what a results file needs to draw the learned map.
+
+        Mesh axes, true map, resolution.
+        """
         return {
             'mesh_xs': self.mesh_xs.clone(),
             'mesh_ys': self.mesh_ys.clone(),
@@ -401,7 +435,7 @@ class World:
 
 
 def load_world_map(cfg: MapSection) -> GridMap:
-    """The map of a ``map:`` section: a map YAML, a floorplan image or a generated plan."""
+    """Load the map of a ``map:`` section: a map YAML, a floorplan image or a generated plan."""
     if cfg.generate is not None:
         from dinno_ros.core.world.mapgen import generate_floorplan
 
@@ -432,7 +466,11 @@ def build_world(
     num_nodes: int,
     seed: int,
 ) -> World:
-    """The world of a lidar experiment (cached per process: every pair and robot shares it)."""
+    """
+    Build the world of a lidar experiment.
+
+    Cached per process: every pair and robot shares it.
+    """
     key = repr((map_cfg, lidar_cfg, routes_cfg, val_cfg, int(num_nodes), int(seed)))
     if key not in _WORLDS:
         if len(_WORLDS) >= 4:

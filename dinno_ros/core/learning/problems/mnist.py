@@ -1,5 +1,7 @@
 """
-MNIST classification: the seed's one-conv-layer CNN, NLL loss, hetero or random splits between robots.
+MNIST classification: the seed's one-conv-layer CNN and NLL loss.
+
+Hetero or random splits between robots.
 
 Data comes from ``data_dir``: the torchvision layout (``MNIST/raw``) or plain IDX ``.gz`` files.
 With the training files present, train = the 60,000 training digits and validation = the 10,000
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from ..registry import register_problem, spec
+
 from .base import Problem, robot_generator, robot_seed, TensorLocalProblem
 from .density import (
     build_world,
@@ -30,6 +32,7 @@ from .density import (
     RoutesSection,
     ValidationSection,
 )
+from ..registry import register_problem, spec
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +52,11 @@ class MNISTModelConfig:
 
 @dataclass(frozen=True)
 class MNISTConfig:
-    """Keys of the seed's ``experiment:`` section and a pair's batch sizes that the MNIST problem uses."""
+    """
+    Keys the MNIST problem uses.
+
+    From the seed's ``experiment:`` section and a pair's batch sizes.
+    """
 
     IGNORED_KEYS: ClassVar[tuple[str, ...]] = ()
 
@@ -67,13 +74,18 @@ class MNISTConfig:
     download: bool = False  # let torchvision download when the files are missing
     # optional world: with a map the robots also drive their routes and scan (the swarm; disk
     # graphs)
-    map: MapSection | None = None
+    map: MapSection | None = None  # noqa: A003 (the seed's YAML key)
     routes: RoutesSection = field(default_factory=RoutesSection)
     lidar: LidarSection = field(default_factory=LidarSection)
 
 
 class MNISTConvNet(nn.Module):
-    """conv(num_filters x kernel_size^2) -> ReLU -> maxpool 2 -> fc(linear_width) -> ReLU -> fc(10) -> log_softmax."""
+    """
+    The seed's one-conv-layer CNN.
+
+    conv(num_filters x kernel_size^2) -> ReLU -> maxpool 2 -> fc(linear_width) -> ReLU -> fc(10)
+    -> log_softmax.
+    """
 
     def __init__(self, num_filters: int = 3, kernel_size: int = 5, linear_width: int = 64) -> None:
         super().__init__()
@@ -89,14 +101,14 @@ class MNISTConvNet(nn.Module):
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (optionally gzipped) as a numpy array."""
+    """Read an IDX file (optionally gzipped) as a numpy array."""
     opener = gzip.open if path.suffix == '.gz' else open
     with opener(path, 'rb') as fh:
         raw = fh.read()
     if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f'{path}: not an unsigned-byte IDX file')
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], 'big') for k in range(ndim))
+    shape = tuple(int.from_bytes(raw[slice(4 + 4 * k, 8 + 4 * k)], 'big') for k in range(ndim))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -122,7 +134,11 @@ def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, t
 
 
 def load_mnist(data_dir: str | Path, num_train: int = 8000, download: bool = False):
-    """((train_x, train_y), (val_x, val_y)) as normalised float images (N, 1, 28, 28) and int64 labels."""
+    """
+    Load ((train_x, train_y), (val_x, val_y)).
+
+    Normalised float images (N, 1, 28, 28) and int64 labels.
+    """
     data_dir = Path(data_dir)
     test = _load_pair(data_dir, 't10k')
     train = _load_pair(data_dir, 'train')
@@ -152,7 +168,11 @@ def load_mnist(data_dir: str | Path, num_train: int = 8000, download: bool = Fal
 def split_indices(
     labels: torch.Tensor, num_nodes: int, split_type: str, seed: int
 ) -> list[torch.Tensor]:
-    """Each node's sample indices: ``hetero`` divides the 10 classes between nodes, ``random`` equal shares."""
+    """
+    Each node's sample indices.
+
+    ``hetero`` divides the 10 classes between nodes, ``random`` gives equal shares.
+    """
     if split_type == 'hetero':
         if num_nodes > 10:
             raise ValueError(
@@ -185,8 +205,9 @@ def evaluate_classifier(
     model.eval()
     total_loss, correct = 0.0, 0
     for start in range(0, len(y), batch_size):
-        out = model(x[start : start + batch_size])
-        target = y[start : start + batch_size]
+        stop = start + batch_size
+        out = model(x[start:stop])
+        target = y[start:stop]
         total_loss += float(F.nll_loss(out, target, reduction='sum'))
         correct += int((out.argmax(dim=1) == target).sum())
     model.train(was_training)
@@ -249,7 +270,11 @@ class MNISTProblem(Problem):
         return evaluate_classifier(model, self.val_x, self.val_y, self.config.val_batch_size)
 
     def motion(self, robot_id: int):
-        """Robot ``robot_id``'s drive through the configured map (None without a map: robots stand still)."""
+        """
+        Robot ``robot_id``'s drive through the configured map.
+
+        None without a map: robots stand still.
+        """
         cfg = self.config
         if cfg.map is None:
             return None

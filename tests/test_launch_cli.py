@@ -1,0 +1,134 @@
+"""``ros2 launch dinno_ros swarm.launch.py`` and the ``ros2`` CLI as a user types them (real processes).
+
+Bad arguments fail before any node starts; ``rviz:=true`` without rviz2 leaves nothing behind;
+Ctrl-C stops every node cleanly (no SIGTERM escalation); a robot that dies makes the launch fail
+and the results say which rounds are missing. The ``ros_env`` fixture fails any test that leaves a
+process of its own running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import re
+import signal
+import time
+
+from conftest import CONFIGS, ros2_cli, tail
+import psutil
+import pytest
+import torch
+import yaml
+
+LAUNCH = ['launch', 'dinno_ros', 'swarm.launch.py']
+
+
+def config_file(tmp_path: Path, **swarm) -> Path:
+    data = yaml.safe_load((CONFIGS / 'tiny_swarm.yaml').read_text())
+    data['swarm'].update(swarm)
+    path = tmp_path / 'cli_swarm.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def wait_for_line(lines: list[str], pattern: str, proc, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(re.search(pattern, line) for line in lines):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f'no line matching {pattern!r}; last lines:\n{tail(lines)}')
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    'argument, message',
+    [
+        ('num_robots:=abc', 'num_robots:=abc: expected an integer'),
+        ('rounds:=-3', 'rounds:=-3: expected an integer >= 0'),
+        ('robots:=0,7', 'robots:=0,7: robot 7 does not exist; allowed: 0..3'),
+        ('robots:=a,b', 'robots:=a,b: expected robot ids like 0,1,2'),
+        ('monitor:=maybe', 'monitor:=maybe: expected true or false'),
+        ('config:=no_such.yaml', "config:=no_such.yaml: config 'no_such.yaml' is neither"),
+    ],
+)
+def test_bad_launch_argument_fails_before_any_node_starts(processes, tmp_path, argument, message):
+    code, out = processes.run([*ros2_cli(), *LAUNCH, argument], timeout=90, cwd=tmp_path)
+    assert code != 0, out
+    assert message in out, out
+    assert 'process started' not in out, out
+
+
+def test_rviz_without_rviz2_fails_and_leaves_nothing_running(processes, tmp_path):
+    from ament_index_python.packages import get_package_prefix, PackageNotFoundError
+
+    try:
+        get_package_prefix('rviz2')
+        pytest.skip('rviz2 is installed here: this test is for machines without it')
+    except PackageNotFoundError:
+        pass
+    config = config_file(tmp_path)
+    code, out = processes.run(
+        [*ros2_cli(), *LAUNCH, f'config:={config}', 'rviz:=true'], timeout=90, cwd=tmp_path
+    )
+    assert code != 0, out
+    assert 'rviz:=true: rviz2 is not installed' in out, out
+    assert 'process started' not in out, out  # ros_env then checks that nothing is left
+
+
+def test_ctrl_c_stops_every_node_cleanly(processes, tmp_path):
+    config = config_file(tmp_path)
+    proc, lines = processes.start(
+        [*ros2_cli(), *LAUNCH, f'config:={config}', 'rounds:=100000', f'results_dir:={tmp_path}'],
+        cwd=tmp_path,
+    )
+    wait_for_line(lines, r'\[monitor\].*round 3: consensus', proc, timeout=180)
+    code, echoed = processes.run(
+        [*ros2_cli(), 'topic', 'echo', '--once', '--no-daemon', '/swarm/metrics'], timeout=60
+    )
+    assert code == 0 and re.search(r'^round: \d+', echoed, re.M), echoed
+    nodes = psutil.Process(proc.pid).children(recursive=True)
+    assert len(nodes) >= 4, nodes
+    processes.interrupt(proc)  # SIGINT to the launch and every node, as a terminal's Ctrl-C
+    processes.wait(proc, lines, timeout=30)
+    out = ''.join(lines)
+    assert out.count('process has finished cleanly') == 4, out[-4000:]
+    assert 'exit code' not in out and 'SIGTERM' not in out, out[-4000:]
+    assert 'Traceback' not in out, out[-4000:]
+    assert re.search(r'\[monitor\].*interrupted after \d+ of 100000 rounds', out), out[-4000:]
+
+
+def test_a_robot_that_dies_fails_the_launch_and_the_results_say_so(processes, tmp_path):
+    rounds = 30
+    config = config_file(tmp_path, round_timeout=2.0, lost_after_rounds=2)
+    data = yaml.safe_load(config.read_text())
+    data['swarm']['monitor']['lost_after'] = 2.0
+    config.write_text(yaml.safe_dump(data))
+    proc, lines = processes.start(
+        [*ros2_cli(), *LAUNCH, f'config:={config}', f'rounds:={rounds}', f'results_dir:={tmp_path}'],
+        cwd=tmp_path,
+    )
+    wait_for_line(lines, r'\[monitor\].*round 3: consensus', proc, timeout=180)
+    robot_2 = [
+        p for p in psutil.Process(proc.pid).children(recursive=True)
+        if '__ns:=/robot_2' in ' '.join(p.cmdline())
+    ]
+    assert robot_2, tail(lines)
+    robot_2[0].send_signal(signal.SIGKILL)
+    code = processes.wait(proc, lines, timeout=240)
+    out = ''.join(lines)
+    assert code != 0, out[-4000:]
+    assert 'robot_2/robot exited with -9' in out, out[-4000:]
+    assert re.search(r'\[monitor\].*incomplete run: robot_2 stopped after \d+ of 30 rounds', out)
+    results = torch.load(next(tmp_path.glob('*/*_results.pt')), weights_only=True)
+    assert not results['complete']
+    done = results['rounds_completed']
+    assert done[0] == done[1] == rounds and done[2] < rounds, done
+
+
+def test_ros2_cli_finds_the_package_and_its_interfaces(processes):
+    code, out = processes.run([*ros2_cli(), 'pkg', 'executables', 'dinno_ros'], timeout=60)
+    assert code == 0, out
+    for executable in ('robot_node', 'monitor_node', 'viz_node'):
+        assert f'dinno_ros {executable}' in out, out
+    code, out = processes.run(
+        [*ros2_cli(), 'interface', 'show', 'dinno_msgs/msg/Weights'], timeout=60
+    )
+    assert code == 0 and 'uint8[] data' in out, out
