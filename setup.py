@@ -1,4 +1,8 @@
-"""ament_python package setup for dinno_ros (colcon build, or pip install for the pip-only mode)."""
+"""
+ament_python package setup for dinno_ros.
+
+For colcon build, or pip install for the pip-only mode.
+"""
 
 from glob import glob
 

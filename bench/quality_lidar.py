@@ -234,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_experiment(experiment_dict(args, map_section), base_dir=ROOT)
     print(
         f'settings: {NUM_ROBOTS} robots, {args.rounds} rounds (paper 4000), '
-        f'DiNNO batch {args.batch} x {args.primal_iterations} primal Adam steps (paper 12,500 x 5), '
-        f'lr {args.lr_start:g} -> {args.lr_finish:g} '
+        f'DiNNO batch {args.batch} x {args.primal_iterations} primal Adam steps '
+        f'(paper 12,500 x 5), lr {args.lr_start:g} -> {args.lr_finish:g} '
         f'(log), rho 0.3 x 1.0004^k; DSGD/DSGT batch {int(round(1.6 * args.batch))}, alpha 0.001; '
         f'disk graph radius {1500 * RESOLUTION:.1f} m; window 800 scans; 500 validation scans',
         flush=True,

@@ -1,8 +1,10 @@
-"""Where the package's data (config/, maps/, launch/, rviz/) lives, with or without a ROS install.
+"""
+Where the package's data (config/, maps/, launch/, rviz/) lives, with or without a ROS install.
 
-Order: a colcon/ament install (``ament_index_python``), then the source checkout this module sits in
-(pip-only, editable installs). ``python -m dinno_ros.share --install-index PREFIX`` registers the checkout
-in a prefix's ament index so ``get_package_share_directory('dinno_ros')`` works there too.
+Order: a colcon/ament install (``ament_index_python``), then the source checkout this module sits
+in (pip-only, editable installs). ``python -m dinno_ros.share --install-index PREFIX`` registers
+the checkout in a prefix's ament index so ``get_package_share_directory('dinno_ros')`` works there
+too.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def _is_share(path: Path) -> bool:
 
 
 def share_dir() -> Path:
-    """The directory holding config/, maps/, launch/ and rviz/ for this installation."""
+    """Return the directory holding config/, maps/, launch/ and rviz/ for this installation."""
     if _is_share(SOURCE_ROOT):
         return SOURCE_ROOT
     try:
@@ -40,7 +42,11 @@ def share_dir() -> Path:
 
 
 def resolve_config(name: str | os.PathLike) -> Path:
-    """A config path as given, or a bare name (``lidar.yaml``, ``lidar``) under share/config."""
+    """
+    Return a config path as given, or a bare name under share/config.
+
+    A bare name is ``lidar.yaml`` or ``lidar``.
+    """
     path = Path(name)
     if path.is_file():
         return path.resolve()
@@ -54,11 +60,12 @@ def resolve_config(name: str | os.PathLike) -> Path:
 
 
 def install_index(prefix: Path) -> None:
-    """Register the checkout in ``prefix`` as a colcon install would lay it out.
+    """
+    Register the checkout in ``prefix`` as a colcon install would lay it out.
 
-    ``share/dinno_ros`` gets real folders whose files link to the checkout (ros2launch's ``os.walk``
-    does not follow linked folders), and ``lib/dinno_ros`` gets one script per console entry point
-    (where ``ros2 run`` and launch ``Node`` actions look for executables).
+    ``share/dinno_ros`` gets real folders whose files link to the checkout (ros2launch's
+    ``os.walk`` does not follow linked folders), and ``lib/dinno_ros`` gets one script per console
+    entry point (where ``ros2 run`` and launch ``Node`` actions look for executables).
     """
     marker = prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / PACKAGE
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +83,8 @@ PREFIX_HOOK = 'dinno_ros_ament_prefix.pth'
 
 
 def _write_prefix_hook() -> None:
-    """Make this venv a ROS prefix for every process it runs (``.venv/bin/ros2 launch`` unsourced).
+    """
+    Make this venv a ROS prefix for every process it runs (``.venv/bin/ros2 launch`` unsourced).
 
     A ``.pth`` line runs at interpreter start: it adds ``sys.prefix`` to ``AMENT_PREFIX_PATH``
     (after a sourced ROS install's entries, if any), as ``source install/setup.bash`` would.
@@ -122,7 +130,11 @@ def _mirror(source: Path, dest: Path) -> None:
 
 
 def _write_executables(lib: Path) -> None:
-    """One small script per ``console_scripts`` entry point of dinno_ros, run by this interpreter."""
+    """
+    Write one small script per ``console_scripts`` entry point of dinno_ros.
+
+    The scripts run with this interpreter.
+    """
     lib.mkdir(parents=True, exist_ok=True)
     points = [
         ep
@@ -130,7 +142,9 @@ def _write_executables(lib: Path) -> None:
         if ep.dist is not None and ep.dist.name.replace('-', '_') == PACKAGE
     ]
     if not points:
-        logger.warning('no console scripts of %s found: is it installed (pip install -e .)?', PACKAGE)
+        logger.warning(
+            'no console scripts of %s found: is it installed (pip install -e .)?', PACKAGE
+        )
     for ep in points:
         module, func = ep.value.split(':')
         script = lib / ep.name
@@ -145,7 +159,7 @@ def _write_executables(lib: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument(
         '--install-index', type=Path, metavar='PREFIX', help='register the checkout in PREFIX'
     )

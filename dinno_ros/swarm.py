@@ -1,9 +1,11 @@
-"""The pip-only runner: ``dinno-swarm CONFIG`` (or ``python -m dinno_ros.swarm``).
+"""
+The pip-only runner: ``dinno-swarm CONFIG`` (or ``python -m dinno_ros.swarm``).
 
-Starts every robot node and the monitor of a swarm config as separate processes over real DDS, with the
-same plan as ``launch/swarm.launch.py``; prefixes and forwards their logs; stops them all on Ctrl-C or when
-the run ends; exits non-zero if any node failed. DDS discovery stays on this host unless the user set
-``ROS_AUTOMATIC_DISCOVERY_RANGE``, on a domain id of its own unless ``ROS_DOMAIN_ID`` is set.
+Starts every robot node and the monitor of a swarm config as separate processes over real DDS, with
+the same plan as ``launch/swarm.launch.py``; prefixes and forwards their logs; stops them all on
+Ctrl-C or when the run ends; exits non-zero if any node failed. DDS discovery stays on this host
+unless the user set ``ROS_AUTOMATIC_DISCOVERY_RANGE``, on a domain id of its own unless
+``ROS_DOMAIN_ID`` is set.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ logger = logging.getLogger('dinno_swarm')
 
 
 def swarm_environment(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for the nodes: localhost discovery and a domain id of this run's own by default."""
+    """
+    Return the environment for the nodes.
+
+    Localhost discovery and a domain id of this run's own by default.
+    """
     env = dict(os.environ if base is None else base)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     if 'ROS_DOMAIN_ID' not in env:
@@ -59,7 +65,11 @@ def _forward(prefix: str, stream: IO[bytes], out: IO[str], lock: threading.Lock)
 def start_node(
     node: NodeSpec, env: dict[str, str], out: IO[str], lock: threading.Lock
 ) -> NodeProcess:
-    """Start one node as ``python -m module --ros-args ...`` with its output forwarded under a prefix."""
+    """
+    Start one node as ``python -m module --ros-args ...``.
+
+    Its output is forwarded under a prefix.
+    """
     cmd = [sys.executable, '-m', node.module, *node.ros_args()]
     proc = subprocess.Popen(
         cmd,
@@ -98,7 +108,8 @@ def stop_all(procs: Sequence[NodeProcess], grace: float = 10.0) -> None:
 def supervise(
     procs: Sequence[NodeProcess], timeout: float | None, monitor_grace: float = 60.0
 ) -> bool:
-    """Wait until every node ended (True) or the timeout passed (False).
+    """
+    Wait until every node ended (True) or the timeout passed (False).
 
     Once every robot process has ended, the others (the monitor) get ``monitor_grace`` s to finish.
     """
@@ -127,7 +138,11 @@ def run_swarm(
     timeout: float | None = None,
     out: IO[str] = sys.stdout,
 ) -> dict[str, int]:
-    """Start the nodes, wait for them, stop them on Ctrl-C or timeout; return each node's exit code."""
+    """
+    Start the nodes, wait for them, stop them on Ctrl-C or timeout.
+
+    Return each node's exit code.
+    """
     lock = threading.Lock()
     procs: list[NodeProcess] = []
     interrupted = False
@@ -158,7 +173,9 @@ def _robot_list(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='dinno-swarm', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog='dinno-swarm', description=__doc__.strip().splitlines()[0]
+    )
     parser.add_argument(
         'config', help="swarm config: a path, or a name under the package's share/config"
     )
@@ -227,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plan_viz_node(plan, out_dir: Path) -> NodeSpec:
-    """The matplotlib viewer node that renders the swarm to PNG frames (see dinno_ros.ros.viz_node)."""
+    """
+    Return the matplotlib viewer node that renders the swarm to PNG frames.
+
+    See dinno_ros.ros.viz_node.
+    """
     params = {
         'num_robots': plan.spec.num_robots,
         'rounds': plan.spec.rounds,

@@ -1,4 +1,5 @@
-"""Shared test set-up: DDS stays on this host, on a domain id of each test's own.
+"""
+Shared test set-up: DDS stays on this host, on a domain id of each test's own.
 
 Every process a test starts carries ``DINNO_TEST_TAG`` in its environment; after the test, any
 process still running with that tag is killed and the test fails. ``Processes`` starts commands
@@ -33,7 +34,7 @@ _DOMAINS = itertools.count(random.SystemRandom().randrange(0, 100))
 
 
 def next_domain_id() -> int:
-    """A domain id for one test (1..200), different from its neighbours in the same run."""
+    """Return a domain id for one test (1..200), different from its neighbours in the same run."""
     return 1 + (os.getpid() % 50 + next(_DOMAINS) * 7) % 200
 
 
@@ -69,7 +70,8 @@ def kill_tagged(tag: str) -> list[str]:
 
 @pytest.fixture
 def ros_env():
-    """The environment for node processes: localhost discovery and a domain of this test's own.
+    """
+    Yield the environment for node processes: localhost discovery and a domain of this test's own.
 
     After the test, no process started with this environment may still run.
     """
@@ -93,8 +95,14 @@ class Processes:
         self.env = env
         self.started: list[tuple[subprocess.Popen, list[str]]] = []
 
-    def start(self, cmd: Sequence[str], cwd: Path | None = None) -> tuple[subprocess.Popen, list[str]]:
-        """Start ``cmd`` in a process group of its own; its merged output lines collect in a list."""
+    def start(
+        self, cmd: Sequence[str], cwd: Path | None = None
+    ) -> tuple[subprocess.Popen, list[str]]:
+        """
+        Start ``cmd`` in a process group of its own.
+
+        Its merged output lines collect in a list.
+        """
         proc = subprocess.Popen(
             list(map(str, cmd)),
             env=self.env,
@@ -113,7 +121,11 @@ class Processes:
         return proc, lines
 
     def wait(self, proc: subprocess.Popen, lines: list[str], timeout: float) -> int:
-        """Its exit code; past ``timeout`` s everything of this test is killed and the test fails."""
+        """
+        Return its exit code.
+
+        Past ``timeout`` s everything of this test is killed and the test fails.
+        """
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -158,7 +170,11 @@ LAUNCH_STACK_HINT = (
 
 
 def ros2_cli() -> list[str]:
-    """The ``ros2`` command of this environment (beside this Python, else on PATH), or skip."""
+    """
+    Return the ``ros2`` command of this environment, or skip.
+
+    The one beside this Python, else the one on PATH.
+    """
     pytest.importorskip('ros2cli', reason=LAUNCH_STACK_HINT)
     pytest.importorskip('launch_ros', reason=LAUNCH_STACK_HINT)
     beside = Path(sys.executable).parent / 'ros2'

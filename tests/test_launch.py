@@ -1,4 +1,5 @@
-"""launch_pytest tests of the installed swarm.launch.py: the ROS user's interface, run for real.
+"""
+launch_pytest tests of the installed swarm.launch.py: the ROS user's interface, run for real.
 
 They include ``share/dinno_ros/launch/swarm.launch.py`` from the ament index (a colcon install, or
 the pip-only venv that ``make setup`` registers) and watch every node's exit. In a ROS 2
@@ -79,21 +80,25 @@ def swarm_description(config: Path, results: Path, watch: Watch, **env: str) -> 
         'PYTHONUNBUFFERED': '1',
         **env,
     }
-    return LaunchDescription([
-        *(SetEnvironmentVariable(k, v) for k, v in environment.items()),
-        RegisterEventHandler(OnProcessExit(on_exit=watch.on_exit)),
-        RegisterEventHandler(OnProcessIO(on_stdout=watch.on_output, on_stderr=watch.on_output)),
-        # ReadyToTest first: the test itself waits, with a deadline, even if the include fails
-        launch_pytest.actions.ReadyToTest(),
-        IncludeLaunchDescription(
-            PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'swarm.launch.py')),
-            launch_arguments={
-                'config': str(config),
-                'rounds': str(ROUNDS),
-                'results_dir': str(results),
-            }.items(),
-        ),
-    ])
+    return LaunchDescription(
+        [
+            *(SetEnvironmentVariable(k, v) for k, v in environment.items()),
+            RegisterEventHandler(OnProcessExit(on_exit=watch.on_exit)),
+            RegisterEventHandler(
+                OnProcessIO(on_stdout=watch.on_output, on_stderr=watch.on_output)
+            ),
+            # ReadyToTest first: the test itself waits, with a deadline, even if the include fails
+            launch_pytest.actions.ReadyToTest(),
+            IncludeLaunchDescription(
+                PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'swarm.launch.py')),
+                launch_arguments={
+                    'config': str(config),
+                    'rounds': str(ROUNDS),
+                    'results_dir': str(results),
+                }.items(),
+            ),
+        ]
+    )
 
 
 def results_of(results: Path) -> dict:
@@ -109,13 +114,23 @@ def assert_complete_run(watch: Watch, results: Path) -> None:
     assert all(code == 0 for code in watch.exits.values()), (watch.exits, out)
     metrics = results_of(results)
     assert metrics['complete'] and not metrics['interrupted'], out
-    assert metrics['rounds_completed'] == {0: ROUNDS, 1: ROUNDS, 2: ROUNDS}, metrics['rounds_completed']
+    completed = metrics['rounds_completed']
+    assert completed == {0: ROUNDS, 1: ROUNDS, 2: ROUNDS}, completed
     assert metrics['rounds_reported'] == ROUNDS
 
 
 @pytest.fixture
 def watch() -> Watch:
     return Watch()
+
+
+@pytest.fixture(autouse=True)
+def keep_environment():
+    """SetEnvironmentVariable writes this process's os.environ: leave it as it was."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @launch_pytest.fixture
@@ -136,9 +151,7 @@ def slow_monitor_swarm(tmp_path, watch):
     config = launch_config(
         tmp_path, swarm={'round_timeout': 2.0}, lost_after=1.5, evaluate_frequency=3
     )
-    return swarm_description(
-        config, tmp_path / 'results', watch, DINNO_MONITOR_EVAL_DELAY_S='6'
-    )
+    return swarm_description(config, tmp_path / 'results', watch, DINNO_MONITOR_EVAL_DELAY_S='6')
 
 
 @pytest.mark.launch(fixture=slow_monitor_swarm)

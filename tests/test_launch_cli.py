@@ -1,9 +1,10 @@
-"""``ros2 launch dinno_ros swarm.launch.py`` and the ``ros2`` CLI as a user types them (real processes).
+"""
+``ros2 launch dinno_ros swarm.launch.py`` and the ``ros2`` CLI as a user types them.
 
-Bad arguments fail before any node starts; ``rviz:=true`` without rviz2 leaves nothing behind;
-Ctrl-C stops every node cleanly (no SIGTERM escalation); a robot that dies makes the launch fail
-and the results say which rounds are missing. The ``ros_env`` fixture fails any test that leaves a
-process of its own running.
+All with real processes. Bad arguments fail before any node starts; ``rviz:=true`` without rviz2
+leaves nothing behind; Ctrl-C stops every node cleanly (no SIGTERM escalation); a robot that dies
+makes the launch fail and the results say which rounds are missing. The ``ros_env`` fixture fails
+any test that leaves a process of its own running.
 """
 
 from __future__ import annotations
@@ -102,12 +103,19 @@ def test_a_robot_that_dies_fails_the_launch_and_the_results_say_so(processes, tm
     data['swarm']['monitor']['lost_after'] = 2.0
     config.write_text(yaml.safe_dump(data))
     proc, lines = processes.start(
-        [*ros2_cli(), *LAUNCH, f'config:={config}', f'rounds:={rounds}', f'results_dir:={tmp_path}'],
+        [
+            *ros2_cli(),
+            *LAUNCH,
+            f'config:={config}',
+            f'rounds:={rounds}',
+            f'results_dir:={tmp_path}',
+        ],
         cwd=tmp_path,
     )
     wait_for_line(lines, r'\[monitor\].*round 3: consensus', proc, timeout=180)
     robot_2 = [
-        p for p in psutil.Process(proc.pid).children(recursive=True)
+        p
+        for p in psutil.Process(proc.pid).children(recursive=True)
         if '__ns:=/robot_2' in ' '.join(p.cmdline())
     ]
     assert robot_2, tail(lines)

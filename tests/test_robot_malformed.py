@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
-from dinno_msgs.msg import RobotState, Weights  # noqa: E402
+from dinno_msgs.msg import RobotState, Weights  # noqa: E402, I100
 from dinno_ros.ros import qos  # noqa: E402
 
 
@@ -91,7 +91,7 @@ def test_malformed_weights_are_ignored(ros_env):
         assert wait_for(lambda: spin() or own, 90), (
             'robot_0 never sent its round-0 weights\n' + ''.join(lines)
         )
-        warned = lambda: sum('ignored weights' in l for l in lines)  # noqa: E731
+        warned = lambda: sum('ignored weights' in line for line in lines)  # noqa: E731
         for n, (name, bad) in enumerate(corruptions(own[0]).items(), start=1):
             pub.publish(bad)
             assert wait_for(lambda: spin() or warned() >= n, 20), (
@@ -103,7 +103,7 @@ def test_malformed_weights_are_ignored(ros_env):
         good.sender = 1
         pub.publish(good)  # a valid round-0 message: robot_0 goes on to round 1
         assert wait_for(lambda: spin() or 1 in states, 30), ''.join(lines)
-        warnings = [l for l in lines if 'ignored weights' in l]
+        warnings = [line for line in lines if 'ignored weights' in line]
         for expected in ('bytes', 'unknown dtype', 'shape', 'non-finite'):
             assert any(expected in w for w in warnings), (expected, warnings)
     finally:

@@ -1,5 +1,9 @@
-"""The lidar swarm end to end: real robot and monitor processes over DDS, the RViz topics, the results,
-the equivalence with the offline runner, and a robot killed mid-run."""
+"""
+The lidar swarm end to end: real robot and monitor processes over DDS.
+
+Checked: the RViz topics, the results, the equivalence with the offline runner, and a robot
+killed mid-run.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,14 @@ import threading
 import time
 
 from conftest import CONFIGS, REPO
+from dinno_ros.core.learning.experiment import run_pair
+from dinno_ros.core.swarm.spec import load_swarm
+from dinno_ros.tools.rviz_config import expected_topics
 import pytest
 import torch
 import yaml
 
 rclpy = pytest.importorskip('rclpy')
-
-from dinno_ros.core.learning.experiment import run_pair  # noqa: E402
-from dinno_ros.core.swarm.spec import load_swarm  # noqa: E402
-from dinno_ros.tools.rviz_config import expected_topics  # noqa: E402
 
 CONSENSUS = re.compile(r'\[monitor\].*round (\d+): consensus ([0-9.e+-]+) - ([0-9.e+-]+)')
 VAL = re.compile(r'\[monitor\].*round (\d+): consensus .* \| val loss ([0-9.e+-]+)')
@@ -75,7 +78,11 @@ def start_swarm(
 
 
 def live_topics(domain_id: int, until, timeout: float) -> dict[str, set[str]]:
-    """Topic -> types seen on the ROS graph while ``until()`` is false (polling, union of everything seen)."""
+    """
+    Topic -> types seen on the ROS graph while ``until()`` is false.
+
+    Polling; the union of everything seen.
+    """
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)
     node = rclpy.create_node('graph_probe', context=context)
@@ -129,7 +136,11 @@ def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
 
 
 def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env):
-    """Same config and seed on CPU, static graph, all messages delivered: same consensus and val loss."""
+    """
+    Same config and seed on CPU, static graph, all messages delivered.
+
+    Then the consensus and val loss are the same.
+    """
     config = swarm_config(tmp_path, rounds=10, graph={'type': 'cycle'})
     proc, lines = start_swarm(config, ros_env, tmp_path)
     proc.wait(timeout=320)
@@ -168,7 +179,7 @@ def test_killed_robot_does_not_stall_the_swarm(tmp_path, ros_env):
     proc, lines = start_swarm(config, ros_env, tmp_path)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not any(
-        re.search(r'\[monitor\].*round 5: consensus', l) for l in lines
+        re.search(r'\[monitor\].*round 5: consensus', line) for line in lines
     ):
         time.sleep(0.2)
     pid = robot_pid(config, 2)

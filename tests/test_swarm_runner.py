@@ -1,4 +1,8 @@
-"""A real swarm: robot and monitor processes started by the runner, talking over DDS on this host."""
+"""
+A real swarm: robot and monitor processes started by the runner.
+
+They talk over DDS on this host.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,11 @@ def consensus_by_round(output: str) -> dict[int, float]:
 
 
 def test_three_robots_average_to_consensus(tmp_path, ros_env):
-    """Robots start from different weights and (almost) only average: the consensus error must collapse."""
+    """
+    Robots start from different weights and (almost) only average.
+
+    The consensus error must collapse.
+    """
     proc = run_swarm([str(CONFIGS / 'tiny_swarm.yaml'), '--timeout', '240'], ros_env, tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]

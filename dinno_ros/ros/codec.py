@@ -1,7 +1,8 @@
-"""dinno_msgs <-> core conversions: the only place a Weights message meets a tensor.
+"""
+dinno_msgs <-> core conversions: the only place a Weights message meets a tensor.
 
-Building uses ``bytes`` into the ``uint8[]`` field (the fast path; assigning a numpy array is ~500x slower),
-parsing uses ``np.frombuffer`` on the received buffer (see ``dinno_ros.core.wire``).
+Building uses ``bytes`` into the ``uint8[]`` field (the fast path; assigning a numpy array is ~500x
+slower), parsing uses ``np.frombuffer`` on the received buffer (see ``dinno_ros.core.wire``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def weights_msg(
 
 
 def packed_of(msg: Weights) -> PackedTensors:
-    """The tensor fields of a received Weights message (no copy of the data)."""
+    """Return the tensor fields of a received Weights message (no copy of the data)."""
     return PackedTensors(
         names=list(msg.names),
         dtypes=list(msg.dtypes),
@@ -55,12 +56,16 @@ def packed_of(msg: Weights) -> PackedTensors:
 def vector_of(
     msg: Weights, expected: TensorLayout | None, device: torch.device | str = 'cpu'
 ) -> torch.Tensor:
-    """Validated flat float32 vector of a received Weights message; raises WireError when malformed."""
+    """
+    Return the validated flat float32 vector of a received Weights message.
+
+    Raises WireError when malformed.
+    """
     return unpack_vector(packed_of(msg), expected, device=device)
 
 
 def pose_msg(x: float, y: float, yaw: float) -> Pose:
-    """A planar pose as geometry_msgs/Pose."""
+    """Return a planar pose as geometry_msgs/Pose."""
     pose = Pose()
     pose.position.x, pose.position.y = float(x), float(y)
     pose.orientation.z, pose.orientation.w = math.sin(yaw / 2.0), math.cos(yaw / 2.0)
@@ -79,7 +84,7 @@ def state_msg(
     finished: bool,
     stamp=None,
 ) -> RobotState:
-    """A RobotState message (pose in the map frame)."""
+    """Return a RobotState message (pose in the map frame)."""
     msg = RobotState()
     msg.header.frame_id = 'map'
     if stamp is not None:

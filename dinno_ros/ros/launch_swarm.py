@@ -1,4 +1,5 @@
-"""The launch actions of a swarm, for ``launch/swarm.launch.py`` (needs the ROS 2 launch stack).
+"""
+The launch actions of a swarm, for ``launch/swarm.launch.py`` (needs the ROS 2 launch stack).
 
 ``swarm_actions`` checks the launch arguments (``dinno_ros.core.swarm.launch_args``) and builds
 one ``Node`` per node of ``plan_swarm``'s plan, the same plan the pip-only runner starts. Any error
@@ -57,14 +58,18 @@ class SwarmExits:
                 raise SwarmLaunchError(
                     'the swarm failed: '
                     + ', '.join(f'{k} exited with {v}' for k, v in sorted(self.failed.items()))
-                    + (' (the monitor logged which rounds are missing)' if self.monitor_label else '')
+                    + (
+                        ' (the monitor logged which rounds are missing)'
+                        if self.monitor_label
+                        else ''
+                    )
                 )
             return EmitEvent(event=Shutdown(reason=f'{label} finished'))
         return None
 
 
 def swarm_actions(context: LaunchContext) -> list:
-    """The swarm's Node actions and their exit handlers, for an ``OpaqueFunction``."""
+    """Return the swarm's Node actions and their exit handlers, for an ``OpaqueFunction``."""
     values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     args = parse_launch_arguments(values)
     plan = plan_from_launch(args)
@@ -91,7 +96,11 @@ def swarm_actions(context: LaunchContext) -> list:
 
 
 def rviz_node(plan: SwarmPlan) -> Node:
-    """RViz with swarm.rviz (or one written for this swarm's robots); raises if rviz2 is absent."""
+    """
+    Return the RViz node with swarm.rviz (or one written for this swarm's robots).
+
+    Raises if rviz2 is absent.
+    """
     try:
         get_package_prefix('rviz2')
     except PackageNotFoundError:

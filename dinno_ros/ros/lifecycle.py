@@ -1,10 +1,11 @@
-"""How every dinno_ros node process runs: work on the main thread, the executor in its own thread.
+"""
+How every dinno_ros node process runs: work on the main thread, the executor in its own thread.
 
 ``run_node`` starts rclpy without its signal handlers, spins the node's executor in a background
 thread (subscriptions keep arriving whatever the work does) and calls the node's ``work()`` on the
 main thread. SIGINT and SIGTERM (Ctrl-C, ``ros2 launch`` shutting down) ask the node to stop:
-``close()`` wakes whatever it waits on, ``work()`` returns at its next step, and the process exits 0
-within a few seconds. A node whose work failed, or that ended without finishing, exits 1.
+``close()`` wakes whatever it waits on, ``work()`` returns at its next step, and the process exits
+0 within a few seconds. A node whose work failed, or that ended without finishing, exits 1.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ class WorkingNode(Protocol):
     """What ``run_node`` needs of a node besides being an rclpy ``Node``."""
 
     def work(self, stop: threading.Event) -> bool:
-        """Do the node's job on the main thread; True when it finished, False when it fell short."""
+        """
+        Do the node's job on the main thread.
+
+        Return True when it finished, False when it fell short.
+        """
         ...
 
     def close(self) -> None:

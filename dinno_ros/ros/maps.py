@@ -1,4 +1,8 @@
-"""Maps as nav_msgs/OccupancyGrid: the true floorplan and the learned density (row 0 at the bottom)."""
+"""
+Maps as nav_msgs/OccupancyGrid: the true floorplan and the learned density.
+
+Row 0 is at the bottom.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,11 @@ __all__ = ['OccupancyGrid', 'occupancy_msg', 'density_msg', 'mesh_quality', 'met
 def _grid_msg(
     values: np.ndarray, resolution: float, origin_xy: tuple[float, float], stamp
 ) -> OccupancyGrid:
-    """``values`` int8 image (row 0 at the top, as the PNG) -> OccupancyGrid (row 0 at the bottom)."""
+    """
+    ``values`` int8 image -> OccupancyGrid.
+
+    The image has row 0 at the top (as the PNG), the OccupancyGrid row 0 at the bottom.
+    """
     msg = OccupancyGrid()
     msg.header.frame_id, msg.header.stamp = 'map', stamp
     msg.info.resolution = float(resolution)
@@ -28,7 +36,7 @@ def _grid_msg(
 
 
 def occupancy_msg(grid: GridMap, stamp) -> OccupancyGrid:
-    """The true map: 100 occupied, 0 free, -1 unknown (outside the building)."""
+    """Return the true map: 100 occupied, 0 free, -1 unknown (outside the building)."""
     values = np.where(grid.occupied, 100, 0).astype(np.int8)
     if grid.unknown is not None:
         values[grid.unknown] = -1
@@ -36,7 +44,7 @@ def occupancy_msg(grid: GridMap, stamp) -> OccupancyGrid:
 
 
 def density_msg(density: np.ndarray, grid: GridMap, stride: int, stamp) -> OccupancyGrid:
-    """The learned occupancy probability on the mesh (every ``stride`` pixels) as 0..100."""
+    """Return the learned occupancy probability on the mesh (every ``stride`` pixels) as 0..100."""
     values = np.clip(np.rint(100.0 * np.asarray(density, dtype=np.float64)), 0, 100).astype(
         np.int8
     )
@@ -59,7 +67,7 @@ def mesh_quality(density: np.ndarray, problem) -> dict[str, float]:
 
 
 def metrics_text(text: str, grid: GridMap | None, stamp) -> MarkerArray:
-    """The monitor's latest line as a text marker above the map's top-left corner."""
+    """Return the monitor's latest line as a text marker above the map's top-left corner."""
     marker = Marker(ns='metrics', id=0, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD, text=text)
     marker.header.frame_id, marker.header.stamp = 'map', stamp
     if grid is not None:

@@ -1,11 +1,13 @@
-"""The swarm's monitor as a ROS 2 node: consensus error, validation metrics, the learned map.
+"""
+The swarm's monitor as a ROS 2 node: consensus error, validation metrics, the learned map.
 
-Subscribes to every robot's ``weights`` and ``state`` (an executor thread receives while the main thread
-evaluates, so receipt never waits on an evaluation); each round (once every live robot's vector is in)
-computes the consensus error, every evaluation round the validation metrics, with the learning core's
-``Evaluator`` (``dinno_ros.core.swarm.monitor``). Publishes ``/swarm/metrics`` (dinno_msgs/SwarmMetrics),
-``/map`` (the true map, latched) and ``/swarm/learned_map`` (nav_msgs/OccupancyGrid); logs a line per
-round; at the end writes the results like the experiment runner, plus plots, and exits.
+Subscribes to every robot's ``weights`` and ``state`` (an executor thread receives while the main
+thread evaluates, so receipt never waits on an evaluation); each round (once every live robot's
+vector is in) computes the consensus error, every evaluation round the validation metrics, with the
+learning core's ``Evaluator`` (``dinno_ros.core.swarm.monitor``). Publishes ``/swarm/metrics``
+(dinno_msgs/SwarmMetrics), ``/map`` (the true map, latched) and ``/swarm/learned_map``
+(nav_msgs/OccupancyGrid); logs a line per round; at the end writes the results like the experiment
+runner, plus plots, and exits.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ EVAL_DELAY_ENV = 'DINNO_MONITOR_EVAL_DELAY_S'  # seconds added to every evaluati
 
 
 class MonitorNode(Node):
+    """The swarm's monitor as a ROS 2 node."""
+
     def __init__(self) -> None:
         super().__init__('monitor')
         config = self.declare_parameter('config', '').value
@@ -62,8 +66,10 @@ class MonitorNode(Node):
         self.arrived = threading.Event()  # set by the receiving thread: something new to process
         self.result_dir = None
         self.eval_delay = float(os.environ.get(EVAL_DELAY_ENV, '0') or 0)  # tests: a slow monitor
+        self.stopping = threading.Event()
         self.get_logger().info(
-            f'monitoring {self.spec.num_robots} robots, {self.spec.rounds} rounds of {self.spec.pair.alg_name}'
+            f'monitoring {self.spec.num_robots} robots, '
+            f'{self.spec.rounds} rounds of {self.spec.pair.alg_name}'
         )
 
     def _on_weights(self, msg: Weights) -> None:
@@ -107,7 +113,7 @@ class MonitorNode(Node):
 
     def _publish(self, r: RoundReport) -> None:
         if r.evaluation is not None and self.eval_delay > 0:
-            time.sleep(self.eval_delay)  # an evaluation as slow as on a loaded machine (tests)
+            self.stopping.wait(self.eval_delay)  # as slow as on a loaded machine (tests)
         self.get_logger().info(fmt_report(r))
         msg = SwarmMetrics()
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -150,7 +156,9 @@ class MonitorNode(Node):
         m, log = self.monitor, self.get_logger()
         shortfall = m.shortfall()
         if interrupted:
-            log.warning(f'interrupted after {max(m.next_round - 1, 0)} of {self.spec.rounds} rounds')
+            log.warning(
+                f'interrupted after {max(m.next_round - 1, 0)} of {self.spec.rounds} rounds'
+            )
         else:
             for line in shortfall:
                 log.error(f'incomplete run: {line}')
@@ -163,6 +171,7 @@ class MonitorNode(Node):
         return not shortfall
 
     def close(self) -> None:
+        self.stopping.set()
         self.arrived.set()
 
 

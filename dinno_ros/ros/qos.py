@@ -10,14 +10,18 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 
-# A receiver may fall this many messages behind a sender before losing one: rounds are synchronous, so a
-# robot is at most a round or two ahead of a neighbour (two vectors each for DSGT).
+# A receiver may fall this many messages behind a sender before losing one: rounds are synchronous,
+# so a robot is at most a round or two ahead of a neighbour (two vectors each for DSGT).
 ROUND_DEPTH = 32
 MONITOR_DEPTH = 1000
 
 
 def weights() -> QoSProfile:
-    """Optimizer vectors: must not be lost; late joiners get the recent rounds (transient local)."""
+    """
+    Optimizer vectors: must not be lost.
+
+    Late joiners get the recent rounds (transient local).
+    """
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=ROUND_DEPTH,
@@ -27,13 +31,21 @@ def weights() -> QoSProfile:
 
 
 def state() -> QoSProfile:
-    """Robot states (positions build the disk graph): reliable, recent rounds kept for late joiners."""
+    """
+    Robot states (positions build the disk graph).
+
+    Reliable, recent rounds kept for late joiners.
+    """
     return weights()
 
 
 def monitor_inbox() -> QoSProfile:
-    """The monitor's side of ``weights``/``state``: it may be busy evaluating for many rounds, so its reader
-    history (filled by the DDS layer, not by Python) is deep enough that nothing is lost meanwhile."""
+    """
+    Return the QoS of the monitor's side of ``weights``/``state``.
+
+    It may be busy evaluating for many rounds, so its reader history (filled by the DDS layer, not
+    by Python) is deep enough that nothing is lost meanwhile.
+    """
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=MONITOR_DEPTH,
@@ -43,7 +55,11 @@ def monitor_inbox() -> QoSProfile:
 
 
 def latched() -> QoSProfile:
-    """Data that changes rarely (a planned path, the learned map): the last one for every late joiner."""
+    """
+    Return the QoS of data that changes rarely (a planned path, the learned map).
+
+    Keeps the last one for every late joiner.
+    """
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=1,
@@ -59,5 +75,9 @@ def metrics() -> QoSProfile:
 
 
 def sensor() -> QoSProfile:
-    """Scans: best effort, shallow (qos_profile_sensor_data), as RViz and nav2 expect."""
+    """
+    Return the QoS of scans.
+
+    Best effort, shallow (qos_profile_sensor_data), as RViz and nav2 expect.
+    """
     return qos_profile_sensor_data

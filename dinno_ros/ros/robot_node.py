@@ -1,13 +1,16 @@
-"""One robot of the swarm as a ROS 2 node (namespace ``robot_<i>``).
+"""
+One robot of the swarm as a ROS 2 node (namespace ``robot_<i>``).
 
-Messages in, core calls, messages out. Each round k (synchronous, see ``dinno_ros.core.swarm.rounds``):
-drive and scan (``RobotAgent.begin_round``), publish ``state`` and the optimizer's ``weights``, wait for the
-neighbours' round-k weights (or the timeout), step the optimizer (``RobotAgent.finish_round``).
-Subscriptions run in their own callback group so training never blocks receiving.
+Messages in, core calls, messages out. Each round k (synchronous, see
+``dinno_ros.core.swarm.rounds``): drive and scan (``RobotAgent.begin_round``), publish ``state``
+and the optimizer's ``weights``, wait for the neighbours' round-k weights (or the timeout), step
+the optimizer (``RobotAgent.finish_round``). Subscriptions run in their own callback group so
+training never blocks receiving.
 
-Topics (relative to the namespace): ``weights`` (dinno_msgs/Weights), ``state`` (dinno_msgs/RobotState),
-``scan`` (sensor_msgs/LaserScan), ``pose`` (geometry_msgs/PoseStamped), ``path`` (nav_msgs/Path),
-``markers`` (visualization_msgs/MarkerArray); it subscribes to ``/robot_<j>/weights`` and ``/robot_<j>/state``.
+Topics (relative to the namespace): ``weights`` (dinno_msgs/Weights), ``state``
+(dinno_msgs/RobotState), ``scan`` (sensor_msgs/LaserScan), ``pose`` (geometry_msgs/PoseStamped),
+``path`` (nav_msgs/Path), ``markers`` (visualization_msgs/MarkerArray); it subscribes to
+``/robot_<j>/weights`` and ``/robot_<j>/state``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import torch
 
 
 class RobotNode(Node):
+    """One robot of the swarm as a ROS 2 node (namespace ``robot_<i>``)."""
+
     def __init__(self) -> None:
         super().__init__('robot')
         config = self.declare_parameter('config', '').value
@@ -44,7 +49,7 @@ class RobotNode(Node):
         self.robot_id = robot_id
         self._make_topics()
 
-    # topics ---------------------------------------------------------------------------------------
+    # topics --------------------------------------------------------------------------------------
     def _make_topics(self) -> None:
         self.weights_pub = self.create_publisher(Weights, 'weights', qos.weights())
         self.state_pub = self.create_publisher(RobotState, 'state', qos.state())
@@ -99,7 +104,11 @@ class RobotNode(Node):
         )
 
     def _publish_round(self, event: str, **kw) -> None:
-        """Called by RobotRounds: 'state' before the weights, 'weights' per vector, 'observation' per scan."""
+        """
+        Publish one event of RobotRounds (its ``publish`` callback).
+
+        It sends 'state' before the weights, 'weights' per vector, 'observation' per scan.
+        """
         stamp = self.get_clock().now().to_msg()
         if event == 'weights':
             self.weights_pub.publish(
@@ -118,7 +127,7 @@ class RobotNode(Node):
         elif event == 'observation' and self.viz is not None:
             self.viz.publish(kw['observation'], stamp)
 
-    # training -------------------------------------------------------------------------------------
+    # training ------------------------------------------------------------------------------------
     def work(self, stop: threading.Event) -> bool:
         """Run every round on the main thread; True when the last one is done."""
         self._wait_for_subscribers()
@@ -134,7 +143,11 @@ class RobotNode(Node):
         return True
 
     def _wait_for_subscribers(self) -> None:
-        """Before round 0: every other robot (and the monitor, when one is planned) listens to our weights."""
+        """
+        Before round 0, wait until every other robot listens to our weights.
+
+        The monitor too, when one is planned.
+        """
         expected = self.spec.num_robots - 1 + (1 if self.wait_for_monitor else 0)
         deadline = time.monotonic() + self.spec.section.startup_timeout
         while self.weights_pub.get_subscription_count() < expected and time.monotonic() < deadline:

@@ -1,9 +1,10 @@
-"""What a robot shows in RViz: its scan, pose, planned path and markers, in frames RViz knows.
+"""
+What a robot shows in RViz: its scan, pose, planned path and markers, in frames RViz knows.
 
-``pose``, ``path`` and ``markers`` are in the ``map`` frame, so RViz shows them with no TF at all. The
-``scan`` (sensor_msgs/LaserScan) is in ``robot_<i>/laser``; where tf2_msgs exists (a ROS install) the node
-also broadcasts ``map -> robot_<i>/laser`` on /tf so RViz places it. The markers repeat the scan's hit points
-in the map frame for setups without TF.
+``pose``, ``path`` and ``markers`` are in the ``map`` frame, so RViz shows them with no TF at all.
+The ``scan`` (sensor_msgs/LaserScan) is in ``robot_<i>/laser``; where tf2_msgs exists (a ROS
+install) the node also broadcasts ``map -> robot_<i>/laser`` on /tf so RViz places it. The markers
+repeat the scan's hit points in the map frame for setups without TF.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def robot_colour(robot_id: int) -> ColorRGBA:
 
 
 def laser_scan(obs: Observation, frame: str, resolution: float, stamp) -> LaserScan:
-    """An Observation as sensor_msgs/LaserScan (metres; +inf where no return)."""
+    """Return an Observation as sensor_msgs/LaserScan (metres; +inf where no return)."""
     msg = LaserScan()
     msg.header.frame_id, msg.header.stamp = frame, stamp
     angles = np.asarray(obs.angles, dtype=np.float64)

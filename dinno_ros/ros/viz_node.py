@@ -1,10 +1,11 @@
-"""RViz without RViz: renders the swarm to PNG frames and an animated GIF with matplotlib.
+"""
+RViz without RViz: renders the swarm to PNG frames and an animated GIF with matplotlib.
 
 ``dinno-swarm CONFIG --viz OUT_DIR`` starts it beside the swarm. It listens to the same topics as
-``rviz/swarm.rviz`` (the true and learned maps, every robot's pose, path and scan hits, the metrics) and
-draws a frame every ``frame_period`` seconds: the floorplan with the robots, their paths and current scans
-on the left, the learned map on the right, the consensus error curve below. When the monitor reports the
-last round it writes ``swarm.gif`` and exits.
+``rviz/swarm.rviz`` (the true and learned maps, every robot's pose, path and scan hits, the
+metrics) and draws a frame every ``frame_period`` seconds: the floorplan with the robots, their
+paths and current scans on the left, the learned map on the right, the consensus error curve below.
+When the monitor reports the last round it writes ``swarm.gif`` and exits.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ PALETTE = ['#e41a1c', '#377eb8', '#4daf4a', '#984ea3', '#ff7f00', '#a65628', '#f
 
 
 def grid_image(msg: OccupancyGrid) -> tuple[np.ndarray, list[float]]:
-    """An OccupancyGrid as an image (row 0 at the top) and its extent in metres."""
+    """Return an OccupancyGrid as an image (row 0 at the top) and its extent in metres."""
     info = msg.info
     img = np.asarray(msg.data, dtype=np.int16).reshape(info.height, info.width)[::-1]
     x0, y0 = info.origin.position.x, info.origin.position.y
@@ -37,6 +38,8 @@ def grid_image(msg: OccupancyGrid) -> tuple[np.ndarray, list[float]]:
 
 
 class VizNode(Node):
+    """Renders the swarm to PNG frames and an animated GIF with matplotlib."""
+
     def __init__(self) -> None:
         super().__init__('viz')
         self.num_robots = int(self.declare_parameter('num_robots', 1).value)

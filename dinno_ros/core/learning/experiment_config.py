@@ -88,7 +88,7 @@ class PairConfig:
 
     @property
     def rounds(self) -> int:
-        """The pair's rounds: the optimizer's ``outer_iterations``."""
+        """Return the pair's rounds: the optimizer's ``outer_iterations``."""
         return int(self.optimizer_config.get('outer_iterations', 0))
 
     @property

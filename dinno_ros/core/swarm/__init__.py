@@ -1,1 +1,5 @@
-"""Swarm configuration, node plans and the per-robot agent shared by ROS nodes and the offline runner."""
+"""
+Swarm configuration, node plans and the per-robot agent.
+
+They are shared by the ROS nodes and the offline runner.
+"""

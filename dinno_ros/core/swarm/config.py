@@ -1,7 +1,9 @@
-"""The ``swarm:`` section of a swarm config: what only the running swarm needs.
+"""
+The ``swarm:`` section of a swarm config: what only the running swarm needs.
 
 A swarm config is an experiment YAML (``experiment:`` + ``problem_configs:``, read by
-``dinno_ros.core.learning.experiment_config``) plus this optional section. Validated before any node starts.
+``dinno_ros.core.learning.experiment_config``) plus this optional section. Validated before any
+node starts.
 """
 
 from __future__ import annotations
@@ -46,5 +48,5 @@ class SwarmSection:
 
 
 def parse_swarm_section(data: Mapping) -> SwarmSection:
-    """The typed ``swarm:`` section of a loaded YAML mapping (defaults when absent)."""
+    """Return the typed ``swarm:`` section of a loaded YAML mapping (defaults when absent)."""
     return parse_dataclass(SwarmSection, data.get('swarm') or {}, 'swarm')

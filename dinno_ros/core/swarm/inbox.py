@@ -1,8 +1,10 @@
-"""A robot's inbox of neighbour vectors, per round: what synchronous rounds over lossy links need.
+"""
+A robot's inbox of neighbour vectors, per round: what synchronous rounds over lossy links need.
 
-The ROS robot node puts every validated vector here from its subscription threads; its training thread
-waits for the neighbours' round-k messages (``wait_round``) with a timeout, then goes on with the last
-complete message of a late neighbour and without a neighbour that missed too many rounds.
+The ROS robot node puts every validated vector here from its subscription threads; its training
+thread waits for the neighbours' round-k messages (``wait_round``) with a timeout, then goes on
+with the last complete message of a late neighbour and without a neighbour that missed too many
+rounds.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ class RoundResult:
 
 
 class Board:
-    """Shared state that threads put into and wait on; ``close`` wakes every waiter for good (shutdown)."""
+    """
+    Shared state that threads put into and wait on.
+
+    ``close`` wakes every waiter for good (shutdown).
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -102,7 +108,11 @@ class RoundInbox(Board):
             return None if latest is None else latest[0]
 
     def wait_round(self, round_k: int, senders: Iterable[int], timeout: float) -> RoundResult:
-        """The senders' round-k messages, waiting up to ``timeout`` s; late ones fall back to their latest."""
+        """
+        Return the senders' round-k messages, waiting up to ``timeout`` s.
+
+        Late ones fall back to their latest.
+        """
         wanted = set(senders)
         with self._cond:
             self._wait(

@@ -1,4 +1,5 @@
-"""The arguments of ``swarm.launch.py``, checked before any node starts (ROS-free, tested here).
+"""
+The arguments of ``swarm.launch.py``, checked before any node starts (ROS-free, tested here).
 
 Every error names the launch argument as the user typed it: ``num_robots:=abc: expected an
 integer``, ``robots:=0,7: robot 7 does not exist; allowed: 0..3``, ``config:=nope.yaml: ...``.
@@ -48,7 +49,9 @@ def parse_launch_arguments(values: Mapping[str, str]) -> SwarmLaunchArgs:
         raise LaunchArgumentError(
             f'{unknown[0]}: unknown launch argument; allowed: {", ".join(ARGUMENTS)}'
         )
-    text = {name: str(values.get(name, default)).strip() for name, (default, _) in ARGUMENTS.items()}
+    text = {
+        name: str(values.get(name, default)).strip() for name, (default, _) in ARGUMENTS.items()
+    }
     if not text['config']:
         raise LaunchArgumentError('config:=: expected a config path or name, e.g. lidar.yaml')
     return SwarmLaunchArgs(

@@ -1,10 +1,12 @@
-"""The monitor's bookkeeping (ROS-free): robots' vectors by round in, the learning core's metrics out.
+"""
+The monitor's bookkeeping (ROS-free): robots' vectors by round in, the learning core's metrics out.
 
-A robot's ``params`` vector tagged t is its model before round t's step: tag 0 holds the initial models,
-tag k+1 the models after round k (robots send a final tag-R vector after their last round). The monitor
-reports every tag in order (the consensus error, and on evaluation rounds the validation metrics), so its
-tag k+1 is exactly what the offline loop evaluates after round k. Metrics come from the same ``Evaluator``
-as the offline runner, fed with ``RemoteRobot`` stand-ins whose models hold the received vectors.
+A robot's ``params`` vector tagged t is its model before round t's step: tag 0 holds the initial
+models, tag k+1 the models after round k (robots send a final tag-R vector after their last round).
+The monitor reports every tag in order (the consensus error, and on evaluation rounds the
+validation metrics), so its tag k+1 is exactly what the offline loop evaluates after round k.
+Metrics come from the same ``Evaluator`` as the offline runner, fed with ``RemoteRobot`` stand-ins
+whose models hold the received vectors.
 """
 
 from __future__ import annotations
@@ -102,9 +104,13 @@ class SwarmMonitor:
         self.lost_reason: dict[int, str] = {}  # robot -> why it was declared lost
         self._lock = threading.Lock()
 
-    # input -----------------------------------------------------------------------------------------
+    # input ---------------------------------------------------------------------------------------
     def put_vector(self, robot: int, round_tag: int, vector: torch.Tensor) -> None:
-        """Thread-safe and quick: subscription callbacks call it while an evaluation may be running."""
+        """
+        Thread-safe and quick.
+
+        Subscription callbacks call it while an evaluation may be running.
+        """
         with self._lock:
             if round_tag >= self.next_round:
                 self.vectors.setdefault(round_tag, {})[robot] = vector
@@ -128,9 +134,13 @@ class SwarmMonitor:
             self.lost_reason.pop(robot, None)
             logger.info('robot_%d is back', robot)
 
-    # progress --------------------------------------------------------------------------------------
+    # progress ------------------------------------------------------------------------------------
     def update_lost(self, now: float | None = None) -> list[int]:
-        """Robots silent for ``lost_after`` s more than a round may wait; returns the newly lost."""
+        """
+        Robots silent for ``lost_after`` s more than a round may wait.
+
+        Returns the newly lost.
+        """
         now = time.monotonic() if now is None else now
         with self._lock:
             return self._update_lost(now)
@@ -145,7 +155,9 @@ class SwarmMonitor:
             # or startup_timeout until its round 0 is done
             started = self.latest_tag.get(i, -1) >= 1
             section = self.spec.section
-            limit = self.lost_after + (section.round_timeout if started else section.startup_timeout)
+            limit = self.lost_after + (
+                section.round_timeout if started else section.startup_timeout
+            )
             if now - (since if since is not None else self.started) > limit:
                 self.lost.add(i)
                 newly.append(i)
@@ -157,8 +169,12 @@ class SwarmMonitor:
         return set(self.robots) - self.lost
 
     def ready(self) -> bool:
-        """Whether tag ``next_round`` can be reported: every live robot's vector is in, or those missing
-        have moved on to later tags (a lost message must not stall the monitor)."""
+        """
+        Whether tag ``next_round`` can be reported.
+
+        It can when every live robot's vector is in, or those missing have moved on to later tags
+        (a lost message must not stall the monitor).
+        """
         tag = self.next_round
         if tag > self.spec.rounds:
             return False
@@ -181,7 +197,11 @@ class SwarmMonitor:
         )
 
     def process(self) -> list[RoundReport]:
-        """Every round that is complete now, in order (the evaluation runs without holding the lock)."""
+        """
+        Every round that is complete now, in order.
+
+        The evaluation runs without holding the lock.
+        """
         out = []
         while True:
             with self._lock:
@@ -243,7 +263,11 @@ class SwarmMonitor:
             )
 
     def results(self) -> dict[str, Any]:
-        """The experiment runner's results dict, plus the monitor's per-round consensus summary."""
+        """
+        Return the experiment runner's results dict.
+
+        Plus the monitor's per-round consensus summary.
+        """
         out = self.evaluator.results()
         out['consensus_error_per_round'] = torch.tensor(
             [[r.round_k, r.consensus['min'], r.consensus['max']] for r in self.reports],

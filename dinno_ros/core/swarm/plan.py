@@ -63,7 +63,8 @@ def plan_swarm(
     results_dir: str | Path | None = None,
     robots_label: str = '--robots',
 ) -> SwarmPlan:
-    """Validate the config (raising before anything starts) and list the nodes to start.
+    """
+    Validate the config (raising before anything starts) and list the nodes to start.
 
     ``robots`` limits which robots this host starts (a swarm spread over several hosts on one
     domain; ``robots_label`` names that option in errors); the monitor runs where ``monitor`` is
@@ -75,8 +76,7 @@ def plan_swarm(
     bad = [i for i in ids if not 0 <= i < spec.num_robots]
     if bad:
         raise ValueError(
-            f'{robots_label}: robot {bad[0]} does not exist; '
-            f'allowed: 0..{spec.num_robots - 1}'
+            f'{robots_label}: robot {bad[0]} does not exist; allowed: 0..{spec.num_robots - 1}'
         )
     common = {'config': str(spec.path), 'num_robots': spec.num_robots, 'rounds': spec.rounds}
     nodes = [

@@ -14,7 +14,11 @@ import torch
 def write_swarm_results(
     spec: SwarmSpec, metrics: dict[str, Any], out_root: str | Path | None = None
 ) -> Path:
-    """``[results_dir]/[date]_[name]/`` with the config, ``[problem_name]_results.pt`` and the plots."""
+    """
+    Write ``[results_dir]/[date]_[name]/``.
+
+    With the config, ``[problem_name]_results.pt`` and the plots.
+    """
     exp = spec.experiment
     out = output_dir_for(exp, out_root or spec.section.monitor.results_dir)
     out.mkdir(parents=True)

@@ -1,11 +1,12 @@
-"""A robot's synchronous rounds over unreliable links (ROS-free; the robot node supplies publishing).
+"""
+A robot's synchronous rounds over unreliable links (ROS-free; the robot node supplies publishing).
 
-Round k: drive and scan; publish the state (pose); find the round's neighbours (the configured graph, or the
-disk graph of the robots' round-k positions); publish the optimizer's vectors with the degree; wait for the
-neighbours' round-k vectors, at most ``round_timeout`` s (``startup_timeout`` in round 0); step.
-A late neighbour's last complete message is used and the delay logged; a neighbour that missed
-``lost_after_rounds`` rounds in a row is no longer waited for (a dead robot never stalls the swarm)
-until it sends again.
+Round k: drive and scan; publish the state (pose); find the round's neighbours (the configured
+graph, or the disk graph of the robots' round-k positions); publish the optimizer's vectors with
+the degree; wait for the neighbours' round-k vectors, at most ``round_timeout`` s
+(``startup_timeout`` in round 0); step. A late neighbour's last complete message is used and the
+delay logged; a neighbour that missed ``lost_after_rounds`` rounds in a row is no longer waited for
+(a dead robot never stalls the swarm) until it sends again.
 """
 
 from __future__ import annotations
@@ -25,12 +26,18 @@ Publish = Callable[..., None]
 
 
 class Log(Protocol):
+    """What ``RobotRounds`` logs to: a ROS node's logger or a ``logging.Logger``."""
+
     def info(self, msg: str) -> Any: ...
     def warning(self, msg: str) -> Any: ...
 
 
 def robot_device(device: str, robot_id: int) -> str:
-    """The robot's torch device: ``cpu``, or with ``cuda``/``auto`` and GPUs the robots spread over them."""
+    """
+    Return the robot's torch device.
+
+    ``cpu``, or with ``cuda``/``auto`` and GPUs the robots spread over them.
+    """
     import torch
 
     if device == 'cpu' or not torch.cuda.is_available():
@@ -65,7 +72,11 @@ class PositionBoard(Board):
     def wait_round(
         self, round_k: int, robots: set[int], timeout: float
     ) -> dict[int, tuple[float, float]]:
-        """Round-k positions of ``robots`` (waiting up to ``timeout``); late robots at their latest position."""
+        """
+        Round-k positions of ``robots`` (waiting up to ``timeout``).
+
+        Late robots at their latest position.
+        """
         with self._cond:
             self._wait(lambda: robots <= set(self._by_round.get(round_k, {})), timeout)
             now = dict(self._by_round.get(round_k, {}))
@@ -81,7 +92,11 @@ class PositionBoard(Board):
 
 
 class RobotRounds:
-    """Runs one robot's rounds; ``publish(event, **fields)`` sends 'observation', 'state' and 'weights'."""
+    """
+    Runs one robot's rounds.
+
+    ``publish(event, **fields)`` sends 'observation', 'state' and 'weights'.
+    """
 
     def __init__(
         self, spec: SwarmSpec, robot_id: int, publish: Publish, log: Log | None = None
@@ -114,7 +129,7 @@ class RobotRounds:
         self.inbox.close()
         self.positions.close()
 
-    # neighbours ------------------------------------------------------------------------------------
+    # neighbours ----------------------------------------------------------------------------------
     def neighbors(self, k: int) -> list[int]:
         if self.graph is not None:
             return sorted(int(j) for j in self.graph.neighbors(self.robot_id))
@@ -130,7 +145,7 @@ class RobotRounds:
     def _timeout(self, k: int) -> float:
         return self.spec.section.startup_timeout if k == 0 else self.spec.section.round_timeout
 
-    # one round -------------------------------------------------------------------------------------
+    # one round -----------------------------------------------------------------------------------
     def step(self, k: int) -> dict[str, float]:
         obs = self.agent.begin_round(k)
         if obs is not None:
@@ -166,7 +181,8 @@ class RobotRounds:
             )
         for j in self.misses.record(on_time, result.late):
             self.log.warning(
-                f'neighbour robot_{j} missed {self.misses.limit} rounds: not waiting for it any more'
+                f'neighbour robot_{j} missed {self.misses.limit} rounds: '
+                'not waiting for it any more'
             )
 
     def _publish_state(self, k: int, finished: bool) -> None:
@@ -183,12 +199,13 @@ class RobotRounds:
             dataset_size=int(len(getattr(self.agent.problem, 'dataset', ()) or ())),
         )
 
-    # whole run -------------------------------------------------------------------------------------
+    # whole run -----------------------------------------------------------------------------------
     def run(self) -> None:
         rounds = self.spec.rounds
         self.log.info(
-            f'robot_{self.robot_id}: {rounds} rounds of {self.spec.pair.alg_name} on {self.device}, '
-            f'{self.spec.num_robots} robots, graph {self.spec.experiment.graph.type}'
+            f'robot_{self.robot_id}: {rounds} rounds of {self.spec.pair.alg_name} '
+            f'on {self.device}, {self.spec.num_robots} robots, '
+            f'graph {self.spec.experiment.graph.type}'
         )
         t0 = t1 = time.monotonic()
         for k in range(rounds):
@@ -219,6 +236,7 @@ class RobotRounds:
                 vector=vector,
             )
         self._publish_state(rounds, finished=True)
-        # stay until the others are done too: they may still need our last vectors (transient local)
+        # stay until the others are done too: they may still need our last vectors
+        # (transient local)
         alive = {j for j in self.others if not self.misses.gone(j)}
         self.positions.wait_finished(alive, self.spec.section.round_timeout)

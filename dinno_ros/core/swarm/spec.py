@@ -1,7 +1,8 @@
-"""A loaded, validated swarm config: the experiment it runs plus the ``swarm:`` section.
+"""
+A loaded, validated swarm config: the experiment it runs plus the ``swarm:`` section.
 
-Every process of a swarm (runner, launch file, robot nodes, monitor) calls ``load_swarm`` with the same
-file and overrides, so they all agree on the robots, rounds and graph before anything starts.
+Every process of a swarm (runner, launch file, robot nodes, monitor) calls ``load_swarm`` with the
+same file and overrides, so they all agree on the robots, rounds and graph before anything starts.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def _read(path: Path) -> dict:
         raise ValueError(f'{path}: not valid YAML: {exc}') from exc
     if not isinstance(data, dict):
         raise ValueError(
-            f"{path}: expected a mapping with 'experiment', 'problem_configs' and optionally 'swarm'"
+            f"{path}: expected a mapping with 'experiment', 'problem_configs' "
+            "and optionally 'swarm'"
         )
     return data
 
@@ -62,9 +64,11 @@ def _read(path: Path) -> dict:
 def load_swarm(
     config: str | Path, *, num_robots: int | None = None, rounds: int | None = None
 ) -> SwarmSpec:
-    """Read and validate a swarm config; raise ValueError naming the key on any problem.
+    """
+    Read and validate a swarm config; raise ValueError naming the key on any problem.
 
-    Command-line overrides win over ``swarm.num_robots`` / ``swarm.rounds``, which win over the experiment.
+    Command-line overrides win over ``swarm.num_robots`` / ``swarm.rounds``, which win over the
+    experiment.
     """
     for name, value in (('--num-robots', num_robots), ('--rounds', rounds)):
         if value is not None and value < 1:
@@ -92,7 +96,7 @@ def load_swarm(
 
 
 def _check_files(experiment: ExperimentConfig) -> None:
-    """Files the nodes would open (the map): fail now, naming the key, rather than in every node."""
+    """Files the nodes would open (the map): fail now, naming the key, not in every node."""
     map_cfg = getattr(experiment.problem_config, 'map', None)
     path = getattr(map_cfg, 'path', None)
     if path is not None and not Path(path).is_file():

@@ -41,7 +41,7 @@ class OnlineScanDataset:
 
     @property
     def num_scans(self) -> int:
-        """Scans currently held (at most ``window``)."""
+        """Return the number of scans currently held (at most ``window``)."""
         return min(self.num_added, self.window)
 
     def __len__(self) -> int:

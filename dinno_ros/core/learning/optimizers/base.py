@@ -119,7 +119,7 @@ class RobotOptimizer(ABC):
 
     @property
     def params(self) -> torch.Tensor:
-        """The live flat parameter vector (a view of the model's parameters)."""
+        """Return the live flat parameter vector (a view of the model's parameters)."""
         return self.flat.rebind()
 
     def outgoing(self) -> dict[str, torch.Tensor]:

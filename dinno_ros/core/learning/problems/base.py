@@ -90,7 +90,7 @@ class TensorLocalProblem:
 
     @property
     def current_epoch(self) -> float:
-        """Passes over the local data so far (fractional)."""
+        """Return the passes over the local data so far (fractional)."""
         return self.epoch + self._cursor / len(self._order)
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:

@@ -295,7 +295,7 @@ class DensityLocalProblem:
 
     @property
     def current_epoch(self) -> float:
-        """Samples drawn so far over the window's size (passes over the current data)."""
+        """Return the samples drawn so far over the window's size (passes over its data)."""
         return self.samples_seen / max(len(self.dataset), 1)
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
