@@ -126,7 +126,7 @@ def watch() -> Watch:
 
 @pytest.fixture(autouse=True)
 def keep_environment():
-    """SetEnvironmentVariable writes this process's os.environ: leave it as it was."""
+    """Leave os.environ as it was (SetEnvironmentVariable writes this process's environment)."""
     saved = dict(os.environ)
     yield
     os.environ.clear()
