@@ -9,6 +9,7 @@ with a hard timeout that kills them and fails with their last log lines.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import os
 from pathlib import Path
@@ -141,9 +142,23 @@ class Processes:
         code = self.wait(proc, lines, timeout)
         return code, ''.join(lines)
 
+    def stop_all(self, grace: float = 10.0) -> None:
+        """Ctrl-C every started command still running; SIGKILL what outlives ``grace`` s."""
+        running = [proc for proc, _ in self.started if proc.poll() is None]
+        for proc in running:
+            self.interrupt(proc)
+        for proc in running:
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
     def interrupt(self, proc: subprocess.Popen) -> None:
         """Ctrl-C as a terminal sends it: SIGINT to the process group."""
-        os.killpg(proc.pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
 
 
 def tail(lines: list[str], n: int = 60) -> str:
@@ -151,8 +166,11 @@ def tail(lines: list[str], n: int = 60) -> str:
 
 
 @pytest.fixture
-def processes(ros_env) -> Processes:
-    return Processes(ros_env)
+def processes(ros_env):
+    """Start commands for this test; whatever still runs at its end gets Ctrl-C, then SIGKILL."""
+    procs = Processes(ros_env)
+    yield procs
+    procs.stop_all()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import torch
 import yaml
 
 LAUNCH = ['launch', 'dinno_ros', 'swarm.launch.py']
+METRICS = 'dinno_msgs/msg/SwarmMetrics'
 
 
 def config_file(tmp_path: Path, **swarm) -> Path:
@@ -82,7 +83,8 @@ def test_ctrl_c_stops_every_node_cleanly(processes, tmp_path):
     )
     wait_for_line(lines, r'\[monitor\].*round 3: consensus', proc, timeout=180)
     code, echoed = processes.run(
-        [*ros2_cli(), 'topic', 'echo', '--once', '--no-daemon', '/swarm/metrics'], timeout=60
+        [*ros2_cli(), 'topic', 'echo', '--once', '--no-daemon', '/swarm/metrics', METRICS],
+        timeout=60,
     )
     assert code == 0 and re.search(r'^round: \d+', echoed, re.M), echoed
     nodes = psutil.Process(proc.pid).children(recursive=True)
