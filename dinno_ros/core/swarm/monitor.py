@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
+FINAL_GRACE_S = 5.0  # how long a finished robot's final vector may trail its finished state
 
 
 class RemoteRobot:
@@ -172,8 +173,8 @@ class SwarmMonitor:
         """
         Whether tag ``next_round`` can be reported.
 
-        It can when every live robot's vector is in, or those missing have moved on to later tags
-        (a lost message must not stall the monitor).
+        It can when every live robot's vector and state (its forward passes) of that round are in,
+        or those missing have moved on to later tags (a lost message must not stall the monitor).
         """
         tag = self.next_round
         if tag > self.spec.rounds:
@@ -181,7 +182,9 @@ class SwarmMonitor:
         have = set(self.vectors.get(tag, {}))
         if not have:
             return False
-        return not (self._expected() - have - self._moved_on(tag))
+        moved = self._moved_on(tag)
+        stateless = have - self.lost - set(self.forward_passes.get(tag, {}))
+        return not (self._expected() - have - moved) and not (stateless - moved)
 
     def _moved_on(self, tag: int) -> set[int]:
         return {r for t, robots in self.vectors.items() if t > tag for r in robots}
@@ -257,10 +260,14 @@ class SwarmMonitor:
     def done(self) -> bool:
         """Every robot finished or lost, and every round that can be processed was."""
         with self._lock:
+            if self.next_round > self.spec.rounds:
+                return True
             all_out = set(self.robots) <= (self.finished | self.lost)
-            return self.next_round > self.spec.rounds or (
-                all_out and not self.ready() and not self._skippable()
-            )
+            if not all_out or self.ready() or self._skippable():
+                return False
+            # a finished robot's last vector may still be on its way (another topic than its state)
+            late = [i for i in self.finished if self.latest_tag.get(i, -1) < self.spec.rounds]
+            return not late or time.monotonic() - max(self.last_seen.values()) > FINAL_GRACE_S
 
     def results(self) -> dict[str, Any]:
         """

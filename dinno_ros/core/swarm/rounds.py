@@ -227,6 +227,7 @@ class RobotRounds:
             f'finished {rounds} rounds in {t_end - t0:.1f} s ({self.waited_s:.1f} s waiting for '
             f'neighbours; {per_round:.1f} ms per round after round 0)'
         )
+        self._publish_state(rounds, finished=False)  # tag R's forward passes, before its vector
         for kind, vector in self.agent.outgoing().items():  # the final model, tagged round R
             self.publish(
                 'weights',

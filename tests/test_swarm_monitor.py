@@ -1,0 +1,76 @@
+"""The monitor's bookkeeping in one process: when a robot counts as lost, when a run is complete."""
+
+from __future__ import annotations
+
+from conftest import CONFIGS
+from dinno_ros.core.swarm.monitor import SwarmMonitor  # noqa: I100
+from dinno_ros.core.swarm.spec import load_swarm
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope='module')
+def spec():
+    return load_swarm(CONFIGS / 'tiny_swarm.yaml', rounds=3)
+
+
+def feed(monitor: SwarmMonitor, robot: int, tag: int, finished: bool = False) -> None:
+    """One robot's state and params vector of round ``tag``, as its node sends them."""
+    vector = torch.zeros(monitor.layout_size)
+    monitor.put_state(robot, tag, np.zeros(3), forward_passes=tag, finished=False)
+    monitor.put_vector(robot, tag, vector)
+    if finished:
+        monitor.put_state(robot, tag, np.zeros(3), forward_passes=tag, finished=True)
+
+
+@pytest.fixture
+def monitor(spec) -> SwarmMonitor:
+    m = SwarmMonitor(spec)
+    m.layout_size = sum(p.numel() for p in m.problem.base_model().parameters())
+    return m
+
+
+def test_silence_counts_only_beyond_what_a_round_may_wait(monitor, spec):
+    section = spec.section
+    for robot in range(3):
+        feed(monitor, robot, 0)
+    t0 = max(monitor.last_seen.values())
+    # before its round 0 is done a robot may wait startup_timeout for its neighbours
+    assert monitor.update_lost(t0 + section.startup_timeout + section.monitor.lost_after - 1) == []
+    for robot in range(3):
+        feed(monitor, robot, 1)
+    t1 = max(monitor.last_seen.values())
+    limit = section.round_timeout + section.monitor.lost_after
+    assert monitor.update_lost(t1 + limit - 0.5) == []
+    assert monitor.update_lost(t1 + limit + 0.5) == [0, 1, 2]
+    feed(monitor, 1, 2)
+    assert monitor.lost == {0, 2}, 'a robot that sends again is back'
+
+
+def test_a_round_waits_for_the_states_of_its_vectors(monitor):
+    for robot in range(3):
+        monitor.put_vector(robot, 0, torch.zeros(monitor.layout_size))
+    assert not monitor.ready(), 'tag 0 reported before the robots said their forward passes'
+    for robot in range(3):
+        monitor.put_state(robot, 0, np.zeros(3), forward_passes=0, finished=False)
+    assert monitor.ready()
+
+
+def test_a_complete_run_and_one_that_lost_a_robot(monitor, spec):
+    for tag in range(spec.rounds + 1):
+        for robot in range(3):
+            if robot == 2 and tag > 1:
+                continue  # robot 2 dies after round 1
+            feed(monitor, robot, tag, finished=tag == spec.rounds)
+        monitor.process()
+    assert not monitor.done(), 'robot 2 is neither finished nor lost yet'
+    monitor.update_lost(max(monitor.last_seen.values()) + 1e6)
+    for _ in monitor.process():
+        pass
+    assert monitor.done()
+    assert monitor.rounds_completed() == {0: 3, 1: 3, 2: 1}
+    shortfall = monitor.shortfall()
+    assert len(shortfall) == 1 and shortfall[0].startswith('robot_2 stopped after 1 of 3 rounds (')
+    results = monitor.results()
+    assert not results['complete'] and results['rounds_reported'] == 3
