@@ -1,4 +1,4 @@
-"""The monitor's bookkeeping in one process: when a robot counts as lost, when a run is complete."""
+"""The monitor's bookkeeping in one process: when a robot is lost, when a run is complete."""
 
 from __future__ import annotations
 
