@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conftest import CONFIGS
-from dinno_ros.core.swarm.monitor import SwarmMonitor  # noqa: I100
+from dinno_ros.core.swarm.monitor import SwarmMonitor
 from dinno_ros.core.swarm.spec import load_swarm
 import numpy as np
 import pytest
