@@ -58,11 +58,6 @@ class SwarmExits:
                 raise SwarmLaunchError(
                     'the swarm failed: '
                     + ', '.join(f'{k} exited with {v}' for k, v in sorted(self.failed.items()))
-                    + (
-                        ' (the monitor logged which rounds are missing)'
-                        if self.monitor_label
-                        else ''
-                    )
                 )
             return EmitEvent(event=Shutdown(reason=f'{label} finished'))
         return None

@@ -58,7 +58,8 @@ def run_node(
         if node is not None:
             node.close()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, on_signal)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     executor = spinner = None
     code = 0
@@ -84,8 +85,10 @@ def run_node(
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        # the process is on its way out: a late stop request (a launch's shutdown) must not kill
+        # it while the interpreter finalizes (Python resets handlers, but not SIG_IGN, to SIG_DFL)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
     return code
 
 
