@@ -21,6 +21,8 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SPIN_PERIOD_S = 0.1  # longest wait of the executor thread before it checks for a stop
+SPIN_JOIN_S = 3.0  # how long teardown waits for the executor thread
 
 
 class WorkingNode(Protocol):
@@ -67,7 +69,9 @@ def run_node(
         node = make_node()
         executor = make_executor()
         executor.add_node(node)
-        spinner = threading.Thread(target=_spin, args=(executor, log), name='spin', daemon=True)
+        spinner = threading.Thread(
+            target=_spin, args=(executor, stop, log), name='spin', daemon=True
+        )
         spinner.start()
         finished = node.work(stop)
         code = 0 if finished or stop.is_set() else 1
@@ -78,23 +82,38 @@ def run_node(
         stop.set()
         if node is not None:
             node.close()
-        if executor is not None:
-            executor.shutdown(timeout_sec=2.0)
-        if spinner is not None:
-            spinner.join(timeout=2.0)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        # the process is on its way out: a late stop request (a launch's shutdown) must not kill
-        # it while the interpreter finalizes (Python resets handlers, but not SIG_IGN, to SIG_DFL)
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
+        _teardown(node, executor, spinner, log)
     return code
 
 
-def _spin(executor: Executor, log: logging.Logger) -> None:
+def _teardown(node, executor, spinner, log: logging.Logger) -> None:
+    """
+    Stop spinning, then shut the executor down and destroy the node.
+
+    In that order: a node whose handles the executor thread still uses cannot be destroyed.
+    """
+    # a stop request from here on (a launch's shutdown) must not kill the process while the
+    # interpreter finalizes: SIGINT is ignored (Python resets handlers, not SIG_IGN, to SIG_DFL);
+    # SIGTERM keeps its default, the last word of whoever waits on us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if spinner is not None:
+        spinner.join(timeout=SPIN_JOIN_S)
+        if spinner.is_alive():
+            log.warning('the executor thread did not stop in %.0f s: leaving it', SPIN_JOIN_S)
+            return
+    if executor is not None:
+        executor.shutdown(timeout_sec=SPIN_JOIN_S)
+    if node is not None:
+        node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def _spin(executor: Executor, stop: threading.Event, log: logging.Logger) -> None:
+    """Run callbacks until ``stop``; each wait is short, so the thread ends soon after it."""
     try:
-        executor.spin()
-    except Exception as exc:  # the executor ends with the context at shutdown
-        if rclpy.ok():
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+    except Exception as exc:
+        if not stop.is_set():
             log.exception('executor stopped: %s', exc)
