@@ -6,8 +6,8 @@ The query runs corner to corner.
 Grid: the 2167x1608 DiNNO plan in ../shared/data resized (area average) to 1000x1000 and inflated
 by the robot radius, or a generated 1000x1000 map when the plan is absent. The query joins the free
 cell nearest the top-left corner to the free cell nearest the bottom-right corner (same connected
-region). The planner's cell-by-cell A* (``method="astar"``) is timed too, and must give a path of
-the same length.
+region). The tests' cell-by-cell A* (``tests/reference_astar.py``) is timed too, and must give a
+path of the same length.
 
     .venv/bin/python bench/planner.py [--repeats 9] [--radius 0.2]
 
@@ -30,6 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from dinno_ros.core.world.grid import GridMap  # noqa: E402, I100 (after the sys.path insert)
 from dinno_ros.core.world.planner import astar, inflate, smooth  # noqa: E402
+
+sys.path.insert(0, str(ROOT / 'tests'))
+from reference_astar import reference_astar  # noqa: E402, I100 (the tests' oracle)
 
 PLAN = ROOT.parent / 'shared' / 'data' / 'floorplans' / 'dinno_32_walls.png'
 SIZE = 1000
@@ -148,11 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         f'{len(path)} cells, {length:.3f} px; '
         f'smoothing {t_smooth:.1f} ms -> {len(short)} vertices'
     )
-    astar(free, start, start, method='astar')
+    reference_astar(free, start, start)
     t0 = time.perf_counter()
-    cells = astar(free, start, goal, method='astar')
+    cells = reference_astar(free, start, goal)
     cell_ms = 1e3 * (time.perf_counter() - t0)
-    print(f"numba cell-by-cell A* (method='astar'): {cell_ms:.1f} ms; {path_length(cells):.3f} px")
+    print(
+        f'numba cell-by-cell A* (tests/reference_astar.py): {cell_ms:.1f} ms; '
+        f'{path_length(cells):.3f} px'
+    )
     if abs(path_length(cells) - length) > 1e-6:
         print('ERROR: JPS and cell-by-cell A* path lengths differ')
         return 1

@@ -70,12 +70,19 @@ def kill_tagged(tag: str) -> list[str]:
 
 
 @pytest.fixture
-def ros_env():
+def ros_env(request):
     """
     Yield the environment for node processes: localhost discovery and a domain of this test's own.
 
-    After the test, no process started with this environment may still run.
+    The test must be marked ``dds`` (``-m "not dds"`` leaves such tests out). After the test, no
+    process started with this environment may still run.
     """
+    if request.node.get_closest_marker('dds') is None:
+        pytest.fail(
+            f'{request.node.nodeid} starts DDS processes (ros_env) but is not marked dds: add '
+            '@pytest.mark.dds, or pytestmark = pytest.mark.dds to its module',
+            pytrace=False,
+        )
     env = dict(os.environ)
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env['ROS_DOMAIN_ID'] = str(next_domain_id())

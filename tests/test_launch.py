@@ -30,6 +30,8 @@ from launch.actions import (  # noqa: E402
 from launch.event_handlers import OnProcessExit, OnProcessIO  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 
+pytestmark = pytest.mark.dds  # launched node processes over DDS
+
 ROUNDS = 6
 DEADLINE_S = 240.0
 

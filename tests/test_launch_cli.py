@@ -20,6 +20,8 @@ import pytest
 import torch
 import yaml
 
+pytestmark = pytest.mark.dds  # ros2 CLI and node processes over DDS
+
 LAUNCH = ['launch', 'dinno_ros', 'swarm.launch.py']
 METRICS = 'dinno_msgs/msg/SwarmMetrics'
 

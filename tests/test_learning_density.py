@@ -10,16 +10,17 @@ import math
 
 from dinno_ros.core.learning.agent import RobotAgent, RobotMotion
 from dinno_ros.core.learning.optimizers.base import NeighborMessage
-from dinno_ros.core.learning.problems import density
+from dinno_ros.core.learning.problems import world
 from dinno_ros.core.learning.problems.density import (
     bce_loss,
     DensityLocalProblem,
     DensityNet,
     DensityProblem,
-    load_world_map,
     summed_batch_bce,
 )
-from dinno_ros.core.learning.registry import build_optimizer, parse_dataclass
+from dinno_ros.core.learning.problems.world import load_world_map
+from dinno_ros.core.learning.registry import build_optimizer
+from dinno_ros.core.learning.schema import parse_dataclass
 from dinno_ros.core.world.grid import GridMap
 from dinno_ros.core.world.lidar import Lidar, LidarConfig
 from dinno_ros.core.world.map_io import save_map
@@ -61,9 +62,9 @@ def problem_config(map_path: str, **over) -> dict:
 
 @pytest.fixture(autouse=True)
 def _fresh_worlds():
-    density._WORLDS.clear()
+    world._WORLDS.clear()
     yield
-    density._WORLDS.clear()
+    world._WORLDS.clear()
 
 
 @pytest.fixture
@@ -212,12 +213,12 @@ def test_agents_learn_the_map_with_dinno(map_yaml):
 )
 def test_bad_map_sections(section, expected):
     with pytest.raises(ValueError, match=expected):
-        parse_dataclass(density.MapSection, section, 'map')
+        parse_dataclass(world.MapSection, section, 'map')
 
 
 def test_missing_map_file_names_the_key(tmp_path):
     with pytest.raises(FileNotFoundError, match='map.path'):
-        load_world_map(density.MapSection(path=str(tmp_path / 'nope.yaml')))
+        load_world_map(world.MapSection(path=str(tmp_path / 'nope.yaml')))
 
 
 def test_hit_samples_are_pushed_inside_the_walls():
@@ -225,7 +226,7 @@ def test_hit_samples_are_pushed_inside_the_walls():
     lidar = Lidar(grid, LidarConfig(num_beams=16, beam_samps=6))
     poses = np.array([[15.3, 20.7, 0.3], [45.5, 8.2, -1.0]])
     pts, labels = lidar.samples(poses)
-    pushed = density.push_hits_into_walls(pts, labels, 6, 0.5)
+    pushed = world.push_hits_into_walls(pts, labels, 6, 0.5)
     assert pushed.shape == pts.shape
     moved = np.linalg.norm(pushed - pts, axis=1)
     assert np.allclose(moved[labels == 1], 0.5, atol=1e-4) and np.all(moved[labels == 0] == 0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dinno_ros.core.learning.experiment import run_experiment
 from dinno_ros.core.learning.experiment_config import load_experiment, parse_experiment
-from dinno_ros.core.learning.problems import density
+from dinno_ros.core.learning.problems import world
 from dinno_ros.core.learning.simulation import (
     build_agent,
     build_agents,
@@ -189,7 +189,7 @@ def tiny_lidar(rounds: int = 24, writeout: bool = True, out: str = 'results') ->
 def fresh_process_caches() -> None:
     """Forget cached problems and worlds, as a new (ROS robot) process would start."""
     clear_problem_cache()
-    density._WORLDS.clear()
+    world._WORLDS.clear()
 
 
 def write_yaml(path: Path, data: dict) -> Path:

@@ -16,6 +16,8 @@ rclpy = pytest.importorskip('rclpy')
 from dinno_msgs.msg import RobotState, Weights  # noqa: E402, I100
 from dinno_ros.ros import qos  # noqa: E402
 
+pytestmark = pytest.mark.dds  # a robot process and a fake robot over DDS
+
 
 def corruptions(good: Weights) -> dict[str, Weights]:
     out = {}

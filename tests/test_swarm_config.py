@@ -59,6 +59,7 @@ def test_bad_overrides_name_the_option():
         plan_swarm(CONFIGS / 'tiny_swarm.yaml', robots=[0, 7])
 
 
+@pytest.mark.dds  # the runner process, with the ros_env of a DDS test
 def test_runner_fails_before_any_node_starts(tmp_path, ros_env):
     bad = write(tmp_path, CASES['missing map file'][0])
     proc = subprocess.run(

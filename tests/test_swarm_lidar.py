@@ -26,6 +26,8 @@ import yaml
 
 rclpy = pytest.importorskip('rclpy')
 
+pytestmark = pytest.mark.dds  # robot and monitor processes over DDS
+
 CONSENSUS = re.compile(r'\[monitor\].*round (\d+): consensus ([0-9.e+-]+) - ([0-9.e+-]+)')
 VAL = re.compile(r'\[monitor\].*round (\d+): consensus .* \| val loss ([0-9.e+-]+)')
 

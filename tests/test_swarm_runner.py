@@ -11,6 +11,9 @@ import subprocess
 import sys
 
 from conftest import CONFIGS
+import pytest
+
+pytestmark = pytest.mark.dds  # robot and monitor processes over DDS
 
 CONSENSUS = re.compile(r'\[monitor\].*round (\d+): consensus ([0-9.e+-]+) - ([0-9.e+-]+)')
 

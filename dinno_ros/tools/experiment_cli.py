@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 import sys
 
 
@@ -34,8 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _resolve(name: str):
-    from pathlib import Path
-
     path = Path(name)
     if path.is_file():
         return path

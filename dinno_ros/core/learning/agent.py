@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import logging
-from typing import Any, Mapping
+from typing import Mapping
 
 from dinno_ros.core.world.grid import GridMap
 from dinno_ros.core.world.lidar import beam_samples, Lidar
@@ -157,11 +157,3 @@ class RobotAgent:
     def params(self) -> torch.Tensor:
         """Return the current flat parameter vector (detached copy)."""
         return self.optimizer.params.detach().clone()
-
-    def state(self) -> dict[str, Any]:
-        """Small summary for logs and monitors."""
-        return {
-            'robot_id': self.robot_id,
-            'position': None if self.position is None else self.position.tolist(),
-            **self.last_info,
-        }

@@ -31,11 +31,13 @@ import logging
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
+from dinno_ros.share import share_dir
 import yaml
 
 from .graphs import GraphConfig
 from .metrics import METRIC_NAMES
-from .registry import _registry, parse_dataclass, parse_optimizer_config, problem_names, spec
+from .registry import parse_optimizer_config, problem_class
+from .schema import parse_dataclass, parse_field, spec
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,9 @@ class PairConfig:
     val_batch_size: int = spec(1024, min=1)
     evaluate_frequency: int = spec(20, min=1)  # rounds between evaluations
     verbose_evals: bool = True  # log each evaluation as the seed printed it
-    metrics: list[str] = spec(['forward_pass_count', 'validation_loss', 'consensus_error'])
+    metrics: list[str] = spec(
+        ['forward_pass_count', 'validation_loss', 'consensus_error'], choices=METRIC_NAMES
+    )
     metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
@@ -114,7 +118,7 @@ class ExperimentConfig:
     output_metadir: str = 'results'
     writeout: bool = True
     seed: int = 0
-    device: str = 'auto'
+    device: str = spec('auto', choices=DEVICES)
     init_spread: float = (
         0.0  # std of per-robot noise added to the base weights (0: all robots start equal)
     )
@@ -152,7 +156,8 @@ class ExperimentConfig:
         return dataclasses.replace(self, pairs=pairs)
 
     def with_device(self, device: str) -> 'ExperimentConfig':
-        _check_choice(device, DEVICES, 'experiment.device')
+        """Return a copy running on ``device`` (cpu | cuda | auto)."""
+        device = parse_field(ExperimentConfig, 'device', device, 'experiment.device')
         return dataclasses.replace(self, device=device)
 
     def to_dict(self) -> dict:
@@ -220,8 +225,8 @@ def parse_experiment(
         raise ValueError(f'experiment: expected a mapping, got {exp!r}')
     exp = dict(exp)
     common = _parse_common(exp)
-    problem = common.pop('problem')
-    problem_cls = _registry('problem').get(problem)
+    problem = common.problem
+    problem_cls = problem_class(problem, 'experiment.problem')
     known = set(problem_cls.config_keys()) - set(PAIR_PROBLEM_KEYS)
     allowed = sorted(known | set(COMMON_KEYS))
     for key in exp:
@@ -235,19 +240,18 @@ def parse_experiment(
     problem_config = _rename_errors(
         lambda: problem_cls.config_from_sections(prob_keys), 'problem', 'experiment'
     )
-    graph = _parse_graph(exp.get('graph'))
     pairs = _parse_pairs(raw['problem_configs'], problem)
     config = ExperimentConfig(
-        name=common['name'],
+        name=common.name,
         problem=problem,
         problem_config=problem_config,
-        graph=graph,
+        graph=common.graph,
         pairs=pairs,
-        output_metadir=common['output_metadir'],
-        writeout=common['writeout'],
-        seed=common['seed'],
-        init_spread=common['init_spread'],
-        device=common['device'],
+        output_metadir=common.output_metadir,
+        writeout=common.writeout,
+        seed=common.seed,
+        init_spread=common.init_spread,
+        device=common.device,
         source=source,
     )
     for key in pairs:  # the batch sizes through the problem's own validation
@@ -261,51 +265,35 @@ def parse_experiment(
     return config
 
 
-COMMON_KEYS = (
-    'name',
-    'output_metadir',
-    'writeout',
-    'seed',
-    'device',
-    'use_cuda',
-    'problem',
-    'graph',
-    'init_spread',
-)
+@dataclass(frozen=True)
+class CommonConfig:
+    """The ``experiment:`` keys every problem shares (the problem's own keys are its config)."""
+
+    name: str
+    graph: GraphConfig
+    output_metadir: str = 'results'
+    writeout: bool = True
+    seed: int = 0
+    device: str | None = spec(None, choices=DEVICES)  # None: from use_cuda
+    use_cuda: bool | None = None  # the seed's key: true -> device auto, false -> cpu
+    problem: str | None = None  # None: density when a map is given, else mnist
+    init_spread: float = spec(0.0, min=0.0)
+
+    def validate(self, section: str = 'experiment') -> None:
+        if self.graph.num_nodes is None:
+            raise ValueError(f'{section}.graph.num_nodes: missing; allowed: an integer >= 1')
 
 
-def _parse_common(exp: dict) -> dict:
-    if 'name' not in exp:
-        raise ValueError('experiment.name: missing; allowed: a string')
-    out = {
-        'name': _typed(exp['name'], str, 'experiment.name'),
-        'output_metadir': _typed(
-            exp.get('output_metadir', 'results'), str, 'experiment.output_metadir'
-        ),
-        'writeout': _typed(exp.get('writeout', True), bool, 'experiment.writeout'),
-        'seed': _typed(exp.get('seed', 0), int, 'experiment.seed'),
-        'init_spread': _non_negative(exp.get('init_spread', 0.0), 'experiment.init_spread'),
-    }
-    use_cuda = exp.get('use_cuda')
-    if use_cuda is not None:
-        _typed(use_cuda, bool, 'experiment.use_cuda')
-    device = exp.get('device', 'auto' if use_cuda in (None, True) else 'cpu')
-    out['device'] = _check_choice(device, DEVICES, 'experiment.device')
-    names = problem_names()
-    default = 'density' if 'map' in exp else 'mnist'
-    out['problem'] = _check_choice(exp.get('problem', default), tuple(names), 'experiment.problem')
-    if 'graph' not in exp:
-        raise ValueError('experiment.graph: missing; allowed: a mapping with num_nodes, type, ...')
-    return out
+COMMON_KEYS = tuple(f.name for f in dataclasses.fields(CommonConfig))
 
 
-def _parse_graph(raw: Any) -> GraphConfig:
-    graph = _rename_errors(
-        lambda: parse_dataclass(GraphConfig, raw, 'graph'), 'graph', 'experiment.graph'
+def _parse_common(exp: Mapping[str, Any]) -> CommonConfig:
+    common = parse_dataclass(
+        CommonConfig, {k: v for k, v in exp.items() if k in COMMON_KEYS}, 'experiment'
     )
-    if graph.num_nodes is None:
-        raise ValueError('experiment.graph.num_nodes: missing; allowed: an integer >= 1')
-    return graph
+    device = common.device or ('auto' if common.use_cuda in (None, True) else 'cpu')
+    problem = common.problem or ('density' if 'map' in exp else 'mnist')
+    return dataclasses.replace(common, device=device, problem=problem)
 
 
 def _parse_pairs(raw: Any, problem: str) -> dict[str, PairConfig]:
@@ -327,11 +315,6 @@ def _parse_pairs(raw: Any, problem: str) -> dict[str, PairConfig]:
                 '(rounds)'
             )
         for i, name in enumerate(pair.metrics):
-            if name not in METRIC_NAMES:
-                raise ValueError(
-                    f'{where}.metrics[{i}]: unknown metric {name!r}; allowed: '
-                    f'{", ".join(METRIC_NAMES)}'
-                )
             if problem not in PROBLEM_METRICS.get(name, (problem,)):
                 allowed = [
                     m for m in METRIC_NAMES if problem in PROBLEM_METRICS.get(m, (problem,))
@@ -386,8 +369,6 @@ def resolve_path(value: str, base_dir: Path) -> Path:
     if first.exists():
         return first
     try:
-        from dinno_ros.share import share_dir
-
         shared = (share_dir() / path).resolve()
         if shared.exists():
             return shared
@@ -422,25 +403,6 @@ def _check_keys(
     for key in required:
         if key not in raw:
             raise ValueError(f'{prefix}{key}: missing')
-
-
-def _check_choice(value: Any, choices: tuple[str, ...], where: str) -> str:
-    if value not in choices:
-        raise ValueError(f'{where}: {value!r} not allowed; allowed: {", ".join(choices)}')
-    return value
-
-
-def _non_negative(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f'{where}: {value!r} not allowed; allowed: a number >= 0')
-    return float(value)
-
-
-def _typed(value: Any, tp: type, where: str) -> Any:
-    ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
-    if not ok:
-        raise ValueError(f'{where}: expected {tp.__name__}, got {value!r}')
-    return value
 
 
 def _plain(obj: Any) -> Any:

@@ -14,11 +14,9 @@ from typing import Any, ClassVar, Mapping
 import networkx as nx
 import numpy as np
 
-from .registry import parse_dataclass, spec
+from .schema import GRAPH_TYPES, parse_dataclass, spec
 
 logger = logging.getLogger(__name__)
-
-GRAPH_TYPES = ('wheel', 'cycle', 'complete', 'random', 'disk')
 
 
 @dataclass(frozen=True)
@@ -140,8 +138,3 @@ def metropolis_matrix(graph: nx.Graph) -> np.ndarray:
         for u, w_vu in w.items():
             mat[index[v], index[u]] = w_vu
     return mat
-
-
-def neighbor_degrees(graph: nx.Graph) -> dict[int, int]:
-    """Each node's degree (what it sends with its vectors)."""
-    return {int(v): int(d) for v, d in graph.degree}

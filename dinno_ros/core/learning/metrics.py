@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -28,17 +28,6 @@ METRIC_NAMES = (
     'current_position',
     'current_graph',
 )
-
-
-def check_metric_names(names: Iterable[str], section: str = 'metrics') -> list[str]:
-    """Return the names, or raise ValueError naming the first unknown one and the allowed names."""
-    names = list(names)
-    for name in names:
-        if name not in METRIC_NAMES:
-            raise ValueError(
-                f'{section}: unknown metric {name!r}; allowed: {", ".join(METRIC_NAMES)}'
-            )
-    return names
 
 
 def consensus_error(vectors: Sequence[torch.Tensor]) -> dict[str, torch.Tensor | float]:

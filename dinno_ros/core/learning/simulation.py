@@ -30,7 +30,7 @@ from .graphs import build_graph, disk_graph, fiedler_value
 from .metrics import consensus_error, MovingAverage
 from .optimizers.base import NeighborMessage
 from .problems.base import Problem, robot_generator
-from .registry import _registry, build_optimizer
+from .registry import build_optimizer, problem_class
 
 INIT_STREAM = 7  # robot_generator stream of the initial-weight spread
 
@@ -68,7 +68,7 @@ def build_problem(
     typed = config.pair_problem_config(pair_key)
     key = (config.problem, repr(typed), config.num_nodes, seed, str(dev))
     if key not in _PROBLEMS:
-        cls = _registry('problem').get(config.problem)
+        cls = problem_class(config.problem)
         _PROBLEMS[key] = cls(typed, num_nodes=config.num_nodes, seed=seed, device=dev)
     return _PROBLEMS[key]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from dinno_ros.core.learning.registry import parse_dataclass, spec
+from dinno_ros.core.learning.schema import parse_dataclass, spec
 
 
 @dataclass

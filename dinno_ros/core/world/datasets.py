@@ -9,6 +9,7 @@ occupancy (0 free, 1 occupied) as float32.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import logging
 import math
 
@@ -209,8 +210,6 @@ class SeenMask:
     """
 
     def __init__(self, grid: GridMap, lidar: Lidar, step_px: int = 4, num_beams: int = 720):
-        from dataclasses import replace
-
         self.step_px = step_px
         self.lidar = Lidar(
             grid,

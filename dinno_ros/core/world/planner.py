@@ -7,12 +7,11 @@ A* on the inflated grid, line-of-sight smoothing, resampling into poses.
   from every occupied cell centre, so a robot disk centred anywhere in a free cell keeps clear of
   walls.
 * :func:`astar` finds shortest 8-connected paths with the octile heuristic and no corner cutting (a
-  diagonal move needs both orthogonal neighbours free). By default it is jump point search (Harabor
-  & Grastien, in the variant without corner cutting) in numba: it expands only jump points,
-  scanning the straight and diagonal runs between them, then fills in the cells; ``method="astar"``
-  is plain cell-by-cell A*, kept as the reference. Both return octile-optimal paths. JPS breaks
-  ties in f towards the goal and reuses its per-node buffers across queries on grids of the same
-  shape.
+  diagonal move needs both orthogonal neighbours free). It is jump point search (Harabor &
+  Grastien, in the variant without corner cutting) in numba: it expands only jump points, scanning
+  the straight and diagonal runs between them, then fills in the cells. It breaks ties in f towards
+  the goal and reuses its per-node buffers across queries on grids of the same shape. (The plain
+  cell-by-cell A* it is checked against lives with the tests: ``tests/reference_astar.py``.)
 * :func:`plan_route` chains waypoints (metres) into one :class:`Path`; each leg is smoothed by
   line-of-sight shortcuts whose cells (a supercover walk) are all free on the inflated grid.
 """
@@ -52,67 +51,8 @@ def inflate(grid: GridMap, robot_radius_m: float) -> np.ndarray:
     return edt >= robot_radius_m / grid.resolution + math.sqrt(0.5)
 
 
-NODE_BITS = 26  # heap entries: fixed-point key << NODE_BITS | node (grids up to 2**26 cells)
-KEY_SCALE = 2.0**16  # key resolution 1.5e-5 px, keys up to 2**21 px
+NODE_BITS = 26  # grids up to 2**26 cells (padded)
 TIE_SCALE = 2.0**20  # JPS keys: f and h rounded to 1e-6 px, so equal-length paths tie exactly
-METHODS = (
-    'jps',
-    'astar',
-)  # astar(method=...): jump point search, or plain cell-by-cell A* (the reference)
-
-
-@nb.njit(cache=True)
-def _pack(key, node):
-    """One int64 heap entry ordered by key: the key in fixed point, then the node index."""
-    return (np.int64(key * KEY_SCALE) << NODE_BITS) | np.int64(node)
-
-
-@nb.njit(cache=True)
-def _sift_up(heap, pos, i, item, mask):
-    """
-    Move ``item`` up from slot ``i`` of an indexed binary min-heap.
-
-    ``pos`` maps node -> slot.
-    """
-    while i > 0:
-        parent = (i - 1) >> 1
-        above = heap[parent]
-        if above <= item:
-            break
-        heap[i] = above
-        pos[above & mask] = i
-        i = parent
-    heap[i] = item
-    pos[item & mask] = i
-
-
-@nb.njit(cache=True)
-def _heap_pop(heap, pos, size, mask):
-    """Remove and return the smallest of ``size`` entries."""
-    top = heap[0]
-    size -= 1
-    if size == 0:
-        return top
-    item = heap[size]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= size:
-            break
-        c = heap[child]
-        if child + 1 < size:
-            c2 = heap[child + 1]
-            if c2 < c:
-                child += 1
-                c = c2
-        if c >= item:
-            break
-        heap[i] = c
-        pos[c & mask] = i
-        i = child
-    heap[i] = item
-    pos[item & mask] = i
-    return top
 
 
 @nb.njit(cache=True)
@@ -371,81 +311,6 @@ def _jps_kernel(grid, w, g, parent, seen, state, pos, heap, kf, kh, gen, start, 
     return _trace(parent, start, goal, w)
 
 
-@nb.njit(cache=True)
-def _astar_kernel(free, sr, sc, gr, gc):
-    """
-    Cells of a shortest path (rows, cols) from start to goal by plain A*; empty when unreachable.
-
-    The reference for :func:`_jps_kernel`: expands cell by cell on the grid padded by one blocked
-    cell (flat indices, no bounds checks) with an indexed binary heap of packed (key, node) int64
-    entries.
-    """
-    h0, w0 = free.shape
-    w = w0 + 2
-    n = (h0 + 2) * w
-    state = np.zeros(n, dtype=np.uint8)  # 0 blocked, 1 free (unseen), 2 closed, 3 open
-    for r in range(h0):
-        for c in range(w0):
-            if free[r, c]:
-                state[(r + 1) * w + c + 1] = 1
-    g = np.full(n, np.inf, dtype=np.float64)
-    parent = np.empty(n, dtype=np.int32)
-    pos = np.empty(n, dtype=np.int32)  # heap slot of an open node (valid while state == 3)
-    heap = np.empty(n, dtype=np.int64)
-    # neighbour offsets: 4 orthogonal, then diagonals with the two orthogonals they need free
-    off = np.array([-w, w, -1, 1, -w - 1, -w + 1, w - 1, w + 1])
-    side_a = np.array([0, 0, 0, 0, -w, -w, w, w])
-    side_b = np.array([0, 0, 0, 0, -1, 1, -1, 1])
-    drs = np.array([-1, 1, 0, 0, -1, -1, 1, 1])
-    dcs = np.array([0, 0, -1, 1, -1, 1, -1, 1])
-    gr1 = gr + 1
-    gc1 = gc + 1
-    start = (sr + 1) * w + sc + 1
-    goal = gr1 * w + gc1
-    g[start] = 0.0
-    parent[start] = start
-    mask = np.int64((1 << NODE_BITS) - 1)
-    _sift_up(heap, pos, 0, _pack(_octile(sr + 1, sc + 1, gr1, gc1), start), mask)
-    state[start] = 3
-    size = 1
-    found = False
-    while size > 0:
-        cur = np.int64(_heap_pop(heap, pos, size, mask) & mask)
-        size -= 1
-        if cur == goal:
-            found = True
-            break
-        state[cur] = 2
-        gcur = g[cur]
-        rcur = cur // w
-        ccur = cur - rcur * w
-        for k in range(8):
-            nb_ = cur + off[k]
-            st = state[nb_]
-            if st == 0 or st == 2:  # blocked or closed
-                continue
-            if k >= 4:
-                if state[cur + side_a[k]] == 0 or state[cur + side_b[k]] == 0:  # no corner cutting
-                    continue
-                ng = gcur + SQRT2
-            else:
-                ng = gcur + 1.0
-            if ng >= g[nb_]:
-                continue
-            g[nb_] = ng
-            parent[nb_] = cur
-            item = _pack(ng + _octile(rcur + drs[k], ccur + dcs[k], gr1, gc1), nb_)
-            if st == 1:
-                state[nb_] = 3
-                _sift_up(heap, pos, size, item, mask)
-                size += 1
-            else:  # decrease-key
-                _sift_up(heap, pos, pos[nb_], item, mask)
-    if not found:
-        return np.empty((0, 2), dtype=np.int64)
-    return _trace(parent, start, goal, w)
-
-
 class _SearchBuffers:
     """
     Per-node arrays for one grid shape, reused by every query on that shape.
@@ -495,19 +360,15 @@ def _buffers(shape: tuple[int, int]) -> _SearchBuffers:
 
 
 def astar(
-    free_mask: np.ndarray, start_rc: tuple[int, int], goal_rc: tuple[int, int], method: str = 'jps'
+    free_mask: np.ndarray, start_rc: tuple[int, int], goal_rc: tuple[int, int]
 ) -> np.ndarray:
     """
     Shortest 8-connected path (no corner cutting) as [K, 2] (row, col) cells.
 
-    Start and goal are included. ``method="jps"`` (default) runs jump point search and fills in the
-    cells between the jump points; ``method="astar"`` expands cell by cell (the slower reference).
-    Both return octile-optimal paths (they may differ between equally short paths). Raises
-    ValueError when start or goal is outside the grid or not free, and :class:`NoPathError` (a
-    ValueError) when the goal is unreachable.
+    Start and goal are included. Jump point search, with the cells between the jump points filled
+    in; the path is octile-optimal. Raises ValueError when start or goal is outside the grid or not
+    free, and :class:`NoPathError` (a ValueError) when the goal is unreachable.
     """
-    if method not in METHODS:
-        raise ValueError(f'method must be one of {list(METHODS)}, got {method!r}')
     free = np.asarray(free_mask)
     if free.ndim != 2:
         raise ValueError(f'free_mask must be a 2-D array, got shape {free.shape}')
@@ -520,27 +381,24 @@ def astar(
         if not free[r, c]:
             raise ValueError(f'{name} cell {(r, c)} is not free')
     sr, sc, gr, gc = int(start_rc[0]), int(start_rc[1]), int(goal_rc[0]), int(goal_rc[1])
-    if method == 'astar':
-        path = _astar_kernel(np.ascontiguousarray(free, dtype=np.bool_), sr, sc, gr, gc)
-    else:
-        buf = _buffers((h, w))
-        np.not_equal(free, 0, out=buf.inner.view(np.bool_))
-        stride = w + 2
-        path = _jps_kernel(
-            buf.grid,
-            stride,
-            buf.g,
-            buf.parent,
-            buf.seen,
-            buf.state,
-            buf.pos,
-            buf.heap,
-            buf.kf,
-            buf.kh,
-            buf.next_generation(),
-            (sr + 1) * stride + sc + 1,
-            (gr + 1) * stride + gc + 1,
-        )
+    buf = _buffers((h, w))
+    np.not_equal(free, 0, out=buf.inner.view(np.bool_))
+    stride = w + 2
+    path = _jps_kernel(
+        buf.grid,
+        stride,
+        buf.g,
+        buf.parent,
+        buf.seen,
+        buf.state,
+        buf.pos,
+        buf.heap,
+        buf.kf,
+        buf.kh,
+        buf.next_generation(),
+        (sr + 1) * stride + sc + 1,
+        (gr + 1) * stride + gc + 1,
+    )
     if len(path) == 0:
         raise NoPathError(f'no path from cell {tuple(start_rc)} to cell {tuple(goal_rc)}')
     return path

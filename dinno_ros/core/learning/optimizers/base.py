@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 import torch
 
+from ..schema import OPTIMIZERS
+
 logger = logging.getLogger(__name__)
 
 
@@ -96,6 +98,7 @@ class FlatParameters:
         )
 
 
+@OPTIMIZERS.set_base
 class RobotOptimizer(ABC):
     """
     One robot's decentralized optimizer.

@@ -14,7 +14,7 @@ import torch
 
 from .base import LocalProblem, NeighborMessage, RobotOptimizer
 from .schedules import lr_at, LR_DECAY_TYPES, make_primal_optimizer, PRIMAL_OPTIMIZERS, set_lr
-from ..registry import register_optimizer, spec
+from ..schema import register_optimizer, spec
 
 logger = logging.getLogger(__name__)
 

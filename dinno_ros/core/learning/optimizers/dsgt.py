@@ -13,7 +13,7 @@ import torch
 
 from .base import LocalProblem, NeighborMessage, RobotOptimizer
 from .dsgd import mix
-from ..registry import register_optimizer, spec
+from ..schema import register_optimizer, spec
 
 
 @dataclass(frozen=True)

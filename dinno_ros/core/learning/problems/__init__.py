@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-
-from . import mnist  # noqa: F401  (registers "mnist")
+from . import density, mnist  # noqa: F401  (their imports register "density" and "mnist")
 from .base import LocalProblem, Problem, robot_generator, robot_seed, TensorLocalProblem
-
-try:  # the density (lidar) problem lives in its own module
-    importlib.import_module(f'{__name__}.density')
-except ModuleNotFoundError as exc:  # only while that module does not exist yet
-    if exc.name != f'{__name__}.density':
-        raise
 
 __all__ = ['LocalProblem', 'Problem', 'TensorLocalProblem', 'robot_generator', 'robot_seed']

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..optimizers.base import LocalProblem
+from ..schema import parse_dataclass, PROBLEMS
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class TensorLocalProblem:
         return self.loss_fn(self.model, batch)
 
 
+@PROBLEMS.set_base
 class Problem(ABC):
     """
     A distributed learning problem: base model, per-robot ``LocalProblem``s and validation.
@@ -113,8 +115,6 @@ class Problem(ABC):
         self, config: Any, num_nodes: int, seed: int = 0, device: str | torch.device = 'cpu'
     ) -> None:
         if isinstance(config, Mapping):
-            from ..registry import parse_dataclass
-
             config = parse_dataclass(self.config_cls, config, 'problem')
         if int(num_nodes) < 1:
             raise ValueError(f'graph.num_nodes: {num_nodes!r} out of range; allowed: >= 1')
@@ -142,8 +142,6 @@ class Problem(ABC):
 
         Later sections win.
         """
-        from ..registry import parse_dataclass
-
         keys = set(cls.config_keys())
         merged: dict[str, Any] = {}
         for section in sections:

@@ -24,7 +24,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .base import Problem, robot_generator, robot_seed, TensorLocalProblem
-from .density import (
+from .world import (
     build_world,
     LidarSection,
     MapSection,
@@ -32,7 +32,8 @@ from .density import (
     RoutesSection,
     ValidationSection,
 )
-from ..registry import register_problem, spec
+from ..agent import RobotMotion
+from ..schema import register_problem, spec
 
 logger = logging.getLogger(__name__)
 
@@ -278,8 +279,6 @@ class MNISTProblem(Problem):
         cfg = self.config
         if cfg.map is None:
             return None
-        from ..agent import RobotMotion
-
         self.check_robot(robot_id)
         world = build_world(
             cfg.map,
