@@ -3,7 +3,7 @@
 How fast weights travel: pack/unpack of a dinno_msgs/Weights message and a DDS round trip.
 
 For 100k- and 1M-parameter vectors: the time to pack a message (``codec.weights_msg``) and unpack
-it (``codec.vector_of``, with validation), beside a plain numpy copy of the same bytes timed in the
+it (``codec.values_of``, with validation), beside a plain numpy copy of the same bytes timed in the
 same run; and the median round trip to an echo node in a second process over DDS (localhost
 discovery, a domain id of its own). Last line:
 ``pack_unpack_over_copy=<ratio> roundtrip_ms_1M=<ms>`` (ratio for 1M parameters).
@@ -43,9 +43,9 @@ def pack_unpack(numel: int, reps: int) -> tuple[float, float, float]:
     vec = torch.randn(numel)
     layout = TensorLayout.flat(numel)
     msg = codec.weights_msg(vec, layout, sender=0, round_k=0, degree=1)
-    assert torch.equal(codec.vector_of(msg, layout), vec)
+    assert torch.equal(codec.values_of(msg, layout), vec)
     pack = median_ms(lambda: codec.weights_msg(vec, layout, sender=0, round_k=0, degree=1), reps)
-    unpack = median_ms(lambda: codec.vector_of(msg, layout), reps)
+    unpack = median_ms(lambda: codec.values_of(msg, layout), reps)
     arr = vec.numpy()
     copy = median_ms(lambda: arr.copy(), reps)
     return pack, unpack, copy

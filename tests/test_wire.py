@@ -35,9 +35,9 @@ def test_weights_message_round_trip_of_a_1m_parameter_model():
     vec = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
     assert layout.numel == vec.numel() >= 1_000_000
 
-    msg = codec.weights_msg(vec, layout, sender=3, round_k=17, degree=2, kind='params')
+    msg = codec.weights_msg(vec, layout, sender=3, round_k=17, degree=2, vector='params')
     assert (msg.sender, msg.round, msg.degree, msg.vector) == (3, 17, 2, 'params')
-    back = codec.vector_of(msg, layout)
+    back = codec.values_of(msg, layout)
 
     assert back.numpy().tobytes() == vec.numpy().tobytes()  # bytes identical
     parsed = codec.packed_of(msg).layout()

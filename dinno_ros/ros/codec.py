@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from dinno_msgs.msg import RobotState, Weights
+from dinno_ros.core.swarm.rounds import StateReport
 from dinno_ros.core.wire import pack_vector, PackedTensors, TensorLayout, unpack_vector
 from geometry_msgs.msg import Pose
 import numpy as np
@@ -17,21 +18,22 @@ import torch
 
 
 def weights_msg(
-    vector: torch.Tensor | np.ndarray,
+    values: torch.Tensor | np.ndarray,
     layout: TensorLayout,
     *,
     sender: int,
     round_k: int,
     degree: int,
-    kind: str = Weights.VECTOR_PARAMS,
+    vector: str = Weights.VECTOR_PARAMS,
     stamp=None,
 ) -> Weights:
-    """Pack one flat vector into a Weights message."""
-    packed = pack_vector(vector, layout)
+    """Pack the flat ``values`` of the optimizer vector named ``vector`` into a Weights message."""
+    packed = pack_vector(values, layout)
     msg = Weights()
     if stamp is not None:
         msg.header.stamp = stamp
-    msg.sender, msg.round, msg.degree, msg.vector = int(sender), int(round_k), int(degree), kind
+    msg.sender, msg.round, msg.degree = int(sender), int(round_k), int(degree)
+    msg.vector = vector
     msg.names, msg.dtypes, msg.ndims, msg.shapes = (
         packed.names,
         packed.dtypes,
@@ -53,7 +55,7 @@ def packed_of(msg: Weights) -> PackedTensors:
     )
 
 
-def vector_of(
+def values_of(
     msg: Weights, expected: TensorLayout | None, device: torch.device | str = 'cpu'
 ) -> torch.Tensor:
     """
@@ -72,26 +74,15 @@ def pose_msg(x: float, y: float, yaw: float) -> Pose:
     return pose
 
 
-def state_msg(
-    robot_id: int,
-    *,
-    round_k: int,
-    pose,
-    neighbors,
-    train_loss: float,
-    forward_passes: int,
-    dataset_size: int,
-    finished: bool,
-    stamp=None,
-) -> RobotState:
-    """Return a RobotState message (pose in the map frame)."""
+def state_msg(robot_id: int, state: StateReport, stamp=None) -> RobotState:
+    """Return the RobotState message of a robot's ``StateReport`` (pose in the map frame)."""
     msg = RobotState()
     msg.header.frame_id = 'map'
     if stamp is not None:
         msg.header.stamp = stamp
-    msg.robot_id, msg.round = int(robot_id), int(round_k)
-    msg.pose = pose_msg(*[float(v) for v in pose[:3]])
-    msg.neighbors = [int(j) for j in neighbors]
-    msg.train_loss, msg.forward_passes = float(train_loss), int(forward_passes)
-    msg.dataset_size, msg.finished = int(dataset_size), bool(finished)
+    msg.robot_id, msg.round = int(robot_id), int(state.round_k)
+    msg.pose = pose_msg(*[float(v) for v in state.pose[:3]])
+    msg.neighbors = [int(j) for j in state.neighbors]
+    msg.train_loss, msg.forward_passes = float(state.train_loss), int(state.forward_passes)
+    msg.dataset_size, msg.finished = int(state.dataset_size), bool(state.finished)
     return msg

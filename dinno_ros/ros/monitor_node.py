@@ -76,7 +76,7 @@ class MonitorNode(Node):
         if msg.vector != Weights.VECTOR_PARAMS:
             return
         try:
-            vector = codec.vector_of(msg, self.layout)
+            vector = codec.values_of(msg, self.layout)
         except WireError as exc:
             self.get_logger().warning(
                 f'ignored weights from robot {msg.sender} round {msg.round}: {exc}'

@@ -19,7 +19,8 @@ import threading
 import time
 
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
-from dinno_ros.core.swarm.rounds import RobotRounds
+from dinno_ros.core.learning.agent import Observation
+from dinno_ros.core.swarm.rounds import RobotRounds, StateReport
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.wire import TensorLayout, WireError
 from dinno_ros.ros import codec, qos, viz_msgs
@@ -42,9 +43,7 @@ class RobotNode(Node):
         self.wait_for_monitor = bool(self.declare_parameter('wait_for_monitor', False).value)
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
         torch.set_num_threads(self.spec.section.torch_threads)
-        self.rounds = RobotRounds(
-            self.spec, robot_id, publish=self._publish_round, log=self.get_logger()
-        )
+        self.rounds = RobotRounds(self.spec, robot_id, link=self, log=self.get_logger())
         self.layout = TensorLayout.from_model(self.rounds.agent.model)
         self.robot_id = robot_id
         self._make_topics()
@@ -84,13 +83,13 @@ class RobotNode(Node):
 
     def _on_weights(self, msg: Weights) -> None:
         try:
-            vector = codec.vector_of(msg, self.layout)
+            values = codec.values_of(msg, self.layout)
         except WireError as exc:
             self.get_logger().warning(
                 f'ignored weights from robot {msg.sender} round {msg.round}: {exc}'
             )
             return
-        self.rounds.inbox.put(int(msg.sender), int(msg.round), msg.vector, vector, int(msg.degree))
+        self.rounds.inbox.put(int(msg.sender), int(msg.round), msg.vector, values, int(msg.degree))
 
     def _on_metrics(self, msg: SwarmMetrics) -> None:
         self.monitor_round = max(self.monitor_round, int(msg.round))
@@ -103,29 +102,30 @@ class RobotNode(Node):
             int(msg.robot_id), int(msg.round), (p.x, p.y), bool(msg.finished)
         )
 
-    def _publish_round(self, event: str, **kw) -> None:
-        """
-        Publish one event of RobotRounds (its ``publish`` callback).
-
-        It sends 'state' before the weights, 'weights' per vector, 'observation' per scan.
-        """
+    # RobotLink: what RobotRounds sends -------------------------------------------------------
+    def send_weights(self, round_k: int, vector: str, values: torch.Tensor, degree: int) -> None:
+        """Publish one optimizer vector on ``weights``."""
         stamp = self.get_clock().now().to_msg()
-        if event == 'weights':
-            self.weights_pub.publish(
-                codec.weights_msg(
-                    kw['vector'],
-                    self.layout,
-                    sender=self.robot_id,
-                    round_k=kw['round_k'],
-                    degree=kw['degree'],
-                    kind=kw['kind'],
-                    stamp=stamp,
-                )
-            )
-        elif event == 'state':
-            self.state_pub.publish(codec.state_msg(self.robot_id, stamp=stamp, **kw))
-        elif event == 'observation' and self.viz is not None:
-            self.viz.publish(kw['observation'], stamp)
+        msg = codec.weights_msg(
+            values,
+            self.layout,
+            sender=self.robot_id,
+            round_k=round_k,
+            degree=degree,
+            vector=vector,
+            stamp=stamp,
+        )
+        self.weights_pub.publish(msg)
+
+    def send_state(self, state: StateReport) -> None:
+        """Publish the robot's state on ``state``."""
+        stamp = self.get_clock().now().to_msg()
+        self.state_pub.publish(codec.state_msg(self.robot_id, state, stamp))
+
+    def show_observation(self, observation: Observation) -> None:
+        """Publish the scan, pose, path and markers for RViz (when ``publish_scans``)."""
+        if self.viz is not None:
+            self.viz.publish(observation, self.get_clock().now().to_msg())
 
     # training ------------------------------------------------------------------------------------
     def work(self, stop: threading.Event) -> bool:

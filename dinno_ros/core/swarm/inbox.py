@@ -59,9 +59,9 @@ class Board:
 class RoundInbox(Board):
     """Vectors by sender and round; thread-safe; keeps only recent rounds."""
 
-    def __init__(self, keys: Iterable[str], keep_rounds: int = 8) -> None:
+    def __init__(self, vectors: Iterable[str], keep_rounds: int = 8) -> None:
         super().__init__()
-        self.keys = tuple(keys)
+        self.vectors = tuple(vectors)  # the names of the vectors a round needs from a sender
         self.keep_rounds = keep_rounds
         self._rounds: dict[int, dict[int, dict[str, torch.Tensor]]] = defaultdict(
             dict
@@ -71,15 +71,17 @@ class RoundInbox(Board):
             int, tuple[int, NeighborMessage]
         ] = {}  # sender -> (round, complete message)
 
-    def put(self, sender: int, round_k: int, key: str, vector: torch.Tensor, degree: int) -> None:
-        """Store one received vector (unknown keys are ignored)."""
-        if key not in self.keys:
+    def put(
+        self, sender: int, round_k: int, vector: str, values: torch.Tensor, degree: int
+    ) -> None:
+        """Store one received vector's values (vectors the optimizer does not use are ignored)."""
+        if vector not in self.vectors:
             return
         with self._cond:
             vectors = self._rounds[sender].setdefault(round_k, {})
-            vectors[key] = vector
+            vectors[vector] = values
             self._degrees[(sender, round_k)] = degree
-            if len(vectors) == len(self.keys):
+            if len(vectors) == len(self.vectors):
                 latest = self._latest.get(sender)
                 if latest is None or round_k >= latest[0]:
                     self._latest[sender] = (round_k, NeighborMessage(dict(vectors), degree))
@@ -94,7 +96,7 @@ class RoundInbox(Board):
 
     def _complete(self, sender: int, round_k: int) -> NeighborMessage | None:
         vectors = self._rounds.get(sender, {}).get(round_k)
-        if vectors is None or len(vectors) != len(self.keys):
+        if vectors is None or len(vectors) != len(self.vectors):
             return None
         return NeighborMessage(dict(vectors), self._degrees[(sender, round_k)])
 

@@ -1,8 +1,8 @@
 """
-A robot's synchronous rounds over unreliable links (ROS-free; the robot node supplies publishing).
+A robot's synchronous rounds over unreliable links (ROS-free; the node is its ``RobotLink``).
 
-Round k: drive and scan; publish the state (pose); find the round's neighbours (the configured
-graph, or the disk graph of the robots' round-k positions); publish the optimizer's vectors with
+Round k: drive and scan; send the state (pose); find the round's neighbours (the configured
+graph, or the disk graph of the robots' round-k positions); send the optimizer's vectors with
 the degree; wait for the neighbours' round-k vectors, at most ``round_timeout`` s
 (``startup_timeout`` in round 0); step. A late neighbour's last complete message is used and the
 delay logged; a neighbour that missed ``lost_after_rounds`` rounds in a row is no longer waited for
@@ -11,18 +11,19 @@ delay logged; a neighbour that missed ``lost_after_rounds`` rounds in a row is n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import logging
 import math
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
+from dinno_ros.core.learning.agent import Observation
 from dinno_ros.core.learning.graphs import build_graph, disk_graph
 from dinno_ros.core.learning.simulation import build_agent
 from dinno_ros.core.swarm.inbox import Board, MissTracker, RoundInbox
 from dinno_ros.core.swarm.spec import SwarmSpec
 import numpy as np
-
-Publish = Callable[..., None]
+import torch
 
 
 class Log(Protocol):
@@ -32,14 +33,41 @@ class Log(Protocol):
     def warning(self, msg: str) -> Any: ...
 
 
+@dataclass(frozen=True)
+class StateReport:
+    """What a robot says of itself each round (``dinno_msgs/RobotState``)."""
+
+    round_k: int
+    pose: np.ndarray  # x, y, yaw in the map frame
+    neighbors: list[int]  # whose messages the last step used
+    finished: bool
+    train_loss: float
+    forward_passes: int
+    dataset_size: int
+
+
+class RobotLink(Protocol):
+    """How a robot's rounds reach the others: the ROS node (in tests, other robots' inboxes)."""
+
+    def send_weights(self, round_k: int, vector: str, values: torch.Tensor, degree: int) -> None:
+        """Send one optimizer vector (``vector`` names it: params, tracker, ...) of round k."""
+        ...
+
+    def send_state(self, state: StateReport) -> None:
+        """Send the robot's state of a round."""
+        ...
+
+    def show_observation(self, observation: Observation) -> None:
+        """Show what the robot sensed this round (scans for RViz); may do nothing."""
+        ...
+
+
 def robot_device(device: str, robot_id: int) -> str:
     """
     Return the robot's torch device.
 
     ``cpu``, or with ``cuda``/``auto`` and GPUs the robots spread over them.
     """
-    import torch
-
     if device == 'cpu' or not torch.cuda.is_available():
         return 'cpu'
     if device.startswith('cuda:'):
@@ -92,18 +120,14 @@ class PositionBoard(Board):
 
 
 class RobotRounds:
-    """
-    Runs one robot's rounds.
-
-    ``publish(event, **fields)`` sends 'observation', 'state' and 'weights'.
-    """
+    """Run one robot's rounds; everything it sends goes through its ``link``."""
 
     def __init__(
-        self, spec: SwarmSpec, robot_id: int, publish: Publish, log: Log | None = None
+        self, spec: SwarmSpec, robot_id: int, link: RobotLink, log: Log | None = None
     ) -> None:
         self.spec = spec
         self.robot_id = int(robot_id)
-        self.publish = publish
+        self.link = link
         self.log = log or logging.getLogger(f'robot_{robot_id}')
         self.device = robot_device(spec.experiment.device, robot_id)
         self.agent = build_agent(
@@ -149,8 +173,8 @@ class RobotRounds:
     def step(self, k: int) -> dict[str, float]:
         obs = self.agent.begin_round(k)
         if obs is not None:
-            self.publish('observation', observation=obs)
-        self._publish_state(k, finished=False)
+            self.link.show_observation(obs)
+        self._send_state(k, finished=False)
         neighbors = self.neighbors(k)
         for j in neighbors:  # a gone neighbour that sent again is back
             latest = self.inbox.latest_round(j)
@@ -158,8 +182,7 @@ class RobotRounds:
                 self.misses.revive(j)
                 self.log.info(f'neighbour robot_{j} is back')
         wait_for, gone = self.misses.split(neighbors)
-        for kind, vector in self.agent.outgoing().items():
-            self.publish('weights', round_k=k, degree=len(wait_for), kind=kind, vector=vector)
+        self._send_weights(k, degree=len(wait_for))
         t0 = time.monotonic()
         result = self.inbox.wait_round(k, wait_for, self._timeout(k))
         self.waited_s += time.monotonic() - t0
@@ -185,18 +208,23 @@ class RobotRounds:
                 'not waiting for it any more'
             )
 
-    def _publish_state(self, k: int, finished: bool) -> None:
+    def _send_weights(self, k: int, degree: int) -> None:
+        for vector, values in self.agent.outgoing().items():
+            self.link.send_weights(k, vector, values, degree)
+
+    def _send_state(self, k: int, finished: bool) -> None:
         info = self.agent.last_info
         pose = self.agent.position if self.agent.position is not None else np.zeros(3)
-        self.publish(
-            'state',
-            round_k=k,
-            pose=pose,
-            neighbors=self.last_neighbors,
-            finished=finished,
-            train_loss=float(info.get('train_loss', math.nan)),
-            forward_passes=int(getattr(self.agent.optimizer, 'forward_passes', 0)),
-            dataset_size=int(len(getattr(self.agent.problem, 'dataset', ()) or ())),
+        self.link.send_state(
+            StateReport(
+                round_k=k,
+                pose=pose,
+                neighbors=list(self.last_neighbors),
+                finished=finished,
+                train_loss=float(info.get('train_loss', math.nan)),
+                forward_passes=int(getattr(self.agent.optimizer, 'forward_passes', 0)),
+                dataset_size=int(len(getattr(self.agent.problem, 'dataset', ()) or ())),
+            )
         )
 
     # whole run -----------------------------------------------------------------------------------
@@ -227,16 +255,9 @@ class RobotRounds:
             f'finished {rounds} rounds in {t_end - t0:.1f} s ({self.waited_s:.1f} s waiting for '
             f'neighbours; {per_round:.1f} ms per round after round 0)'
         )
-        self._publish_state(rounds, finished=False)  # tag R's forward passes, before its vector
-        for kind, vector in self.agent.outgoing().items():  # the final model, tagged round R
-            self.publish(
-                'weights',
-                round_k=rounds,
-                degree=len(self.last_neighbors),
-                kind=kind,
-                vector=vector,
-            )
-        self._publish_state(rounds, finished=True)
+        self._send_state(rounds, finished=False)  # tag R's forward passes, before its vector
+        self._send_weights(rounds, degree=len(self.last_neighbors))  # the final model: tag R
+        self._send_state(rounds, finished=True)
         # stay until the others are done too: they may still need our last vectors
         # (transient local)
         alive = {j for j in self.others if not self.misses.gone(j)}
