@@ -23,7 +23,7 @@ import threading
 import time
 from typing import IO, Sequence
 
-from dinno_ros.core.swarm.plan import NodeSpec, plan_swarm
+from dinno_ros.core.swarm.plan import NodeSpec, parse_robot_ids, plan_swarm
 
 logger = logging.getLogger('dinno_swarm')
 
@@ -167,9 +167,9 @@ def run_swarm(
 
 def _robot_list(text: str) -> list[int]:
     try:
-        return sorted({int(part) for part in text.split(',') if part.strip()})
+        return parse_robot_ids(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f'--robots expects ids like 0,1,2, got {text!r}') from exc
+        raise argparse.ArgumentTypeError(f'{exc}, got {text!r}') from exc
 
 
 def build_parser() -> argparse.ArgumentParser:

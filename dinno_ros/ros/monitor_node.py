@@ -64,9 +64,8 @@ class MonitorNode(Node):
                 RobotState, f'/robot_{j}/state', self._on_state, qos.monitor_inbox()
             )
         self.arrived = threading.Event()  # set by the receiving thread: something new to process
-        self.result_dir = None
         self.eval_delay = float(os.environ.get(EVAL_DELAY_ENV, '0') or 0)  # tests: a slow monitor
-        self.stopping = threading.Event()
+        self.stop = threading.Event()  # work()'s stop flag
         self.get_logger().info(
             f'monitoring {self.spec.num_robots} robots, '
             f'{self.spec.rounds} rounds of {self.spec.pair.alg_name}'
@@ -99,6 +98,7 @@ class MonitorNode(Node):
 
     def work(self, stop: threading.Event) -> bool:
         """Report every round as it completes (main thread; receipt goes on meanwhile)."""
+        self.stop = stop
         while not stop.is_set():
             self.monitor.update_lost()
             for report in self.monitor.process():
@@ -113,7 +113,7 @@ class MonitorNode(Node):
 
     def _publish(self, r: RoundReport) -> None:
         if r.evaluation is not None and self.eval_delay > 0:
-            self.stopping.wait(self.eval_delay)  # as slow as on a loaded machine (tests)
+            self.stop.wait(self.eval_delay)  # as slow as on a loaded machine (tests)
         self.get_logger().info(fmt_report(r))
         msg = SwarmMetrics()
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -156,22 +156,19 @@ class MonitorNode(Node):
         m, log = self.monitor, self.get_logger()
         shortfall = m.shortfall()
         if interrupted:
-            log.warning(
-                f'interrupted after {max(m.next_round - 1, 0)} of {self.spec.rounds} rounds'
-            )
+            log.warning(f'interrupted after {m.rounds_reported} of {self.spec.rounds} rounds')
         else:
             for line in shortfall:
                 log.error(f'incomplete run: {line}')
         if self.spec.section.monitor.writeout:
             results = {**m.results(), 'interrupted': interrupted}
-            self.result_dir = write_swarm_results(self.spec, results, self.results_dir)
-            log.info(f'results written to {self.result_dir}')
-        log.info(f'monitor done: {max(m.next_round - 1, 0)} of {self.spec.rounds} rounds reported')
+            out = write_swarm_results(self.spec, results, self.results_dir)
+            log.info(f'results written to {out}')
+        log.info(f'monitor done: {m.rounds_reported} of {self.spec.rounds} rounds reported')
         time.sleep(0.5)  # let the last metrics message go out
         return not shortfall
 
     def close(self) -> None:
-        self.stopping.set()
         self.arrived.set()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from dinno_ros.core.swarm.plan import plan_swarm, SwarmPlan
+from dinno_ros.core.swarm.plan import parse_robot_ids, plan_swarm, SwarmPlan
 
 TRUE, FALSE = ('true', '1', 'yes', 'on'), ('false', '0', 'no', 'off')
 
@@ -99,12 +99,9 @@ def _ids(value: str) -> list[int] | None:
     if not value:
         return None
     try:
-        ids = sorted({int(part) for part in value.split(',') if part.strip()})
-    except ValueError:
-        raise LaunchArgumentError(f'robots:={value}: expected robot ids like 0,1,2') from None
-    if not ids:
-        raise LaunchArgumentError(f'robots:={value}: expected robot ids like 0,1,2')
-    return ids
+        return parse_robot_ids(value)
+    except ValueError as exc:
+        raise LaunchArgumentError(f'robots:={value}: {exc}') from None
 
 
 def _flag(name: str, value: str) -> bool:

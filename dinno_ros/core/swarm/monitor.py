@@ -283,10 +283,15 @@ class SwarmMonitor:
         out['lost_robots'] = sorted(self.lost)
         out['skipped_rounds'] = list(self.skipped)
         out['rounds_configured'] = self.spec.rounds
-        out['rounds_reported'] = self.next_round - 1  # tags 1..R are the rounds' results
+        out['rounds_reported'] = self.rounds_reported
         out['rounds_completed'] = self.rounds_completed()
         out['complete'] = not self.shortfall()
         return out
+
+    @property
+    def rounds_reported(self) -> int:
+        """Return how many rounds were reported (tags 1..R are the rounds' results)."""
+        return max(self.next_round - 1, 0)
 
     def rounds_completed(self) -> dict[int, int]:
         """Robot -> rounds it completed, as its newest vector says (-1: nothing received)."""
@@ -303,7 +308,7 @@ class SwarmMonitor:
             if n < rounds
         ]
         if self.next_round <= rounds:
-            lines.append(f'the monitor reported {max(self.next_round - 1, 0)} of {rounds} rounds')
+            lines.append(f'the monitor reported {self.rounds_reported} of {rounds} rounds')
         return lines
 
 

@@ -49,6 +49,17 @@ class SwarmPlan:
     nodes: tuple[NodeSpec, ...]
 
 
+def parse_robot_ids(text: str) -> list[int]:
+    """Return the sorted robot ids of ``0,1,2``; ValueError when it is no such list."""
+    try:
+        ids = sorted({int(part) for part in text.split(',') if part.strip()})
+    except ValueError:
+        ids = []
+    if not ids:
+        raise ValueError('expected robot ids like 0,1,2')
+    return ids
+
+
 def robot_namespace(robot_id: int) -> str:
     return f'robot_{robot_id}'
 
