@@ -26,7 +26,9 @@ import sys
 import tempfile
 import time
 
-from dinno_ros.core.learning.simulation import build_agents, graph_builder, run_rounds
+from dinno_ros.core.learning.build import build_agents, build_problem
+from dinno_ros.core.learning.round import RoundGraph
+from dinno_ros.core.learning.simulation import OfflineSwarm, run_rounds
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.share import resolve_config
 import torch
@@ -82,11 +84,12 @@ def ros_round_ms(config: Path, rounds: int) -> float:
 def offline_round_ms(config: Path, rounds: int, threads: int) -> float:
     spec = load_swarm(config)
     torch.set_num_threads(threads)
-    agents = build_agents(spec.experiment, spec.pair_key, device='cpu')
-    graphs = graph_builder(spec.experiment)
-    run_rounds(agents, graphs, 1)  # round 0, as in the ROS figure
+    exp = spec.experiment
+    agents = build_agents(exp, spec.pair_key, build_problem(exp, spec.pair_key, 'cpu'))
+    swarm = OfflineSwarm(agents, RoundGraph.from_config(exp.graph, exp.num_nodes, exp.seed))
+    run_rounds(swarm, 1)  # round 0, as in the ROS figure
     t0 = time.perf_counter()
-    run_rounds(agents, graphs, rounds - 1, start=1)
+    run_rounds(swarm, rounds - 1, start=1)
     return 1e3 * (time.perf_counter() - t0) / (rounds - 1)
 
 

@@ -102,7 +102,7 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_graph_sees_the_package() -> None:
     graph = _graph()
     assert 'dinno_ros.core.learning.registry' in graph
-    assert 'dinno_ros.core.learning.problems' in graph['dinno_ros.core.learning.simulation']
+    assert 'dinno_ros.core.learning.round' in graph['dinno_ros.core.learning.simulation']
     assert 'dinno_ros.core.world.grid' in graph['dinno_ros.core.learning.agent']
 
 

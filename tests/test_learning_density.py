@@ -60,13 +60,6 @@ def problem_config(map_path: str, **over) -> dict:
     return cfg
 
 
-@pytest.fixture(autouse=True)
-def _fresh_worlds():
-    world._WORLDS.clear()
-    yield
-    world._WORLDS.clear()
-
-
 @pytest.fixture
 def map_yaml(tmp_path):
     path = tmp_path / 'box.yaml'
@@ -196,10 +189,76 @@ def test_agents_learn_the_map_with_dinno(map_yaml):
         assert obs[0].round_k == k and np.allclose(agents[0].position, obs[0].pose)
         out = [a.outgoing() for a in agents]
         for i, a in enumerate(agents):
-            a.finish_round(k, {1 - i: NeighborMessage(out[1 - i], 1)})
+            a.finish_round(k, {1 - i: NeighborMessage(out[1 - i], 1)}, 1)
     assert len(agents[0].problem) == 5 * 12 * 8  # the window holds the last 5 scans
     final = [problem.evaluate(a.model)['validation_loss'] for a in agents]
     assert max(final) < base_val
+
+
+def test_motion_plans_only_its_robot_and_validation_waits_for_evaluate(map_yaml):
+    problem = DensityProblem(problem_config(map_yaml), num_nodes=2, seed=0)
+    assert problem.world.planned_robots == () and not problem.world.has_validation
+    motion = problem.motion(1)
+    assert problem.world.planned_robots == (1,)  # robot 0's route is never planned
+    assert motion.path is problem.world.path(1)  # planned once, then kept
+    problem.local_problem(1).add_observation(motion.observe(0))
+    assert problem.world.planned_robots == (1,) and not problem.world.has_validation
+    problem.evaluate(problem.base_model())
+    assert problem.world.has_validation and problem.world.planned_robots == (1,)
+    assert problem.val_points.shape == (30 * 12 * 8, 2)
+
+
+def test_worlds_are_not_cached_between_problems(map_yaml):
+    cfg = problem_config(map_yaml)
+    a, b = DensityProblem(cfg, 2, seed=0), DensityProblem(cfg, 2, seed=0)
+    assert a.world is not b.world and not hasattr(world, '_WORLDS')
+    assert np.array_equal(a.world.path(0).xy, b.world.paths[0].xy)
+    assert np.array_equal(a.world.val_points, b.world.val_points)
+
+
+def test_shared_data_is_reused_and_gives_identical_robots(map_yaml):
+    first = DensityProblem(problem_config(map_yaml), num_nodes=2, seed=3)
+    first.motion(0)
+    second = DensityProblem(
+        problem_config(map_yaml, train_batch_size=32),
+        num_nodes=2,
+        seed=3,
+        data=first.data,
+    )
+    alone = DensityProblem(problem_config(map_yaml, train_batch_size=32), num_nodes=2, seed=3)
+    assert second.data is first.data and second.world is first.world
+    assert second.world.planned_robots == (0,)  # robot 0's path came along
+    vec = torch.nn.utils.parameters_to_vector
+    for i in range(2):
+        shared, own = second.local_problem(i), alone.local_problem(i)
+        ms, mo = second.motion(i), alone.motion(i)
+        for k in (0, 3, 7):
+            os_, oo = ms.observe(k), mo.observe(k)
+            assert np.array_equal(os_.samples, oo.samples) and np.array_equal(os_.pose, oo.pose)
+            shared.add_observation(os_)
+            own.add_observation(oo)
+        assert torch.equal(vec(shared.model.parameters()), vec(own.model.parameters()))
+        xs, ys = shared.next_batch()
+        xo, yo = own.next_batch()
+        assert torch.equal(xs, xo) and torch.equal(ys, yo) and len(xs) == 32
+    base = second.base_model()
+    assert second.evaluate(base) == alone.evaluate(base)
+    assert first.world.has_validation  # second's evaluate built it in the shared world
+    with pytest.raises(ValueError, match='problem data'):
+        DensityProblem(problem_config(map_yaml), num_nodes=2, seed=4, data=first.data)
+
+
+def test_world_without_validation_section(map_yaml):
+    cfg = parse_dataclass(world.MapSection, {'path': map_yaml}, 'map')
+    routes = world.RoutesSection(waypoints=[[[0.5, 0.5], [2.5, 3.5]]], robot_radius=0.1)
+    w = world.World(cfg, world.LidarSection(), routes, None, 1, 0)
+    assert len(w.paths) == 1 and w.planned_robots == (0,)
+    with pytest.raises(ValueError, match='robot_id 1'):
+        w.path(1)
+    with pytest.raises(RuntimeError, match='validation'):
+        np.asarray(w.val_points)
+    with pytest.raises(ValueError, match='routes.waypoints: 1 routes for 2 robots'):
+        world.World(cfg, world.LidarSection(), routes, None, 2, 0)
 
 
 @pytest.mark.parametrize(

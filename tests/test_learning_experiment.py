@@ -9,18 +9,12 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from dinno_ros.core.learning.build import build_agent, build_agents, build_problem
+from dinno_ros.core.learning.evaluator import Evaluator
 from dinno_ros.core.learning.experiment import run_experiment
 from dinno_ros.core.learning.experiment_config import load_experiment, parse_experiment
-from dinno_ros.core.learning.problems import world
-from dinno_ros.core.learning.simulation import (
-    build_agent,
-    build_agents,
-    build_problem,
-    clear_problem_cache,
-    Evaluator,
-    graph_builder,
-    run_rounds,
-)
+from dinno_ros.core.learning.round import RoundGraph
+from dinno_ros.core.learning.simulation import OfflineSwarm, run_rounds
 from dinno_ros.tools.experiment_cli import main as experiment_main
 import pytest
 import torch
@@ -184,12 +178,6 @@ def tiny_lidar(rounds: int = 24, writeout: bool = True, out: str = 'results') ->
             },
         },
     }
-
-
-def fresh_process_caches() -> None:
-    """Forget cached problems and worlds, as a new (ROS robot) process would start."""
-    clear_problem_cache()
-    world._WORLDS.clear()
 
 
 def write_yaml(path: Path, data: dict) -> Path:
@@ -407,10 +395,11 @@ def test_writeout_false_writes_nothing(tmp_path):
 
 
 def _run(config, key: str, rounds: int):
-    agents = build_agents(config, key)
     problem = build_problem(config, key)
+    agents = build_agents(config, key, problem)
     evaluator = Evaluator(problem, config.pair(key), rounds)
-    records = run_rounds(agents, graph_builder(config), rounds, evaluator=evaluator)
+    graph = RoundGraph.from_config(config.graph, config.num_nodes, config.seed)
+    records = run_rounds(OfflineSwarm(agents, graph), rounds, evaluator=evaluator)
     return agents, records, evaluator
 
 
@@ -418,7 +407,6 @@ def test_offline_loop_is_deterministic_for_a_seed():
     config = parse_experiment(tiny_lidar(rounds=6))
     runs = []
     for _ in range(2):
-        fresh_process_caches()
         runs.append(_run(config, 'dinno', 6))
     (a1, r1, e1), (a2, r2, e2) = runs
     for x, y in zip(a1, a2):
@@ -428,7 +416,6 @@ def test_offline_loop_is_deterministic_for_a_seed():
     other = parse_experiment(
         {**tiny_lidar(rounds=6), 'experiment': {**tiny_lidar()['experiment'], 'seed': 2}}
     )
-    fresh_process_caches()
     a3, _, _ = _run(other, 'dinno', 6)
     assert not torch.equal(a1[0].params(), a3[0].params())
 
@@ -436,10 +423,8 @@ def test_offline_loop_is_deterministic_for_a_seed():
 @pytest.mark.parametrize('key', ['dinno', 'dsgt'])
 def test_agent_built_alone_equals_agent_of_the_swarm(key):
     config = parse_experiment(tiny_lidar())
-    fresh_process_caches()
-    alone = build_agent(config, key, robot_id=2)
-    fresh_process_caches()
-    swarm = build_agents(config, key)
+    alone = build_agent(config, key, build_problem(config, key), robot_id=2)
+    swarm = build_agents(config, key, build_problem(config, key))
     twin = swarm[2]
     assert torch.equal(alone.params(), twin.params())
     assert all(torch.equal(alone.outgoing()[k], twin.outgoing()[k]) for k in twin.outgoing())

@@ -9,13 +9,27 @@ from dinno_ros.core.learning.graphs import (
     disk_graph,
     fiedler_value,
     GraphConfig,
-    metropolis_matrix,
     metropolis_weights,
 )
 from dinno_ros.core.learning.registry import parse_graph_config
 import networkx as nx
 import numpy as np
 import pytest
+
+
+def metropolis_matrix(graph: nx.Graph) -> np.ndarray:
+    """Return the whole weight matrix that every node's local Metropolis weights make."""
+    nodes = sorted(graph.nodes)
+    index = {v: k for k, v in enumerate(nodes)}
+    mat = np.zeros((len(nodes), len(nodes)))
+    for v in nodes:
+        w_ii, w = metropolis_weights(
+            graph.degree[v], {u: graph.degree[u] for u in graph.neighbors(v)}
+        )
+        mat[index[v], index[v]] = w_ii
+        for u, w_vu in w.items():
+            mat[index[v], index[u]] = w_vu
+    return mat
 
 
 @pytest.mark.parametrize(

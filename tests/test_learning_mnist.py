@@ -117,6 +117,35 @@ def test_real_digits_split_and_determinism() -> None:
 
 
 @needs_data
+def test_shared_data_is_reused_and_gives_identical_robots() -> None:
+    routes = {'waypoints_per_robot': 2, 'robot_radius': 0.2}
+    cfg = mnist_config(map={'generate': 'office', 'generate_seed': 1}, routes=routes)
+    del cfg['problem_name']
+    first = MNISTProblem(cfg, 4, seed=2)
+    assert first.data.world is None  # no world until a motion is asked for
+    second = MNISTProblem({**cfg, 'train_batch_size': 16}, 4, seed=2, data=first.data)
+    alone = MNISTProblem({**cfg, 'train_batch_size': 16}, 4, seed=2)
+    assert second.data is first.data and second.train_x is first.train_x
+    motion = second.motion(3)
+    assert first.world is second.world and second.world.planned_robots == (3,)
+    assert not second.world.has_validation
+    other = alone.motion(3)
+    for k in (0, 4):
+        assert (motion.pose(k) == other.pose(k)).all()
+        assert (motion.observe(k).samples == other.observe(k).samples).all()
+    a, b = second.local_problem(1), alone.local_problem(1)
+    vec = torch.nn.utils.parameters_to_vector
+    assert torch.equal(vec(a.model.parameters()), vec(b.model.parameters()))
+    xa, ya = a.next_batch()
+    xb, yb = b.next_batch()
+    assert torch.equal(xa, xb) and torch.equal(ya, yb) and len(ya) == 16
+    assert second.evaluate(a.model) == alone.evaluate(b.model)
+    with pytest.raises(ValueError, match='problem data'):
+        MNISTProblem({**cfg, 'data_split_type': 'random'}, 4, seed=2, data=first.data)
+    assert registry.build_problem(mnist_config(), 4, seed=2).motion(0) is None
+
+
+@needs_data
 def test_short_dinno_run_beats_chance() -> None:
     """
     5 robots, random split, cycle graph, 60 DiNNO rounds.
@@ -141,7 +170,8 @@ def test_short_dinno_run_beats_chance() -> None:
     for k in range(60):
         out = [r.outgoing() for r in robots]
         for i, r in enumerate(robots):
-            r.step(k, {j: NeighborMessage(out[j], graph.degree[j]) for j in graph.neighbors(i)})
+            neighbors = {j: NeighborMessage(out[j], graph.degree[j]) for j in graph.neighbors(i)}
+            r.step(k, neighbors, graph.degree[i])
     accs = [problem.evaluate(r.problem.model)['top1_accuracy'] for r in robots]
     assert start < 0.25 and min(accs) > 0.6, (start, accs)
     ce = consensus_error([r.params for r in robots])

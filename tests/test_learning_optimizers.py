@@ -6,9 +6,12 @@ DiNNO by hand, registry errors, determinism.
 
 from __future__ import annotations
 
-from dinno_ros.core.learning import registry
-from dinno_ros.core.learning.optimizers import NeighborMessage, RobotOptimizer
+from dinno_ros.core.learning import registry, simulation
+from dinno_ros.core.learning.agent import RobotAgent
+from dinno_ros.core.learning.optimizers import RobotOptimizer
 from dinno_ros.core.learning.problems.base import robot_generator, TensorLocalProblem
+from dinno_ros.core.learning.round import RoundGraph
+from dinno_ros.core.learning.simulation import OfflineSwarm
 import networkx as nx
 import pytest
 import torch
@@ -60,17 +63,10 @@ def lsq_robots(
     return robots
 
 
-def run_rounds(robots: list[RobotOptimizer], graph: nx.Graph, rounds: int, start: int = 0) -> None:
-    """
-    Run the synchronous loop.
-
-    Everyone publishes, then everyone steps with the round-k messages.
-    """
-    for k in range(start, start + rounds):
-        out = [r.outgoing() for r in robots]
-        deg = dict(graph.degree)
-        for i, robot in enumerate(robots):
-            robot.step(k, {j: NeighborMessage(out[j], deg[j]) for j in graph.neighbors(i)})
+def run_rounds(robots: list[RobotOptimizer], graph: nx.Graph, rounds: int) -> None:
+    """Run the offline runner's rounds (everyone sends, then everyone steps) over ``graph``."""
+    agents = [RobotAgent(i, robot.problem, robot) for i, robot in enumerate(robots)]
+    simulation.run_rounds(OfflineSwarm(agents, RoundGraph(len(robots), fixed=graph)), rounds)
 
 
 def max_error(robots: list[RobotOptimizer], x_star: torch.Tensor) -> float:
@@ -226,7 +222,7 @@ def test_isolated_robot_takes_local_steps() -> None:
         robot = lsq_robots(config, data[:1])[0]
         for k in range(300):
             robot.outgoing()
-            robot.step(k, {})
+            robot.step(k, {}, 0)
         assert float((robot.params - x_local).norm()) < 0.1, name
 
 
@@ -262,7 +258,7 @@ def test_outgoing_is_a_copy_and_external_writes_are_seen() -> None:
         torch.ones(DIM), robot.problem.model.parameters()
     )  # replaces storage
     assert torch.equal(robot.params, torch.ones(DIM))
-    robot.step(0, {})
+    robot.step(0, {}, 0)
     assert torch.equal(robot.params, robot.problem.model.weight.detach().reshape(-1))
 
 
@@ -337,14 +333,14 @@ def test_persistent_primal_optimizer_keeps_its_moments() -> None:
         'primal_lr': 0.01,
     }
     robot = lsq_robots({**base, 'persistant_primal_opt': True}, lsq_data())[0]
-    robot.step(0, {})
+    robot.step(0, {}, 0)
     opt = robot._opt
-    robot.step(1, {})
+    robot.step(1, {}, 0)
     assert robot._opt is opt and opt.state[robot.params]['step'] == 2
     fresh = lsq_robots(base, lsq_data())[0]
-    fresh.step(0, {})
+    fresh.step(0, {}, 0)
     first = fresh._opt
-    fresh.step(1, {})
+    fresh.step(1, {}, 0)
     assert fresh._opt is not first
 
 

@@ -7,7 +7,7 @@ But the robots still drive their routes and scan.
 from __future__ import annotations
 
 from conftest import SHARED_DATA
-from dinno_ros.core.learning.simulation import build_agent
+from dinno_ros.core.learning.build import build_agent, build_problem
 from dinno_ros.core.swarm.spec import load_swarm
 import numpy as np
 import pytest
@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(
 def test_mnist_robots_drive_and_scan():
     spec = load_swarm('mnist.yaml', rounds=5)
     assert spec.experiment.problem == 'mnist'
-    agent = build_agent(spec.experiment, spec.pair_key, robot_id=1)
+    problem = build_problem(spec.experiment, spec.pair_key)
+    agent = build_agent(spec.experiment, spec.pair_key, problem, robot_id=1)
     first = agent.begin_round(0)
     later = agent.begin_round(20)
     assert first is not None and later is not None  # a scan each round

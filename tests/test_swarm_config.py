@@ -38,6 +38,14 @@ CASES = {
         'experiment.routes.speed',
     ),
     'wrong swarm type': (lambda d: d['swarm'].update(round_timeout='soon'), 'swarm.round_timeout'),
+    'late message not a triple': (
+        lambda d: d['swarm'].update(late_messages=[[1, 0]]),
+        'swarm.late_messages',
+    ),
+    'late message from no robot': (
+        lambda d: d['swarm'].update(late_messages=[[7, 0, 2]]),
+        'swarm.late_messages',
+    ),
     'unknown optimizer': (
         lambda d: d['problem_configs']['average']['optimizer_config'].update(alg_name='adamm'),
         'problem_configs.average.optimizer_config.alg_name',

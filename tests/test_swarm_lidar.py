@@ -137,21 +137,33 @@ def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
     assert list(tmp_path.glob('results/*/validation_loss_consensus.png'))
 
 
-def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env):
+@pytest.mark.parametrize('late', [[], [[1, 0, 3]]], ids=['on-time', 'late'])
+def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late):
     """
-    Same config and seed on CPU, static graph, all messages delivered.
+    Same config and seed on CPU, static graph: the same consensus and val loss as offline.
 
-    Then the consensus and val loss are the same.
+    With every message on time, and with robot 1's round-3 message held back from robot 0 until
+    robot 0's round 3 is over (injected lateness: robot 0 steps with robot 1's round-2 message;
+    the offline runner injects the same).
     """
-    config = swarm_config(tmp_path, rounds=10, graph={'type': 'cycle'})
+    config = swarm_config(tmp_path, rounds=10, graph={'type': 'cycle'}, late_messages=late)
     proc, lines = start_swarm(config, ros_env, tmp_path)
     proc.wait(timeout=320)
-    assert proc.returncode == 0, ''.join(lines)[-4000:]
+    out = ''.join(lines)
+    assert proc.returncode == 0, out[-4000:]
+    assert ('no round-3 message in time from robot_1 (round 2)' in out) == bool(late), out[-4000:]
     ros = torch.load(results_file(tmp_path, 'dinno'), weights_only=True)
 
     spec = load_swarm(config)
     torch.set_num_threads(1)
-    offline, _ = run_pair(spec.experiment, spec.pair_key, 'cpu', progress=False)
+    offline, _ = run_pair(
+        spec.experiment,
+        spec.pair_key,
+        'cpu',
+        progress=False,
+        late=spec.section.late_messages,
+        lost_after_rounds=spec.section.lost_after_rounds,
+    )
     assert ros['evaluation_rounds'] == offline['evaluation_rounds'] == [5, 10]
     for a, b in zip(ros['validation_loss'], offline['validation_loss']):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a, b)

@@ -11,9 +11,12 @@ from pathlib import Path
 import threading
 
 from conftest import CONFIGS
-from dinno_ros.core.learning.simulation import build_agents, graph_builder, run_rounds
-from dinno_ros.core.swarm.rounds import RobotRounds, StateReport
+from dinno_ros.core.learning.build import build_agents, build_problem
+from dinno_ros.core.learning.round import RoundGraph, StateReport
+from dinno_ros.core.learning.simulation import OfflineSwarm, run_rounds
+from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import load_swarm
+import pytest
 import torch
 import yaml
 
@@ -97,15 +100,30 @@ def run_local_swarm(config: Path, mute: dict[int, int] | None = None) -> dict[in
     return swarm
 
 
-def test_local_swarm_matches_the_offline_runner(tmp_path):
-    config = dinno_config(tmp_path)
-    swarm = run_local_swarm(config)
+def offline_params(config: Path) -> dict[int, torch.Tensor]:
+    """Return the offline runner's final parameters, with the swarm section's injected lateness."""
     spec = load_swarm(config)
-    agents = build_agents(spec.experiment, spec.pair_key, spec.experiment.seed, 'cpu')
-    run_rounds(agents, graph_builder(spec.experiment), ROUNDS)
-    for agent in agents:
-        local = swarm[agent.robot_id].agent.params()
-        assert torch.allclose(local, agent.params(), rtol=1e-5, atol=1e-6), agent.robot_id
+    exp = spec.experiment
+    agents = build_agents(exp, spec.pair_key, build_problem(exp, spec.pair_key, 'cpu'))
+    graph = RoundGraph.from_config(exp.graph, exp.num_nodes, exp.seed)
+    late, lost = spec.section.late_messages, spec.section.lost_after_rounds
+    run_rounds(OfflineSwarm(agents, graph, late, lost), ROUNDS)
+    return {a.robot_id: a.params() for a in agents}
+
+
+@pytest.mark.parametrize(
+    'late', [[], [[1, 0, 2]], [[1, 0, 1], [1, 0, 2], [2, 1, 3]]], ids=['on-time', 'one', 'three']
+)
+def test_local_swarm_matches_the_offline_runner(tmp_path, late):
+    """Threads, timeouts and real waiting against the offline loop: equal, late messages too."""
+    config = dinno_config(tmp_path, late_messages=late, round_timeout=0.3)
+    swarm = run_local_swarm(config)
+    offline = offline_params(config)
+    for i, params in offline.items():
+        assert torch.allclose(swarm[i].agent.params(), params, rtol=1e-5, atol=1e-6), i
+    if late:
+        on_time = offline_params(dinno_config(tmp_path, late_messages=[]))
+        assert not torch.allclose(on_time[0], offline[0]), 'the late message changed nothing'
 
 
 def test_a_robot_whose_radio_dies_does_not_stall_the_others(tmp_path):

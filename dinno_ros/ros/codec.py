@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from dinno_msgs.msg import RobotState, Weights
-from dinno_ros.core.swarm.rounds import StateReport
+from dinno_ros.core.learning.round import StateReport
 from dinno_ros.core.wire import pack_vector, PackedTensors, TensorLayout, unpack_vector
 from geometry_msgs.msg import Pose
 import numpy as np

@@ -2,7 +2,7 @@
 One robot of the swarm as a ROS 2 node (namespace ``robot_<i>``).
 
 Messages in, core calls, messages out. Each round k (synchronous, see
-``dinno_ros.core.swarm.rounds``): drive and scan (``RobotAgent.begin_round``), publish ``state``
+``dinno_ros.core.learning.round``): drive and scan (``RobotAgent.begin_round``), publish ``state``
 and the optimizer's ``weights``, wait for the neighbours' round-k weights (or the timeout), step
 the optimizer (``RobotAgent.finish_round``). Subscriptions run in their own callback group so
 training never blocks receiving.
@@ -20,7 +20,8 @@ import time
 
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
 from dinno_ros.core.learning.agent import Observation
-from dinno_ros.core.swarm.rounds import RobotRounds, StateReport
+from dinno_ros.core.learning.round import StateReport
+from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.wire import TensorLayout, WireError
 from dinno_ros.ros import codec, qos, viz_msgs

@@ -6,8 +6,10 @@ round::
 
     obs = agent.begin_round(k)            # drive to the round-k pose, scan, feed the local dataset
     msg = agent.outgoing()                # what the optimizer sends this round
-    # one optimizer step with round-k messages:
-    info = agent.finish_round(k, {j: NeighborMessage(...)})
+    # one optimizer step with round-k messages and the robot's degree:
+    info = agent.finish_round(k, {j: NeighborMessage(...)}, degree)
+
+:mod:`dinno_ros.core.learning.round` decides the neighbours, the messages and the degree.
 """
 
 from __future__ import annotations
@@ -53,6 +55,22 @@ class Observation:
     def points_world(self, grid: GridMap) -> np.ndarray:
         """Hit points in world metres, [B, 2]."""
         return grid.pixel_to_world(self.points).astype(np.float32)
+
+
+@dataclass
+class RobotView:
+    """
+    What the metrics need of one robot.
+
+    Taken from a live agent offline, rebuilt from its messages in the monitor.
+    """
+
+    robot_id: int
+    model: torch.nn.Module
+    params: torch.Tensor  # the flat parameter vector
+    forward_passes: int = 0
+    current_epoch: float = 0.0
+    position: np.ndarray | None = None  # (x, y, yaw) world metres
 
 
 class RobotMotion:
@@ -145,14 +163,33 @@ class RobotAgent:
         """Return the flat vectors this robot sends to its neighbours for the current round."""
         return self.optimizer.outgoing()
 
-    def finish_round(self, k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
+    def finish_round(
+        self, k: int, neighbors: Mapping[int, NeighborMessage], degree: int
+    ) -> dict[str, float]:
         """
         Take one optimizer step with the neighbours' round-k messages.
 
-        Returns the optimizer's info.
+        ``degree`` is the robot's degree this round (the neighbours it waited for). Returns the
+        optimizer's info.
         """
-        self.last_info = dict(self.optimizer.step(k, neighbors))
+        self.last_info = dict(self.optimizer.step(k, neighbors, degree))
         return self.last_info
+
+    @property
+    def dataset_size(self) -> int:
+        """Return the samples in the robot's local dataset."""
+        return len(self.problem) if hasattr(self.problem, '__len__') else 0
+
+    def view(self) -> RobotView:
+        """Return what the metrics need of this robot (a copy of its parameters)."""
+        return RobotView(
+            self.robot_id,
+            self.model,
+            self.params(),
+            int(self.optimizer.forward_passes),
+            float(getattr(self.problem, 'current_epoch', 0.0)),
+            self.position,
+        )
 
     def params(self) -> torch.Tensor:
         """Return the current flat parameter vector (detached copy)."""

@@ -16,21 +16,17 @@ import logging
 from pathlib import Path
 import shutil
 import time
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import torch
 from tqdm import tqdm
 
 from . import plots
+from .build import build_agents, build_problem, resolve_device
+from .evaluator import Evaluator
 from .experiment_config import ExperimentConfig, load_experiment
-from .simulation import (
-    build_agents,
-    build_problem,
-    Evaluator,
-    graph_builder,
-    resolve_device,
-    run_rounds,
-)
+from .round import RoundGraph
+from .simulation import OfflineSwarm, run_rounds
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +89,9 @@ def run_experiment(
         config = config.with_rounds(rounds)
     dev = resolve_device(config.device)
     logger.info('Device is set to %s', dev.type.upper())
-    build_problem(
-        config, next(iter(config.pairs)), device=dev
-    )  # data and world errors before any output
+    # data, world and route errors before any output; the pairs share the data
+    first = build_problem(config, next(iter(config.pairs)), device=dev)
+    check_routes(first)
     out = output_dir_for(config, out_dir) if config.writeout else None
     result = ExperimentResult(config, str(dev), out)
     if out is not None:
@@ -107,7 +103,7 @@ def run_experiment(
             'Running problem: %s (%s, %d rounds)', pair.problem_name, pair.alg_name, pair.rounds
         )
         start = time.perf_counter()
-        metrics, records = run_pair(config, key, dev, progress)
+        metrics, records = run_pair(config, key, dev, progress, data=first.data)
         result.seconds[key] = time.perf_counter() - start
         result.results[pair.problem_name] = metrics
         result.records[key] = records
@@ -121,23 +117,38 @@ def run_experiment(
     return result
 
 
+def check_routes(problem: Any) -> None:
+    """Plan every robot's route now (a waypoint in a wall fails here, not mid-run)."""
+    motion = getattr(problem, 'motion', None)
+    if callable(motion):
+        for i in range(problem.num_nodes):
+            motion(i)
+
+
 def run_pair(
-    config: ExperimentConfig, key: str, device: torch.device | str = 'cpu', progress: bool = True
+    config: ExperimentConfig,
+    key: str,
+    device: torch.device | str = 'cpu',
+    progress: bool = True,
+    data: Any = None,
+    late: Iterable[Sequence[int]] = (),
+    lost_after_rounds: int = 3,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """
     Run one (problem, optimizer) pair: build its robots, run its rounds.
 
-    Returns (metrics, round records).
+    ``data``: the problem data to share (see ``build_problem``); ``late``: (sender, receiver,
+    round) messages that miss their round. Returns (metrics, round records).
     """
     pair = config.pair(key)
     torch.manual_seed(config.seed)
-    problem = build_problem(config, key, device=device)
-    agents = build_agents(config, key, device=device)
+    problem = build_problem(config, key, device=device, data=data)
+    agents = build_agents(config, key, problem)
+    graph = RoundGraph.from_config(config.graph, config.num_nodes, config.seed)
+    swarm = OfflineSwarm(agents, graph, late, lost_after_rounds)
     evaluator = Evaluator(problem, pair, pair.rounds, label=pair.problem_name)
     with tqdm(total=pair.rounds, desc=pair.problem_name, disable=not progress, leave=False) as bar:
-        records = run_rounds(
-            agents, graph_builder(config), pair.rounds, evaluator=evaluator, progress=bar
-        )
+        records = run_rounds(swarm, pair.rounds, evaluator=evaluator, progress=bar)
     metrics = evaluator.results()
     metrics['round_train_loss'] = torch.tensor(
         [r['train_loss'] for r in records], dtype=torch.float64

@@ -119,22 +119,3 @@ def metropolis_weights(
     """Metropolis weights of robot i: W_ij = 1 / (max(deg_i, deg_j) + 1), W_ii = 1 - sum_j W_ij."""
     w = {j: 1.0 / (max(int(deg_i), int(d)) + 1.0) for j, d in neighbor_degrees.items()}
     return 1.0 - sum(w.values()), w
-
-
-def metropolis_matrix(graph: nx.Graph) -> np.ndarray:
-    """
-    Return the full Metropolis weight matrix of a graph (rows in sorted node order).
-
-    For checks and analysis.
-    """
-    nodes = sorted(graph.nodes)
-    index = {v: k for k, v in enumerate(nodes)}
-    mat = np.zeros((len(nodes), len(nodes)))
-    for v in nodes:
-        w_ii, w = metropolis_weights(
-            graph.degree[v], {u: graph.degree[u] for u in graph.neighbors(v)}
-        )
-        mat[index[v], index[v]] = w_ii
-        for u, w_vu in w.items():
-            mat[index[v], index[u]] = w_vu
-    return mat

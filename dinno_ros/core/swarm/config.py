@@ -44,7 +44,19 @@ class SwarmSection:
     )  # missed rounds after which a neighbour is no longer waited for
     publish_scans: bool = True  # publish sensor_msgs/LaserScan, paths and markers for RViz
     torch_threads: int = spec(1, min=1)  # torch threads per robot process
+    # injected lateness: [sender, receiver, round] messages held back until the receiver's round
+    # is over (the offline runner takes the same list); for tests and robustness studies
+    late_messages: list = field(default_factory=list)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+
+    def validate(self, section: str = 'swarm') -> None:
+        for entry in self.late_messages:
+            ok = isinstance(entry, (list, tuple)) and len(entry) == 3
+            if not ok or not all(isinstance(v, int) and v >= 0 for v in entry):
+                raise ValueError(
+                    f'{section}.late_messages: {entry!r} not allowed; allowed: '
+                    '[sender, receiver, round] non-negative integers'
+                )
 
 
 def parse_swarm_section(data: Mapping) -> SwarmSection:

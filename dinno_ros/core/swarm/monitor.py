@@ -5,8 +5,8 @@ A robot's ``params`` vector tagged t is its model before round t's step: tag 0 h
 models, tag k+1 the models after round k (robots send a final tag-R vector after their last round).
 The monitor reports every tag in order (the consensus error, and on evaluation rounds the
 validation metrics), so its tag k+1 is exactly what the offline loop evaluates after round k.
-Metrics come from the same ``Evaluator`` as the offline runner, fed with ``RemoteRobot`` stand-ins
-whose models hold the received vectors.
+Metrics come from the same ``Evaluator`` as the offline runner, fed with the robots' views
+(:class:`~dinno_ros.core.learning.agent.RobotView`) whose models hold the received vectors.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import logging
 import math
 import threading
 import time
-from types import SimpleNamespace
 from typing import Any
 
-from dinno_ros.core.learning.graphs import build_graph, disk_graph
+from dinno_ros.core.learning.agent import RobotView
+from dinno_ros.core.learning.build import build_problem
+from dinno_ros.core.learning.evaluator import Evaluator
 from dinno_ros.core.learning.metrics import consensus_error
-from dinno_ros.core.learning.simulation import build_problem, Evaluator
+from dinno_ros.core.learning.round import RoundGraph
 from dinno_ros.core.swarm.spec import SwarmSpec
 import networkx as nx
 import numpy as np
@@ -30,28 +31,6 @@ import torch
 
 logger = logging.getLogger(__name__)
 FINAL_GRACE_S = 5.0  # how long a finished robot's final vector may trail its finished state
-
-
-class RemoteRobot:
-    """What the Evaluator needs of a robot, rebuilt from its messages."""
-
-    def __init__(self, robot_id: int, model: torch.nn.Module) -> None:
-        self.robot_id = robot_id
-        self.model = model
-        self.optimizer = SimpleNamespace(forward_passes=0)
-        self.problem = SimpleNamespace(current_epoch=0.0)
-        self.position: np.ndarray | None = None
-        self._vec: torch.Tensor | None = None
-
-    def load(self, vector: torch.Tensor) -> None:
-        self._vec = vector
-        with torch.no_grad():
-            torch.nn.utils.vector_to_parameters(
-                vector.to(next(self.model.parameters()).device), self.model.parameters()
-            )
-
-    def params(self) -> torch.Tensor:
-        return self._vec
 
 
 @dataclass
@@ -80,14 +59,12 @@ class SwarmMonitor:
                 metrics_config=dataclasses.replace(pair.metrics_config, evaluate_frequency=None),
             )
         self.evaluator = Evaluator(self.problem, pair, spec.rounds, label=f'swarm/{spec.pair_key}')
-        self.robots = {
-            i: RemoteRobot(i, self.problem.base_model()) for i in range(spec.num_robots)
+        self.robots = {  # each robot as its last reported vectors show it
+            i: RobotView(i, self.problem.base_model(), torch.empty(0))
+            for i in range(spec.num_robots)
         }
-        self.graph = (
-            None
-            if spec.dynamic_graph
-            else build_graph(spec.experiment.graph, spec.num_robots, spec.experiment.seed)
-        )
+        experiment = spec.experiment
+        self.graph = RoundGraph.from_config(experiment.graph, spec.num_robots, experiment.seed)
         self.lost_after = lost_after if lost_after is not None else spec.section.monitor.lost_after
         self.vectors: dict[int, dict[int, torch.Tensor]] = {}  # round tag -> robot -> params
         self.poses: dict[int, dict[int, np.ndarray]] = {}  # round -> robot -> pose
@@ -234,8 +211,10 @@ class SwarmMonitor:
         k = tag - 1  # the round whose step produced these vectors
         for i in ids:
             robot = self.robots[i]
-            robot.load(vectors[i])
-            robot.optimizer.forward_passes = passes.get(i, robot.optimizer.forward_passes)
+            robot.params = vectors[i]
+            with torch.no_grad():
+                torch.nn.utils.vector_to_parameters(vectors[i], robot.model.parameters())
+            robot.forward_passes = passes.get(i, robot.forward_passes)
             robot.position = poses.get(i, robot.position)
         report = RoundReport(tag, ids, consensus_error([vectors[i] for i in ids]), lost=lost)
         if tag >= 1 and self.evaluator.due(k):
@@ -248,14 +227,10 @@ class SwarmMonitor:
         return report
 
     def _graph(self, k: int, ids: list[int]) -> nx.Graph:
-        if self.graph is not None:
-            return self.graph.subgraph(ids).copy()
+        """Return round k's graph among the robots ``ids``, from their round-k poses."""
         with self._lock:
             poses = dict(self.poses.get(k, {}))
-        xy = np.stack([poses.get(i, np.full(3, 1e12))[:2] for i in ids])
-        return nx.relabel_nodes(
-            disk_graph(xy, self.spec.experiment.graph.comm_radius), dict(enumerate(ids))
-        )
+        return self.graph.at(poses).subgraph(ids).copy()
 
     def done(self) -> bool:
         """Every robot finished or lost, and every round that can be processed was."""

@@ -1,65 +1,23 @@
 """
-A robot's synchronous rounds over unreliable links (ROS-free; the node is its ``RobotLink``).
+A robot's rounds over unreliable links in real time (ROS-free; the node is its ``RobotLink``).
 
-Round k: drive and scan; send the state (pose); find the round's neighbours (the configured
-graph, or the disk graph of the robots' round-k positions); send the optimizer's vectors with
-the degree; wait for the neighbours' round-k vectors, at most ``round_timeout`` s
-(``startup_timeout`` in round 0); step. A late neighbour's last complete message is used and the
-delay logged; a neighbour that missed ``lost_after_rounds`` rounds in a row is no longer waited for
-(a dead robot never stalls the swarm) until it sends again.
+Round k is :class:`~dinno_ros.core.learning.round.RobotRound`'s: drive and scan, send the state,
+find the neighbours (the configured graph, or the disk graph of the robots' round-k positions as
+their states report them, waiting up to the timeout for those), send the vectors, wait for the
+neighbours' round-k vectors at most ``round_timeout`` s (``startup_timeout`` in round 0), step.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import logging
 import math
 import time
-from typing import Any, Protocol
 
-from dinno_ros.core.learning.agent import Observation
-from dinno_ros.core.learning.graphs import build_graph, disk_graph
-from dinno_ros.core.learning.simulation import build_agent
-from dinno_ros.core.swarm.inbox import Board, MissTracker, RoundInbox
+from dinno_ros.core.learning.build import build_agent, build_problem
+from dinno_ros.core.learning.inbox import Board, MissTracker
+from dinno_ros.core.learning.round import Log, RobotLink, RobotRound, RoundGraph
 from dinno_ros.core.swarm.spec import SwarmSpec
-import numpy as np
 import torch
-
-
-class Log(Protocol):
-    """What ``RobotRounds`` logs to: a ROS node's logger or a ``logging.Logger``."""
-
-    def info(self, msg: str) -> Any: ...
-    def warning(self, msg: str) -> Any: ...
-
-
-@dataclass(frozen=True)
-class StateReport:
-    """What a robot says of itself each round (``dinno_msgs/RobotState``)."""
-
-    round_k: int
-    pose: np.ndarray  # x, y, yaw in the map frame
-    neighbors: list[int]  # whose messages the last step used
-    finished: bool
-    train_loss: float
-    forward_passes: int
-    dataset_size: int
-
-
-class RobotLink(Protocol):
-    """How a robot's rounds reach the others: the ROS node (in tests, other robots' inboxes)."""
-
-    def send_weights(self, round_k: int, vector: str, values: torch.Tensor, degree: int) -> None:
-        """Send one optimizer vector (``vector`` names it: params, tracker, ...) of round k."""
-        ...
-
-    def send_state(self, state: StateReport) -> None:
-        """Send the robot's state of a round."""
-        ...
-
-    def show_observation(self, observation: Observation) -> None:
-        """Show what the robot sensed this round (scans for RViz); may do nothing."""
-        ...
 
 
 def robot_device(device: str, robot_id: int) -> str:
@@ -127,25 +85,33 @@ class RobotRounds:
     ) -> None:
         self.spec = spec
         self.robot_id = int(robot_id)
-        self.link = link
         self.log = log or logging.getLogger(f'robot_{robot_id}')
         self.device = robot_device(spec.experiment.device, robot_id)
-        self.agent = build_agent(
-            spec.experiment, spec.pair_key, spec.experiment.seed, robot_id, device=self.device
+        problem = build_problem(spec.experiment, spec.pair_key, device=self.device)
+        self.agent = build_agent(spec.experiment, spec.pair_key, problem, robot_id)
+        experiment = spec.experiment
+        graph = RoundGraph.from_config(experiment.graph, spec.num_robots, experiment.seed)
+        self.round = RobotRound(
+            self.agent,
+            graph,
+            link,
+            spec.section.lost_after_rounds,
+            spec.section.late_messages,
+            self.log,
         )
-        self.inbox = RoundInbox(self.agent.optimizer.sends)
+        self.inbox = self.round.inbox
         self.positions = PositionBoard()
-        self.misses = MissTracker(spec.section.lost_after_rounds)
         self.others = [j for j in range(spec.num_robots) if j != self.robot_id]
-        self.graph = (
-            None
-            if spec.dynamic_graph
-            else build_graph(spec.experiment.graph, spec.num_robots, spec.experiment.seed)
-        )
-        self.last_neighbors: list[int] = []
         self.round_k = 0
-        self.waited_s = 0.0  # time spent waiting for neighbours (overhead accounting)
         self.stopped = False
+
+    @property
+    def last_neighbors(self) -> list[int]:
+        return self.round.last_neighbors
+
+    @property
+    def misses(self) -> MissTracker:
+        return self.round.misses
 
     def stop(self) -> None:
         """End the run at the next round boundary; wake any wait (Ctrl-C, shutdown)."""
@@ -153,82 +119,23 @@ class RobotRounds:
         self.inbox.close()
         self.positions.close()
 
-    # neighbours ----------------------------------------------------------------------------------
-    def neighbors(self, k: int) -> list[int]:
-        if self.graph is not None:
-            return sorted(int(j) for j in self.graph.neighbors(self.robot_id))
-        alive = {j for j in self.others if not self.misses.gone(j)}
-        known = self.positions.wait_round(k, alive, self._timeout(k))
-        xy = np.full((self.spec.num_robots, 2), 1e12)  # unknown robots: far away
-        xy[self.robot_id] = self.agent.position[:2]
-        for j, p in known.items():
-            xy[j] = p
-        graph = disk_graph(xy, self.spec.experiment.graph.comm_radius, self.spec.num_robots)
-        return sorted(int(j) for j in graph.neighbors(self.robot_id))
-
     def _timeout(self, k: int) -> float:
         return self.spec.section.startup_timeout if k == 0 else self.spec.section.round_timeout
 
-    # one round -----------------------------------------------------------------------------------
+    def _alive(self) -> set[int]:
+        return {j for j in self.others if not self.round.misses.gone(j)}
+
     def step(self, k: int) -> dict[str, float]:
-        obs = self.agent.begin_round(k)
-        if obs is not None:
-            self.link.show_observation(obs)
-        self._send_state(k, finished=False)
-        neighbors = self.neighbors(k)
-        for j in neighbors:  # a gone neighbour that sent again is back
-            latest = self.inbox.latest_round(j)
-            if self.misses.gone(j) and latest is not None and latest >= k - 1:
-                self.misses.revive(j)
-                self.log.info(f'neighbour robot_{j} is back')
-        wait_for, gone = self.misses.split(neighbors)
-        self._send_weights(k, degree=len(wait_for))
-        t0 = time.monotonic()
-        result = self.inbox.wait_round(k, wait_for, self._timeout(k))
-        self.waited_s += time.monotonic() - t0
-        self._report(k, result, wait_for)
-        self.last_neighbors = sorted(result.messages)
-        return self.agent.finish_round(k, result.messages)
+        """Run round k."""
+        self.round.begin(k)
+        positions = {}
+        if self.round.graph.dynamic:
+            positions = self.positions.wait_round(k, self._alive(), self._timeout(k))
+        self.round.send(k, positions)
+        return self.round.finish(k, self._timeout(k))
 
-    def _report(self, k: int, result, wait_for: list[int]) -> None:
-        on_time = [j for j in wait_for if j not in result.late]
-        if result.late:
-            used = ', '.join(
-                f'robot_{j} (round {result.stale[j]})'
-                if j in result.stale
-                else f'robot_{j} (none)'
-                for j in result.late
-            )
-            self.log.warning(
-                f'round {k}: no round-{k} message in time from {used}; going on with the last ones'
-            )
-        for j in self.misses.record(on_time, result.late):
-            self.log.warning(
-                f'neighbour robot_{j} missed {self.misses.limit} rounds: '
-                'not waiting for it any more'
-            )
-
-    def _send_weights(self, k: int, degree: int) -> None:
-        for vector, values in self.agent.outgoing().items():
-            self.link.send_weights(k, vector, values, degree)
-
-    def _send_state(self, k: int, finished: bool) -> None:
-        info = self.agent.last_info
-        pose = self.agent.position if self.agent.position is not None else np.zeros(3)
-        self.link.send_state(
-            StateReport(
-                round_k=k,
-                pose=pose,
-                neighbors=list(self.last_neighbors),
-                finished=finished,
-                train_loss=float(info.get('train_loss', math.nan)),
-                forward_passes=int(getattr(self.agent.optimizer, 'forward_passes', 0)),
-                dataset_size=int(len(getattr(self.agent.problem, 'dataset', ()) or ())),
-            )
-        )
-
-    # whole run -----------------------------------------------------------------------------------
     def run(self) -> None:
+        """Run every round, then send the final model and wait for the others to finish."""
         rounds = self.spec.rounds
         self.log.info(
             f'robot_{self.robot_id}: {rounds} rounds of {self.spec.pair.alg_name} '
@@ -252,13 +159,10 @@ class RobotRounds:
         t_end = time.monotonic()
         per_round = 1e3 * (t_end - t1) / max(rounds - 1, 1)
         self.log.info(
-            f'finished {rounds} rounds in {t_end - t0:.1f} s ({self.waited_s:.1f} s waiting for '
-            f'neighbours; {per_round:.1f} ms per round after round 0)'
+            f'finished {rounds} rounds in {t_end - t0:.1f} s ({self.round.waited_s:.1f} s '
+            f'waiting for neighbours; {per_round:.1f} ms per round after round 0)'
         )
-        self._send_state(rounds, finished=False)  # tag R's forward passes, before its vector
-        self._send_weights(rounds, degree=len(self.last_neighbors))  # the final model: tag R
-        self._send_state(rounds, finished=True)
+        self.round.send_final(rounds)
         # stay until the others are done too: they may still need our last vectors
         # (transient local)
-        alive = {j for j in self.others if not self.misses.gone(j)}
-        self.positions.wait_finished(alive, self.spec.section.round_timeout)
+        self.positions.wait_finished(self._alive(), self.spec.section.round_timeout)

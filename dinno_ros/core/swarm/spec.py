@@ -40,10 +40,6 @@ class SwarmSpec:
         return self.pair.rounds
 
     @property
-    def dynamic_graph(self) -> bool:
-        return self.experiment.graph.type == 'disk'
-
-    @property
     def evaluate_frequency(self) -> int:
         return self.section.monitor.evaluate_frequency or self.pair.eval_every
 
@@ -84,6 +80,12 @@ def load_swarm(
         raw['experiment'] = exp
     experiment = parse_experiment(raw, base_dir=path.parent, source=str(path))
     _check_files(experiment)
+    for entry in section.late_messages:
+        if max(entry[:2]) >= experiment.num_nodes:
+            raise ValueError(
+                f'swarm.late_messages: {entry!r} names a robot out of range; '
+                f'allowed: 0..{experiment.num_nodes - 1}'
+            )
     pair_key = section.pair or next(iter(experiment.pairs))
     if pair_key not in experiment.pairs:
         raise ValueError(

@@ -130,10 +130,14 @@ class RobotOptimizer(ABC):
         return {'params': self.params.detach().clone()}
 
     @abstractmethod
-    def step(self, round_k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
+    def step(
+        self, round_k: int, neighbors: Mapping[int, NeighborMessage], degree: int
+    ) -> dict[str, float]:
         """
         One synchronous round.
 
+        ``neighbors`` holds the messages the robot steps with; ``degree`` is its degree this round
+        (the neighbours it waited for, as it sent with its vectors: Metropolis weights use it).
         Returns info such as ``{"train_loss": ..., "forward_passes": ...}``.
         """
 

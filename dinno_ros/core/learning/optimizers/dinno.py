@@ -90,7 +90,9 @@ class DiNNO(RobotOptimizer):
         self._opt_vec = vec
         return self._opt
 
-    def step(self, round_k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
+    def step(
+        self, round_k: int, neighbors: Mapping[int, NeighborMessage], degree: int
+    ) -> dict[str, float]:
         cfg = self.config
         vec = self.params
         th_i = vec.detach().clone()  # fixed at the round start

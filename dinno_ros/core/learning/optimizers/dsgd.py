@@ -58,10 +58,12 @@ class DSGD(RobotOptimizer):
         super().__init__(config, problem)
         self.alpha = float(config.alpha0)
 
-    def step(self, round_k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
+    def step(
+        self, round_k: int, neighbors: Mapping[int, NeighborMessage], degree: int
+    ) -> dict[str, float]:
         vec = self.params
         with torch.no_grad():
-            vec.copy_(mix(vec, neighbors, 'params', len(neighbors)))
+            vec.copy_(mix(vec, neighbors, 'params', degree))
         loss, grad = self.batch_loss_and_grad()  # at the mixed point, as the seed
         alpha = self.alpha
         with torch.no_grad():

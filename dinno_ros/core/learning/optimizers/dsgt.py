@@ -49,19 +49,20 @@ class DSGT(RobotOptimizer):
     def outgoing(self) -> dict[str, torch.Tensor]:
         return {'params': self.params.detach().clone(), 'tracker': self.tracker.clone()}
 
-    def step(self, round_k: int, neighbors: Mapping[int, NeighborMessage]) -> dict[str, float]:
+    def step(
+        self, round_k: int, neighbors: Mapping[int, NeighborMessage], degree: int
+    ) -> dict[str, float]:
         alpha = self.config.alpha
         vec = self.params
-        deg = len(neighbors)
         with torch.no_grad():
-            if deg:
+            if neighbors:
                 th_j = self.neighbor_vectors(neighbors, 'params', vec)
                 y_j = self.neighbor_vectors(neighbors, 'tracker', vec)
                 stepped = th_j - alpha * y_j
             else:
                 y_j = stepped = None
-            new_th = mix(vec - alpha * self.tracker, neighbors, 'params', deg, stepped)
-            mixed_y = mix(self.tracker, neighbors, 'tracker', deg, y_j)
+            new_th = mix(vec - alpha * self.tracker, neighbors, 'params', degree, stepped)
+            mixed_y = mix(self.tracker, neighbors, 'tracker', degree, y_j)
             vec.copy_(new_th)
         loss, grad = self.batch_loss_and_grad()
         self.tracker = mixed_y + grad - self.last_grad

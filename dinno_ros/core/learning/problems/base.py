@@ -3,7 +3,9 @@ Problems: the base model, per-robot local problems and validation.
 
 All are built from (config, seed, robot_id). A ROS process holding one robot and the offline loop
 holding all robots build bit-identical state:
-``Problem(config, num_nodes, seed).local_problem(robot_id)`` depends on nothing else.
+``Problem(config, num_nodes, seed).local_problem(robot_id)`` depends on nothing else. A problem's
+heavy shared data (``Problem.data``) is built once and can be handed to the next problem of the
+same config (``data=``) instead of being rebuilt; there are no process-wide caches.
 """
 
 from __future__ import annotations
@@ -105,6 +107,14 @@ class Problem(ABC):
 
     Subclasses set ``config_cls`` (a dataclass) and are registered with
     ``@register_problem(name)``.
+
+    ``data`` is the problem's heavy shared data (a map and its routes, a loaded data set: each
+    subclass says what), held as ``self.data``. Left None it is built by :meth:`build_data`
+    (lazily where it can be: a robot process builds only what its robot needs). Given, typically
+    ``other.data`` of a problem built from the same config (batch sizes aside), num_nodes and
+    seed, it is reused instead of rebuilt: the experiment runner builds the data of its
+    (problem, optimizer) pairs once this way. Data built for anything else raises ValueError
+    (see :meth:`data_key`).
     """
 
     name: ClassVar[str]
@@ -112,7 +122,12 @@ class Problem(ABC):
     metric_names: ClassVar[tuple[str, ...]] = ()  # problem-specific metrics it can evaluate
 
     def __init__(
-        self, config: Any, num_nodes: int, seed: int = 0, device: str | torch.device = 'cpu'
+        self,
+        config: Any,
+        num_nodes: int,
+        seed: int = 0,
+        device: str | torch.device = 'cpu',
+        data: Any = None,
     ) -> None:
         if isinstance(config, Mapping):
             config = parse_dataclass(self.config_cls, config, 'problem')
@@ -123,6 +138,30 @@ class Problem(ABC):
         self.seed = int(seed)
         self.device = torch.device(device)
         self._base: torch.nn.Module | None = None  # built once, on the CPU
+        if data is None:
+            data = self.build_data()
+        else:
+            key, expected = getattr(data, 'key', None), self.data_key()
+            if key != expected:
+                raise ValueError(f'problem data: built for {key!r}, not for {expected!r}')
+        self.data = data
+
+    def build_data(self) -> Any:
+        """
+        Build this problem's heavy shared data (see ``data`` in the class docstring).
+
+        None by default: a problem without shared data.
+        """
+        return None
+
+    def data_key(self) -> Any:
+        """
+        Return what this problem's data is built from (compared with a given ``data.key``).
+
+        None by default; subclasses with data return the config parts, num_nodes and seed it
+        depends on.
+        """
+        return None
 
     @classmethod
     def config_keys(cls) -> list[str]:

@@ -15,7 +15,8 @@ Robots learn occupancy from their own scans.
 
 Everything is built from (config, num_nodes, seed): the map, the robots' routes (one route set for
 all robots), the validation scans, and per robot its path, lidar noise stream and minibatch
-generator.
+generator. The problem's data is its :class:`~.world.World`, shareable between problems; a robot's
+path is planned when its motion is asked for, the validation scans when first evaluated.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ from torch import nn
 
 from .base import Problem, robot_generator, robot_seed
 from .world import (
-    build_world,
     LidarSection,
     MapSection,
     NOISE_STREAM,
     push_hits_into_walls,
     RoutesSection,
     ValidationSection,
+    World,
 )
 from ..agent import RobotMotion
 from ..metrics import mesh_grid_density
@@ -213,18 +214,47 @@ class DensityProblem(Problem):
     config_cls = DensityConfig
     metric_names = ('validation_loss', 'current_epoch', 'mesh_grid_density', 'current_position')
 
-    def __init__(self, config, num_nodes: int, seed: int = 0, device='cpu') -> None:
-        super().__init__(config, num_nodes, seed, device)
+    def __init__(
+        self, config, num_nodes: int, seed: int = 0, device='cpu', data: World | None = None
+    ) -> None:
+        super().__init__(config, num_nodes, seed, device, data)
         cfg = self.config
-        self.world = build_world(
-            cfg.map, cfg.lidar, cfg.routes, cfg.validation, self.num_nodes, self.seed
-        )
         self.grid: GridMap = self.world.grid
         self.lidar: Lidar = self.world.lidar
-        self.val_points = torch.as_tensor(self.world.val_points, device=self.device)
-        self.val_labels = torch.as_tensor(self.world.val_labels, device=self.device)
         self.mesh_xs, self.mesh_ys = mesh_axes(self.grid, cfg.mesh_stride)
         self.samples_per_scan = cfg.lidar.num_beams * cfg.lidar.beam_samps
+        self._val: tuple[torch.Tensor, torch.Tensor] | None = None  # on the device, when used
+
+    def data_key(self) -> tuple:
+        cfg = self.config
+        return (cfg.map, cfg.lidar, cfg.routes, cfg.validation, self.num_nodes, self.seed)
+
+    def build_data(self) -> World:
+        """Build the problem's data: its :class:`~.world.World` (paths, validation: lazily)."""
+        return World(*self.data_key())
+
+    @property
+    def world(self) -> World:
+        """Return the problem's map, routes and validation scans: its ``data``."""
+        return self.data
+
+    @property
+    def val_points(self) -> torch.Tensor:
+        """Return the validation samples on the device (rendered on first use)."""
+        return self._validation()[0]
+
+    @property
+    def val_labels(self) -> torch.Tensor:
+        """Return the validation labels on the device (rendered on first use)."""
+        return self._validation()[1]
+
+    def _validation(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._val is None:
+            self._val = (
+                torch.as_tensor(self.world.val_points, device=self.device),
+                torch.as_tensor(self.world.val_labels, device=self.device),
+            )
+        return self._val
 
     def make_model(self) -> nn.Module:
         return DensityNet(self.config.model.shape, self.config.model.scale)
@@ -262,11 +292,11 @@ class DensityProblem(Problem):
         """
         Robot ``robot_id``'s :class:`~dinno_ros.core.learning.agent.RobotMotion`.
 
-        Its path, lidar and noise stream.
+        Its path (planned now if not yet; no other robot's), lidar and noise stream.
         """
         self.check_robot(robot_id)
         rng = np.random.default_rng(robot_seed(self.seed, robot_id, NOISE_STREAM))
-        return RobotMotion(self.world.paths[robot_id], self.lidar, self.config.routes.dt, rng)
+        return RobotMotion(self.world.path(robot_id), self.lidar, self.config.routes.dt, rng)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return {

@@ -8,6 +8,10 @@ With the training files present, train = the 60,000 training digits and validati
 test digits; with only ``t10k-*`` files (the shared data), the 10,000 test digits are split once,
 by a fixed permutation, into ``num_train`` training digits and the rest for validation.
 ``download: true`` fetches through torchvision.
+
+The problem's data (:class:`MNISTData`: the digits, each node's share and, with a ``map:``, the
+robots' :class:`~.world.World`) is shareable between problems; the world is built when a motion is
+first asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 import gzip
 import logging
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -24,14 +28,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .base import Problem, robot_generator, robot_seed, TensorLocalProblem
-from .world import (
-    build_world,
-    LidarSection,
-    MapSection,
-    NOISE_STREAM,
-    RoutesSection,
-    ValidationSection,
-)
+from .world import LidarSection, MapSection, NOISE_STREAM, RoutesSection, World
 from ..agent import RobotMotion
 from ..schema import register_problem, spec
 
@@ -215,6 +212,23 @@ def evaluate_classifier(
     return {'validation_loss': total_loss / len(y), 'top1_accuracy': correct / len(y)}
 
 
+@dataclass
+class MNISTData:
+    """
+    An MNIST problem's shared data.
+
+    CPU tensors, each node's sample indices and the robots' world (built on first use).
+    """
+
+    key: Any  # what it was built from (MNISTProblem.data_key)
+    train_x: torch.Tensor  # (N, 1, 28, 28) normalised
+    train_y: torch.Tensor  # (N,) int64
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    node_indices: list[torch.Tensor]  # per node, rows of train_x
+    world: World | None = None  # the robots' world with a map:, set by MNISTProblem.world
+
+
 @register_problem('mnist')
 class MNISTProblem(Problem):
     """Distributed MNIST classification."""
@@ -222,23 +236,81 @@ class MNISTProblem(Problem):
     config_cls = MNISTConfig
     metric_names = ('validation_loss', 'top1_accuracy', 'current_epoch')
 
-    def __init__(self, config, num_nodes: int, seed: int = 0, device='cpu') -> None:
-        super().__init__(config, num_nodes, seed, device)
+    def __init__(
+        self, config, num_nodes: int, seed: int = 0, device='cpu', data: MNISTData | None = None
+    ) -> None:
+        super().__init__(config, num_nodes, seed, device, data)
+        self._val: tuple[torch.Tensor, torch.Tensor] | None = None  # on the device, when used
+
+    def data_key(self) -> tuple:
         cfg = self.config
-        (self.train_x, self.train_y), (self.val_x, self.val_y) = load_mnist(
-            cfg.data_dir, cfg.num_train, cfg.download
+        return (
+            cfg.data_dir,
+            cfg.num_train,
+            cfg.data_split_type,
+            cfg.map,
+            cfg.routes,
+            cfg.lidar,
+            self.num_nodes,
+            self.seed,
         )
-        self.node_indices = split_indices(
-            self.train_y, self.num_nodes, cfg.data_split_type, self.seed
-        )
-        self.val_x, self.val_y = self.val_x.to(self.device), self.val_y.to(self.device)
+
+    def build_data(self) -> MNISTData:
+        """Load the digits and split them between the nodes (the world: when first used)."""
+        cfg = self.config
+        (train_x, train_y), (val_x, val_y) = load_mnist(cfg.data_dir, cfg.num_train, cfg.download)
+        node_indices = split_indices(train_y, self.num_nodes, cfg.data_split_type, self.seed)
         logger.info(
             'MNIST: %d train / %d validation digits, %s split over %d nodes',
-            len(self.train_y),
-            len(self.val_y),
+            len(train_y),
+            len(val_y),
             cfg.data_split_type,
             self.num_nodes,
         )
+        return MNISTData(self.data_key(), train_x, train_y, val_x, val_y, node_indices)
+
+    @property
+    def train_x(self) -> torch.Tensor:
+        return self.data.train_x
+
+    @property
+    def train_y(self) -> torch.Tensor:
+        return self.data.train_y
+
+    @property
+    def node_indices(self) -> list[torch.Tensor]:
+        return self.data.node_indices
+
+    @property
+    def val_x(self) -> torch.Tensor:
+        """Return the validation digits on the device (moved there on first use)."""
+        return self._validation()[0]
+
+    @property
+    def val_y(self) -> torch.Tensor:
+        """Return the validation labels on the device (moved there on first use)."""
+        return self._validation()[1]
+
+    def _validation(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._val is None:
+            self._val = (self.data.val_x.to(self.device), self.data.val_y.to(self.device))
+        return self._val
+
+    @property
+    def world(self) -> World | None:
+        """
+        Return the robots' world; None without a ``map:``.
+
+        Built on first use and kept in ``data`` (no validation scans: nobody validates on it).
+        """
+        cfg = self.config
+        if cfg.map is None:
+            return None
+        if self.data.world is None:
+            self.data.world = World(
+                cfg.map, cfg.lidar, cfg.routes, None, self.num_nodes, self.seed
+            )
+        return self.data.world
 
     def make_model(self) -> nn.Module:
         m = self.config.model
@@ -276,17 +348,9 @@ class MNISTProblem(Problem):
 
         None without a map: robots stand still.
         """
-        cfg = self.config
-        if cfg.map is None:
+        world = self.world
+        if world is None:
             return None
         self.check_robot(robot_id)
-        world = build_world(
-            cfg.map,
-            cfg.lidar,
-            cfg.routes,
-            ValidationSection(num_scans=1),
-            self.num_nodes,
-            self.seed,
-        )
         rng = np.random.default_rng(robot_seed(self.seed, robot_id, NOISE_STREAM))
-        return RobotMotion(world.paths[robot_id], world.lidar, cfg.routes.dt, rng)
+        return RobotMotion(world.path(robot_id), world.lidar, self.config.routes.dt, rng)

@@ -2,8 +2,9 @@
 The floorplan world a problem's robots drive through: map, lidar, routes, validation scans.
 
 Shared by the lidar density problem and the MNIST problem's robots (which drive but learn digits).
-Built from the ``map:``, ``lidar:``, ``routes:`` and ``validation:`` sections and (num_nodes,
-seed); cached per process.
+A :class:`World` is built from the ``map:``, ``lidar:``, ``routes:`` and ``validation:`` sections
+and (num_nodes, seed) by whoever needs it and passed on (a problem holds it as its ``data``); there
+is no process-wide cache. Its paths and validation scans are computed on first use.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import logging
 import math
 from pathlib import Path as FilePath
+import threading
 
 from dinno_ros.core.world.datasets import validation_scans
 from dinno_ros.core.world.floorplan import DEFAULT_RESOLUTION, load_floorplan
@@ -19,7 +21,7 @@ from dinno_ros.core.world.grid import GridMap
 from dinno_ros.core.world.lidar import Lidar, LidarConfig
 from dinno_ros.core.world.map_io import load_map
 from dinno_ros.core.world.mapgen import generate_floorplan
-from dinno_ros.core.world.planner import plan_route
+from dinno_ros.core.world.planner import inflate, Path, plan_route
 from dinno_ros.core.world.routes import random_route_set
 import numpy as np
 
@@ -134,16 +136,6 @@ def push_hits_into_walls(
     return beams.reshape(-1, 2)
 
 
-@dataclass
-class World:
-    grid: GridMap
-    lidar: Lidar
-    paths: list  # one planner Path per robot
-    waypoints: list  # per robot [[x, y], ...] metres
-    val_points: np.ndarray  # [M, 2] float32 centred pixel units
-    val_labels: np.ndarray  # [M] float32
-
-
 def load_world_map(cfg: MapSection) -> GridMap:
     """Load the map of a ``map:`` section: a map YAML, a floorplan image or a generated plan."""
     if cfg.generate is not None:
@@ -159,82 +151,158 @@ def load_world_map(cfg: MapSection) -> GridMap:
     return load_floorplan(path, resolution=cfg.resolution or DEFAULT_RESOLUTION, kind=cfg.kind)
 
 
-_WORLDS: dict[str, World] = {}
-
-
-def build_world(
-    map_cfg: MapSection,
-    lidar_cfg: LidarSection,
-    routes_cfg: RoutesSection,
-    val_cfg: ValidationSection,
-    num_nodes: int,
-    seed: int,
-) -> World:
+class World:
     """
-    Build the world of a lidar experiment.
+    The floorplan world of one experiment: map, lidar, the robots' routes and validation scans.
 
-    Cached per process: every pair and robot shares it.
+    Built once from the ``map:``, ``lidar:``, ``routes:`` and ``validation:`` sections and
+    (num_nodes, seed), then passed to whoever needs it; there is no process-wide cache. The map,
+    the lidar and every robot's waypoints (one route set, drawn jointly) are built here. The rest
+    is computed on first use and kept on the instance: robot i's A* path by :meth:`path` (a robot
+    process plans only its own), the validation scans by :attr:`val_points` /
+    :attr:`val_labels`. ``validation`` may be None for a world nobody validates on (the MNIST
+    robots' drive); its validation scans then raise.
+
+    ``key`` is what the world was built from: two worlds with equal keys are identical.
     """
-    key = repr((map_cfg, lidar_cfg, routes_cfg, val_cfg, int(num_nodes), int(seed)))
-    if key not in _WORLDS:
-        if len(_WORLDS) >= 4:
-            _WORLDS.pop(next(iter(_WORLDS)))
-        _WORLDS[key] = _build_world(
-            map_cfg, lidar_cfg, routes_cfg, val_cfg, int(num_nodes), int(seed)
+
+    def __init__(
+        self,
+        map_cfg: MapSection,
+        lidar_cfg: LidarSection,
+        routes_cfg: RoutesSection,
+        val_cfg: ValidationSection | None,
+        num_nodes: int,
+        seed: int,
+    ) -> None:
+        num_nodes, seed = int(num_nodes), int(seed)
+        self.map_cfg = map_cfg
+        self.lidar_cfg = lidar_cfg
+        self.routes_cfg = routes_cfg
+        self.val_cfg = val_cfg
+        self.num_nodes = num_nodes
+        self.seed = seed
+        self.key = (map_cfg, lidar_cfg, routes_cfg, val_cfg, num_nodes, seed)
+        self.grid: GridMap = load_world_map(map_cfg)
+        self.lidar = Lidar(self.grid, lidar_cfg.lidar_config())
+        self.waypoints: list = self._draw_waypoints()  # per robot [[x, y], ...] metres
+        self._paths: dict[int, Path] = {}  # robot id -> its planned path, filled by path()
+        self._free: np.ndarray | None = None  # the planner's inflated free space
+        self._validation: tuple[np.ndarray, np.ndarray] | None = None
+        self._lock = threading.RLock()
+        logger.info(
+            'world %s: %dx%d px at %.3f m/px, %d routes',
+            self.grid.name,
+            self.grid.width,
+            self.grid.height,
+            self.grid.resolution,
+            len(self.waypoints),
         )
-    return _WORLDS[key]
 
-
-def _build_world(map_cfg, lidar_cfg, routes_cfg, val_cfg, num_nodes, seed) -> World:
-    grid = load_world_map(map_cfg)
-    lidar = Lidar(grid, lidar_cfg.lidar_config())
-    if routes_cfg.waypoints is not None:
-        if len(routes_cfg.waypoints) != num_nodes:
-            raise ValueError(
-                f'experiment.routes.waypoints: {len(routes_cfg.waypoints)} routes for {num_nodes} '
-                'robots'
+    def _draw_waypoints(self) -> list:
+        routes = self.routes_cfg
+        if routes.waypoints is not None:
+            if len(routes.waypoints) != self.num_nodes:
+                raise ValueError(
+                    f'experiment.routes.waypoints: {len(routes.waypoints)} routes for '
+                    f'{self.num_nodes} robots'
+                )
+            drawn = [[tuple(map(float, w)) for w in route] for route in routes.waypoints]
+        else:
+            drawn = random_route_set(
+                self.grid,
+                self.num_nodes,
+                routes.waypoints_per_robot,
+                overlap=routes.overlap,
+                seed=robot_seed(self.seed, -1, ROUTES_STREAM),
+                robot_radius_m=routes.robot_radius,
+                min_spacing_m=routes.min_spacing,
             )
-        waypoints = [[tuple(map(float, w)) for w in route] for route in routes_cfg.waypoints]
-    else:
-        waypoints = random_route_set(
-            grid,
-            num_nodes,
-            routes_cfg.waypoints_per_robot,
-            overlap=routes_cfg.overlap,
-            seed=robot_seed(seed, -1, ROUTES_STREAM),
-            robot_radius_m=routes_cfg.robot_radius,
-            min_spacing_m=routes_cfg.min_spacing,
-        )
-    paths = [
-        plan_route(
-            grid,
-            wps,
-            robot_radius_m=routes_cfg.robot_radius,
-            speed_m_s=routes_cfg.speed,
-            end_mode=routes_cfg.end_mode,
-        )
-        for wps in waypoints
-    ]
-    val_points, val_labels, _ = validation_scans(
-        grid, lidar, val_cfg.num_scans, seed=robot_seed(seed, -1, VALIDATION_STREAM)
-    )
-    val_points = push_hits_into_walls(
-        val_points, val_labels, lidar_cfg.beam_samps, lidar_cfg.hit_depth
-    )
-    logger.info(
-        'world %s: %dx%d px at %.3f m/px, %d routes, %d validation samples',
-        grid.name,
-        grid.width,
-        grid.height,
-        grid.resolution,
-        len(paths),
-        len(val_labels),
-    )
-    return World(
-        grid,
-        lidar,
-        paths,
-        [list(map(list, w)) for w in waypoints],
-        np.asarray(val_points, dtype=np.float32),
-        np.asarray(val_labels, dtype=np.float32),
-    )
+        return [list(map(list, w)) for w in drawn]
+
+    def path(self, robot_id: int) -> Path:
+        """
+        Return robot ``robot_id``'s A* path through its waypoints.
+
+        Planned on the first call for that robot, then kept; the other robots' paths are not
+        planned.
+        """
+        robot_id = int(robot_id)
+        if not 0 <= robot_id < self.num_nodes:
+            raise ValueError(f'robot_id {robot_id} out of range; allowed: 0..{self.num_nodes - 1}')
+        with self._lock:
+            if robot_id not in self._paths:
+                routes = self.routes_cfg
+                if self._free is None:
+                    self._free = inflate(self.grid, routes.robot_radius)
+                path = plan_route(
+                    self.grid,
+                    self.waypoints[robot_id],
+                    robot_radius_m=routes.robot_radius,
+                    speed_m_s=routes.speed,
+                    end_mode=routes.end_mode,
+                    free_mask=self._free,
+                )
+                logger.info(
+                    'world %s: robot %d route planned, %d points',
+                    self.grid.name,
+                    robot_id,
+                    len(path.xy),
+                )
+                self._paths[robot_id] = path
+            return self._paths[robot_id]
+
+    @property
+    def paths(self) -> list[Path]:
+        """Return every robot's path (plans those not planned yet)."""
+        return [self.path(i) for i in range(self.num_nodes)]
+
+    @property
+    def planned_robots(self) -> tuple[int, ...]:
+        """Return the robots whose paths have been planned so far."""
+        return tuple(sorted(self._paths))
+
+    @property
+    def has_validation(self) -> bool:
+        """Return whether the validation scans have been rendered yet."""
+        return self._validation is not None
+
+    @property
+    def val_points(self) -> np.ndarray:
+        """Return the validation samples, [M, 2] float32 centred pixel units (built once)."""
+        return self._validation_scans()[0]
+
+    @property
+    def val_labels(self) -> np.ndarray:
+        """Return the validation labels, [M] float32 (built once)."""
+        return self._validation_scans()[1]
+
+    def _validation_scans(self) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if self._validation is None:
+                if self.val_cfg is None:
+                    raise RuntimeError(
+                        f'world {self.grid.name}: built without a validation section, so it has '
+                        'no validation scans'
+                    )
+                lidar_cfg = self.lidar_cfg
+                points, labels, _ = validation_scans(
+                    self.grid,
+                    self.lidar,
+                    self.val_cfg.num_scans,
+                    seed=robot_seed(self.seed, -1, VALIDATION_STREAM),
+                )
+                points = push_hits_into_walls(
+                    points, labels, lidar_cfg.beam_samps, lidar_cfg.hit_depth
+                )
+                self._validation = (
+                    np.asarray(points, dtype=np.float32),
+                    np.asarray(labels, dtype=np.float32),
+                )
+                logger.info(
+                    'world %s: %d validation samples from %d scans',
+                    self.grid.name,
+                    len(labels),
+                    self.val_cfg.num_scans,
+                )
+            return self._validation

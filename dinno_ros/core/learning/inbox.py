@@ -1,10 +1,11 @@
 """
 A robot's inbox of neighbour vectors, per round: what synchronous rounds over lossy links need.
 
-The ROS robot node puts every validated vector here from its subscription threads; its training
-thread waits for the neighbours' round-k messages (``wait_round``) with a timeout, then goes on
-with the last complete message of a late neighbour and without a neighbour that missed too many
-rounds.
+Whoever delivers vectors puts them here (the ROS node from its subscription threads, the offline
+runner directly); the robot's round waits for its neighbours' round-k messages (``wait_round``)
+with a timeout, then goes on with a late neighbour's newest earlier message. Messages named in
+``late`` (sender, round) are held back until the robot's own round is over: injected lateness,
+the same offline and over DDS (the robot steps without them as soon as they are in).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from dinno_ros.core.learning.optimizers.base import NeighborMessage
 import torch
+
+from .optimizers.base import NeighborMessage
 
 
 @dataclass
@@ -59,17 +61,22 @@ class Board:
 class RoundInbox(Board):
     """Vectors by sender and round; thread-safe; keeps only recent rounds."""
 
-    def __init__(self, vectors: Iterable[str], keep_rounds: int = 8) -> None:
+    def __init__(
+        self,
+        vectors: Iterable[str],
+        keep_rounds: int = 8,
+        late: Iterable[tuple[int, int]] = (),
+    ) -> None:
         super().__init__()
         self.vectors = tuple(vectors)  # the names of the vectors a round needs from a sender
         self.keep_rounds = keep_rounds
+        self.late = frozenset((int(j), int(k)) for j, k in late)  # (sender, round) held back
         self._rounds: dict[int, dict[int, dict[str, torch.Tensor]]] = defaultdict(
             dict
-        )  # sender -> round -> key
+        )  # sender -> round -> vector name -> values
         self._degrees: dict[tuple[int, int], int] = {}
-        self._latest: dict[
-            int, tuple[int, NeighborMessage]
-        ] = {}  # sender -> (round, complete message)
+        self._latest: dict[int, int] = {}  # sender -> newest round with a complete message
+        self._held: list[tuple[int, int, str, torch.Tensor, int]] = []
 
     def put(
         self, sender: int, round_k: int, vector: str, values: torch.Tensor, degree: int
@@ -78,15 +85,22 @@ class RoundInbox(Board):
         if vector not in self.vectors:
             return
         with self._cond:
-            vectors = self._rounds[sender].setdefault(round_k, {})
-            vectors[vector] = values
-            self._degrees[(sender, round_k)] = degree
-            if len(vectors) == len(self.vectors):
-                latest = self._latest.get(sender)
-                if latest is None or round_k >= latest[0]:
-                    self._latest[sender] = (round_k, NeighborMessage(dict(vectors), degree))
+            if (sender, round_k) in self.late:
+                self._held.append((sender, round_k, vector, values, degree))
                 self._cond.notify_all()
-            self._prune(sender, round_k)
+                return
+            self._store(sender, round_k, vector, values, degree)
+
+    def _store(
+        self, sender: int, round_k: int, vector: str, values: torch.Tensor, degree: int
+    ) -> None:
+        vectors = self._rounds[sender].setdefault(round_k, {})
+        vectors[vector] = values
+        self._degrees[(sender, round_k)] = degree
+        if len(vectors) == len(self.vectors):
+            self._latest[sender] = max(round_k, self._latest.get(sender, round_k))
+            self._cond.notify_all()
+        self._prune(sender, self._latest.get(sender, round_k))
 
     def _prune(self, sender: int, newest: int) -> None:
         rounds = self._rounds[sender]
@@ -100,35 +114,57 @@ class RoundInbox(Board):
             return None
         return NeighborMessage(dict(vectors), self._degrees[(sender, round_k)])
 
+    def _settled(self, sender: int, round_k: int) -> bool:
+        """Whether the sender's round-k message is in, or is in but held back (injected late)."""
+        if self._complete(sender, round_k) is not None:
+            return True
+        held = {m[2] for m in self._held if m[0] == sender and m[1] == round_k}
+        return len(held) == len(self.vectors)
+
+    def _newest_before(self, sender: int, round_k: int) -> int | None:
+        rounds = [
+            r
+            for r in self._rounds.get(sender, {})
+            if r < round_k and self._complete(sender, r) is not None
+        ]
+        return max(rounds) if rounds else None
+
     def has_round(self, sender: int, round_k: int) -> bool:
         with self._cond:
             return self._complete(sender, round_k) is not None
 
     def latest_round(self, sender: int) -> int | None:
         with self._cond:
-            latest = self._latest.get(sender)
-            return None if latest is None else latest[0]
+            return self._latest.get(sender)
 
     def wait_round(self, round_k: int, senders: Iterable[int], timeout: float) -> RoundResult:
         """
         Return the senders' round-k messages, waiting up to ``timeout`` s.
 
-        Late ones fall back to their latest.
+        A late sender's newest earlier complete message stands in for it (none: it is left out).
+        A held-back message ends the wait as its arrival would (it is late, not lost) and is
+        delivered once the wait is over, with every other held-back message of rounds up to k.
         """
         wanted = set(senders)
         with self._cond:
-            self._wait(
-                lambda: all(self._complete(j, round_k) is not None for j in wanted), timeout
-            )
+            self._wait(lambda: all(self._settled(j, round_k) for j in wanted), timeout)
             missing = {j for j in wanted if self._complete(j, round_k) is None}
             result = RoundResult({j: self._complete(j, round_k) for j in wanted - missing})
             for j in sorted(missing):
                 result.late.append(j)
-                latest = self._latest.get(j)
-                if latest is not None and latest[0] < round_k:
-                    result.stale[j] = latest[0]
-                    result.messages[j] = latest[1]
+                before = self._newest_before(j, round_k)
+                if before is not None:
+                    result.stale[j] = before
+                    result.messages[j] = self._complete(j, before)
+            self._release(round_k)
             return result
+
+    def _release(self, round_k: int) -> None:
+        """Deliver the held-back messages of rounds up to ``round_k``: their round is over."""
+        due = [m for m in self._held if m[1] <= round_k]
+        self._held = [m for m in self._held if m[1] > round_k]
+        for message in due:
+            self._store(*message)
 
 
 class MissTracker:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from dinno_ros.core.swarm.inbox import MissTracker, RoundInbox
+from dinno_ros.core.learning.inbox import MissTracker, RoundInbox
 import torch
 
 
@@ -76,3 +76,30 @@ def test_miss_tracker_stops_waiting_after_the_limit_and_revives():
     assert misses.split([1, 2]) == ([1], [2])
     misses.revive(2)
     assert misses.split([1, 2]) == ([1, 2], [])
+
+
+def test_a_late_sender_ahead_of_us_stands_in_with_its_newest_earlier_round():
+    inbox = RoundInbox(('params',))
+    inbox.put(1, 2, 'params', vec(2), degree=1)
+    inbox.put(1, 4, 'params', vec(4), degree=1)  # round 3 never came; round 4 already did
+    result = inbox.wait_round(3, [1], timeout=0.0)
+    assert result.late == [1] and result.stale == {1: 2}
+    assert torch.equal(result.messages[1].vectors['params'], vec(2))
+
+
+def test_a_held_back_message_misses_its_round_and_arrives_after_it():
+    inbox = RoundInbox(('params',), late=[(1, 3)])
+    inbox.put(1, 2, 'params', vec(2), degree=1)
+    inbox.put(1, 3, 'params', vec(3), degree=1)  # late: held until round 3 is over
+    result = inbox.wait_round(3, [1], timeout=0.0)
+    assert result.late == [1] and result.stale == {1: 2}
+    assert inbox.has_round(1, 3) and inbox.latest_round(1) == 3
+    assert inbox.wait_round(4, [1], timeout=0.0).stale == {1: 3}
+
+
+def test_a_held_back_message_ends_the_wait_as_its_arrival_would():
+    inbox = RoundInbox(('params',), late=[(1, 3)])
+    threading.Timer(0.2, lambda: inbox.put(1, 3, 'params', vec(3), degree=1)).start()
+    t0 = time.monotonic()
+    result = inbox.wait_round(3, [1], timeout=30.0)
+    assert time.monotonic() - t0 < 5.0 and result.late == [1] and result.messages == {}

@@ -1,0 +1,192 @@
+"""
+The seed's metrics of one (problem, optimizer) pair, for the offline runner and the monitor.
+
+Each metric is a function of one :class:`Evaluation` (the round, the robots' :class:`RobotView`s,
+the round's graph) in :data:`METRICS`; both runners feed robot views (offline from the agents, in
+the monitor from the received vectors), so the numbers are computed by the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+import logging
+from typing import Any, Callable, Mapping, Sequence
+
+import networkx as nx
+import numpy as np
+import torch
+
+from .agent import RobotView
+from .experiment_config import PairConfig
+from .metrics import consensus_error, MovingAverage
+from .problems.base import Problem
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Metric:
+    """One metric's value at one evaluation."""
+
+    value: Any  # appended to the results list of its name
+    summary: dict[str, float] = field(default_factory=dict)  # into the round's summary row
+    line: str = ''  # the seed's log line fragment
+
+
+@dataclass
+class Evaluation:
+    """What the metrics of one evaluation see."""
+
+    evaluator: Evaluator
+    round_k: int
+    robots: Sequence[RobotView]
+    graph: nx.Graph
+
+    @cached_property
+    def validation(self) -> list[dict[str, float]]:
+        """Return the problem's validation metrics of every robot (computed once)."""
+        return [self.evaluator.problem.evaluate(r.model) for r in self.robots]
+
+    @property
+    def at_end(self) -> bool:
+        return self.round_k == self.evaluator.rounds - 1
+
+
+def _range(values: torch.Tensor, fmt: str) -> str:
+    return f'{float(values.min()):{fmt}} - {float(values.max()):{fmt}}'
+
+
+def consensus(ev: Evaluation) -> Metric:
+    ce = consensus_error([r.params for r in ev.robots])
+    return Metric(
+        ce['pairwise'],
+        {
+            'consensus_min': ce['min'],
+            'consensus_max': ce['max'],
+            'consensus_mean': float(ce['average'].mean()),
+        },
+        f'Consensus: {ce["min"]:.4f} - {ce["max"]:.4f}',
+    )
+
+
+def validation_metric(name: str, label: str, fmt: str) -> Callable[[Evaluation], Metric]:
+    """Return the metric of the problem's validation value ``name``, one per robot."""
+
+    def metric(ev: Evaluation) -> Metric:
+        vals = torch.tensor([e[name] for e in ev.validation], dtype=torch.float64)
+        return Metric(vals, {f'{name}_mean': float(vals.mean())}, f'{label}: {_range(vals, fmt)}')
+
+    return metric
+
+
+def forward_pass_count(ev: Evaluation) -> Metric:
+    count = int(ev.robots[0].forward_passes) * int(ev.evaluator.pair.train_batch_size)
+    return Metric(count, line=f'Num Forward: {count}')
+
+
+def current_epoch(ev: Evaluation) -> Metric:
+    epochs = torch.tensor([float(r.current_epoch) for r in ev.robots])
+    return Metric(epochs, line=f'Ep Range: {int(epochs.min())} - {int(epochs.max())}')
+
+
+def train_loss_moving_average(ev: Evaluation) -> Metric:
+    averages = ev.evaluator.train_loss_averages
+    tl = torch.tensor(
+        [
+            averages[r.robot_id].value if r.robot_id in averages else float('nan')
+            for r in ev.robots
+        ],
+        dtype=torch.float64,
+    )
+    return Metric(tl, line=f'Train Loss MA: {_range(tl, ".4f")}')
+
+
+def mesh_grid_density(ev: Evaluation) -> Metric | None:
+    if not (ev.at_end or not ev.evaluator.pair.metrics_config.mesh_only_at_end):
+        return None
+    problem = ev.evaluator.problem
+    return Metric(torch.stack([problem.mesh_grid_density(r.model) for r in ev.robots]))
+
+
+def current_position(ev: Evaluation) -> Metric:
+    pos = [r.position if r.position is not None else np.full(3, np.nan) for r in ev.robots]
+    return Metric(torch.tensor(np.stack(pos), dtype=torch.float64))
+
+
+def current_graph(ev: Evaluation) -> Metric:
+    edges = sorted((min(u, v), max(u, v)) for u, v in ev.graph.edges)
+    return Metric(torch.tensor(edges, dtype=torch.int64).reshape(-1, 2))
+
+
+METRICS: dict[str, Callable[[Evaluation], Metric | None]] = {
+    'consensus_error': consensus,
+    'validation_loss': validation_metric('validation_loss', 'Val Loss', '.4f'),
+    'top1_accuracy': validation_metric('top1_accuracy', 'Top1', '.2f'),
+    'forward_pass_count': forward_pass_count,
+    'current_epoch': current_epoch,
+    'train_loss_moving_average': train_loss_moving_average,
+    'mesh_grid_density': mesh_grid_density,
+    'current_position': current_position,
+    'current_graph': current_graph,
+}
+
+
+class Evaluator:
+    """
+    The seed's metrics of one pair, every ``evaluate_frequency`` rounds and at the last round.
+
+    ``metrics`` maps each configured name to a list (one entry per evaluation) of plain tensors /
+    numbers, as the seed's ``[problem_name]_results.pt``; ``evaluation_rounds`` lists the rounds
+    evaluated; ``summary`` holds one row of summaries per evaluation.
+    """
+
+    def __init__(
+        self, problem: Problem, pair: PairConfig, rounds: int, label: str | None = None
+    ) -> None:
+        self.problem = problem
+        self.pair = pair
+        self.rounds = int(rounds)
+        self.label = label or pair.problem_name
+        self.names = list(pair.metrics)
+        self.metrics: dict[str, Any] = {name: [] for name in self.names}
+        self.metrics['evaluation_rounds'] = []
+        # the seed's tloss_decay weights the newest loss; MovingAverage's decay weights the old
+        self._decay = min(max(1.0 - pair.metrics_config.tloss_decay, 0.0), 0.999999)
+        self.train_loss_averages: dict[int, MovingAverage] = {}
+        self.summary: list[dict[str, float]] = []
+
+    def due(self, k: int) -> bool:
+        return (k + 1) % self.pair.eval_every == 0 or k == self.rounds - 1
+
+    def observe(self, losses: Mapping[int, float]) -> None:
+        """Per-round bookkeeping: robot -> its training loss this round."""
+        for robot_id, loss in losses.items():
+            self.train_loss_averages.setdefault(robot_id, MovingAverage(self._decay)).update(loss)
+
+    def evaluate(self, k: int, robots: Sequence[RobotView], graph: nx.Graph) -> dict[str, float]:
+        """Append every configured metric of round k; return the round's summary row."""
+        ev = Evaluation(self, k, robots, graph)
+        row: dict[str, float] = {'round': float(k + 1)}
+        lines = []
+        for name in self.names:
+            metric = METRICS[name](ev)
+            if metric is None:
+                continue
+            self.metrics[name].append(metric.value)
+            row.update(metric.summary)
+            if metric.line:
+                lines.append(metric.line)
+        self.metrics['evaluation_rounds'].append(k + 1)
+        self.summary.append(row)
+        if self.pair.verbose_evals:
+            logger.info('%s round %d | %s |', self.label, k + 1, ' | '.join(lines))
+        return row
+
+    def results(self) -> dict[str, Any]:
+        """Return the seed's results dict (plain tensors, lists, numbers)."""
+        out = dict(self.metrics)
+        extra = getattr(self.problem, 'results_extras', None)
+        if callable(extra) and 'mesh_grid_density' in self.names:
+            out.update(extra())
+        return out

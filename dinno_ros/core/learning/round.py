@@ -1,0 +1,237 @@
+"""
+One robot's round: the round logic the offline runner, the ROS robot node and the monitor share.
+
+Round k of robot i, as :class:`RobotRound` runs it::
+
+    state = robot.begin(k)           # drive to the round-k pose and scan; send the state
+    robot.send(k, positions)         # neighbours from the graph and the known positions; send
+                                     # the optimizer's vectors with the robot's degree
+    info = robot.finish(k, timeout)  # the neighbours' round-k vectors (or the timeout); step
+
+The rules, the same offline and over DDS:
+
+* **neighbours**: the configured graph, or the disk graph of the robots' round-k positions
+  (:class:`RoundGraph`); a robot whose position is unknown has no links;
+* **degree**: the number of neighbours the robot waits for (those not declared gone); it travels
+  with the vectors and both ends of a link use it for their Metropolis weights;
+* **late**: a neighbour whose round-k vectors are not in when the wait ends is replaced by its
+  newest earlier complete message, or left out when there is none; one late
+  ``lost_after_rounds`` rounds in a row is no longer waited for, until it sends again.
+
+The robot reaches the others only through its :class:`RobotLink`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import logging
+import math
+import time
+from typing import Any, Iterable, Mapping, Protocol, Sequence
+
+import networkx as nx
+import numpy as np
+import torch
+
+from .agent import Observation, RobotAgent
+from .graphs import build_graph, disk_graph, fiedler_value, GraphConfig
+from .inbox import MissTracker, RoundInbox, RoundResult
+
+logger = logging.getLogger(__name__)
+
+Position = Sequence[float]  # (x, y, ...) world metres
+
+
+class Log(Protocol):
+    """What a robot logs to: a ROS node's logger or a ``logging.Logger``."""
+
+    def info(self, msg: str) -> Any: ...
+    def warning(self, msg: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class StateReport:
+    """What a robot says of itself each round (``dinno_msgs/RobotState``)."""
+
+    round_k: int
+    pose: np.ndarray  # x, y, yaw in the map frame
+    neighbors: list[int]  # whose messages the last step used
+    finished: bool
+    train_loss: float
+    forward_passes: int
+    dataset_size: int
+
+
+class RobotLink(Protocol):
+    """How a robot's round reaches the others: the ROS node, or other robots' inboxes."""
+
+    def send_weights(self, round_k: int, vector: str, values: torch.Tensor, degree: int) -> None:
+        """Send one optimizer vector (``vector`` names it: params, tracker, ...) of round k."""
+        ...
+
+    def send_state(self, state: StateReport) -> None:
+        """Send the robot's state of a round."""
+        ...
+
+    def show_observation(self, observation: Observation) -> None:
+        """Show what the robot sensed this round (scans for RViz); may do nothing."""
+        ...
+
+
+class RoundGraph:
+    """The communication graph of a round: fixed, or the disk graph of the known positions."""
+
+    def __init__(
+        self, num_robots: int, fixed: nx.Graph | None = None, comm_radius: float | None = None
+    ) -> None:
+        if (fixed is None) == (comm_radius is None):
+            raise ValueError('a round graph is either fixed or a disk graph with a comm_radius')
+        self.num_robots = int(num_robots)
+        self.fixed = fixed
+        self.comm_radius = comm_radius
+
+    @classmethod
+    def from_config(cls, config: GraphConfig, num_robots: int, seed: int) -> RoundGraph:
+        """Build the ``graph:`` section's round graph over robots 0..num_robots-1."""
+        if config.type == 'disk':
+            return cls(num_robots, comm_radius=config.comm_radius)
+        graph = build_graph(config, num_robots, seed)
+        logger.info(
+            'graph %s: %d nodes, %d edges, Fiedler value %.4f',
+            config.type,
+            graph.number_of_nodes(),
+            graph.number_of_edges(),
+            fiedler_value(graph),
+        )
+        return cls(num_robots, fixed=graph)
+
+    @property
+    def dynamic(self) -> bool:
+        """Return whether the graph follows the robots' positions."""
+        return self.fixed is None
+
+    def at(self, positions: Mapping[int, Position | None]) -> nx.Graph:
+        """Return the graph for these positions (robots without one have no links)."""
+        if self.fixed is not None:
+            return self.fixed
+        graph = nx.empty_graph(self.num_robots)
+        known = sorted(i for i, p in positions.items() if p is not None)
+        if len(known) > 1:
+            xy = np.array([np.asarray(positions[i], dtype=float)[:2] for i in known])
+            links = disk_graph(xy, self.comm_radius).edges
+            graph.add_edges_from((known[u], known[v]) for u, v in links)
+        return graph
+
+    def neighbors(self, robot_id: int, positions: Mapping[int, Position | None]) -> list[int]:
+        """Return robot ``robot_id``'s neighbours for these positions, sorted."""
+        return sorted(int(j) for j in self.at(positions).neighbors(robot_id))
+
+
+def late_for(receiver: int, late: Iterable[Sequence[int]]) -> list[tuple[int, int]]:
+    """Return the (sender, round) of the ``late`` (sender, receiver, round) that reach us."""
+    return [(int(j), int(k)) for j, i, k in late if int(i) == int(receiver)]
+
+
+class RobotRound:
+    """One robot's side of every round: its agent, inbox and missed-round counts."""
+
+    def __init__(
+        self,
+        agent: RobotAgent,
+        graph: RoundGraph,
+        link: RobotLink,
+        lost_after_rounds: int = 3,
+        late: Iterable[Sequence[int]] = (),
+        log: Log | None = None,
+    ) -> None:
+        self.agent = agent
+        self.robot_id = agent.robot_id
+        self.graph = graph
+        self.link = link
+        self.log = log or logging.getLogger(f'robot_{self.robot_id}')
+        self.inbox = RoundInbox(agent.optimizer.sends, late=late_for(self.robot_id, late))
+        self.misses = MissTracker(lost_after_rounds)
+        self.wait_for: list[int] = []  # this round's neighbours that are waited for
+        self.last_neighbors: list[int] = []  # whose messages the last step used
+        self.waited_s = 0.0  # time spent waiting for neighbours
+
+    @property
+    def degree(self) -> int:
+        """Return this round's degree: the neighbours waited for."""
+        return len(self.wait_for)
+
+    def begin(self, k: int) -> StateReport:
+        """Drive to the round-k pose and scan; send and return the state."""
+        obs = self.agent.begin_round(k)
+        if obs is not None:
+            self.link.show_observation(obs)
+        return self.send_state(k)
+
+    def send(self, k: int, positions: Mapping[int, Position | None]) -> list[int]:
+        """Find the neighbours, send the vectors with the degree; return whom to wait for."""
+        neighbors = self.graph.neighbors(self.robot_id, {**positions, self.robot_id: self.xy()})
+        for j in neighbors:  # a gone neighbour that sent again is back
+            latest = self.inbox.latest_round(j)
+            if self.misses.gone(j) and latest is not None and latest >= k - 1:
+                self.misses.revive(j)
+                self.log.info(f'neighbour robot_{j} is back')
+        self.wait_for, _ = self.misses.split(neighbors)
+        self.send_weights(k)
+        return self.wait_for
+
+    def finish(self, k: int, timeout: float) -> dict[str, float]:
+        """Take the neighbours' round-k messages (waiting up to ``timeout`` s) and step."""
+        t0 = time.monotonic()
+        result = self.inbox.wait_round(k, self.wait_for, timeout)
+        self.waited_s += time.monotonic() - t0
+        self._account(k, result)
+        self.last_neighbors = sorted(result.messages)
+        return self.agent.finish_round(k, result.messages, self.degree)
+
+    def _account(self, k: int, result: RoundResult) -> None:
+        on_time = [j for j in self.wait_for if j not in result.late]
+        if result.late:
+            used = ', '.join(
+                f'robot_{j} (round {result.stale[j]})'
+                if j in result.stale
+                else f'robot_{j} (none)'
+                for j in result.late
+            )
+            self.log.warning(
+                f'round {k}: no round-{k} message in time from {used}; going on with the last ones'
+            )
+        for j in self.misses.record(on_time, result.late):
+            self.log.warning(
+                f'neighbour robot_{j} missed {self.misses.limit} rounds: '
+                'not waiting for it any more'
+            )
+
+    def xy(self) -> Position | None:
+        """Return the robot's (x, y), None when it does not move."""
+        pose = self.agent.position
+        return None if pose is None else (float(pose[0]), float(pose[1]))
+
+    def send_weights(self, k: int) -> None:
+        for vector, values in self.agent.outgoing().items():
+            self.link.send_weights(k, vector, values, self.degree)
+
+    def send_state(self, k: int, finished: bool = False) -> StateReport:
+        info = self.agent.last_info
+        pose = self.agent.position if self.agent.position is not None else np.zeros(3)
+        state = StateReport(
+            round_k=k,
+            pose=pose,
+            neighbors=list(self.last_neighbors),
+            finished=finished,
+            train_loss=float(info.get('train_loss', math.nan)),
+            forward_passes=int(self.agent.optimizer.forward_passes),
+            dataset_size=self.agent.dataset_size,
+        )
+        self.link.send_state(state)
+        return state
+
+    def send_final(self, rounds: int) -> None:
+        """After the last round: the state and the final model (tag R), then ``finished``."""
+        self.send_state(rounds)  # tag R's forward passes, before its vector
+        self.send_weights(rounds)
+        self.send_state(rounds, finished=True)
