@@ -40,10 +40,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dinno_ros.core.learning.experiment import run_experiment  # noqa: E402, I100 (sys.path)
+from dinno_ros.core.learning.build import build_problem  # noqa: E402, I100 (sys.path)
+from dinno_ros.core.learning.experiment import run_experiment  # noqa: E402
 from dinno_ros.core.learning.experiment_config import parse_experiment  # noqa: E402
 from dinno_ros.core.learning.optimizers.schedules import lr_at  # noqa: E402
-from dinno_ros.core.learning.simulation import build_problem  # noqa: E402
 from dinno_ros.core.world.datasets import map_quality, occupancy_grid_truth, SeenMask  # noqa: E402
 
 PLAN = ROOT.parent / 'shared' / 'data' / 'floorplans' / 'dinno_32_walls.png'

@@ -24,9 +24,11 @@ import sys
 import time
 
 from dinno_ros.core.learning import registry
+from dinno_ros.core.learning.agent import RobotAgent
 from dinno_ros.core.learning.metrics import consensus_error
-from dinno_ros.core.learning.optimizers import NeighborMessage
 from dinno_ros.core.learning.optimizers.schedules import lr_at
+from dinno_ros.core.learning.round import RoundGraph
+from dinno_ros.core.learning.simulation import OfflineSwarm
 import matplotlib
 
 matplotlib.use('Agg')
@@ -82,7 +84,8 @@ def run_decentralized(
         registry.build_optimizer(config, problem.local_problem(i))
         for i in range(problem.num_nodes)
     ]
-    degrees = dict(graph.degree)
+    agents = [RobotAgent(i, robot.problem, robot) for i, robot in enumerate(robots)]
+    swarm = OfflineSwarm(agents, RoundGraph(problem.num_nodes, fixed=graph))
     hist = {'round': [], 'acc': [], 'acc_min': [], 'acc_max': [], 'consensus': [], 'samples': []}
     batch = problem.config.train_batch_size
 
@@ -100,9 +103,7 @@ def run_decentralized(
         range(rounds), desc=config['alg_name'], unit='round', file=sys.stdout, mininterval=2.0
     )
     for k in bar:
-        out = [r.outgoing() for r in robots]
-        for i, robot in enumerate(robots):
-            robot.step(k, {j: NeighborMessage(out[j], degrees[j]) for j in graph.neighbors(i)})
+        swarm.run_round(k)
         if (k + 1) % eval_every == 0 or k + 1 == rounds:
             evaluate(k + 1)
             bar.set_postfix(acc=f'{hist["acc"][-1]:.3f}', cons=f'{hist["consensus"][-1]:.3f}')
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     algs = [a for a in args.algs.split(',') if a]
     for alg in algs:
         registry.parse_optimizer_config(configs[alg])  # fail before anything runs
-    problem = registry.build_problem(
+    problem_cls, problem_config = registry.parse_problem_config(
         {
             'problem_name': 'mnist',
             'data_dir': str(args.data_dir),
@@ -236,10 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             'train_batch_size': args.batch,
             'val_batch_size': 2000,
             'num_train': 8000,
-        },
-        args.nodes,
-        seed=args.seed,
+        }
     )
+    problem = problem_cls(problem_config, num_nodes=args.nodes, seed=args.seed)
     graph = nx.cycle_graph(args.nodes)
     print(
         f'MNIST: {len(problem.train_y)} train / {len(problem.val_y)} validation digits, '

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 from dinno_ros.core.learning.agent import RobotAgent, RobotMotion
-from dinno_ros.core.learning.optimizers.base import NeighborMessage
 from dinno_ros.core.learning.problems import world
 from dinno_ros.core.learning.problems.density import (
     bce_loss,
@@ -20,11 +19,14 @@ from dinno_ros.core.learning.problems.density import (
 )
 from dinno_ros.core.learning.problems.world import load_world_map
 from dinno_ros.core.learning.registry import build_optimizer
+from dinno_ros.core.learning.round import RoundGraph
 from dinno_ros.core.learning.schema import parse_dataclass
+from dinno_ros.core.learning.simulation import OfflineSwarm
 from dinno_ros.core.world.grid import GridMap
 from dinno_ros.core.world.lidar import Lidar, LidarConfig
 from dinno_ros.core.world.map_io import save_map
 from dinno_ros.core.world.planner import plan_route
+import networkx as nx
 import numpy as np
 import pytest
 import torch
@@ -184,12 +186,10 @@ def test_agents_learn_the_map_with_dinno(map_yaml):
         )
         agents.append(RobotAgent(i, local, opt, problem.motion(i)))
     base_val = problem.evaluate(problem.base_model())['validation_loss']
+    swarm = OfflineSwarm(agents, RoundGraph(2, fixed=nx.path_graph(2)))
     for k in range(40):
-        obs = [a.begin_round(k) for a in agents]
-        assert obs[0].round_k == k and np.allclose(agents[0].position, obs[0].pose)
-        out = [a.outgoing() for a in agents]
-        for i, a in enumerate(agents):
-            a.finish_round(k, {1 - i: NeighborMessage(out[1 - i], 1)}, 1)
+        swarm.run_round(k)
+        assert np.allclose(agents[0].position, agents[0].motion.pose(k))
     assert len(agents[0].problem) == 5 * 12 * 8  # the window holds the last 5 scans
     final = [problem.evaluate(a.model)['validation_loss'] for a in agents]
     assert max(final) < base_val

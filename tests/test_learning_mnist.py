@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from dinno_ros.core.learning import registry
+from dinno_ros.core.learning.agent import RobotAgent
 from dinno_ros.core.learning.metrics import consensus_error, parameters_loaded
-from dinno_ros.core.learning.optimizers import NeighborMessage
 from dinno_ros.core.learning.problems.mnist import MNISTConvNet, MNISTProblem, split_indices
+from dinno_ros.core.learning.round import RoundGraph
+from dinno_ros.core.learning.simulation import OfflineSwarm
 import networkx as nx
 import pytest
 import torch
@@ -28,6 +30,12 @@ def mnist_config(**overrides) -> dict:
         'val_batch_size': 1000,
         **overrides,
     }
+
+
+def mnist_problem(num_nodes: int, seed: int = 0, **overrides) -> MNISTProblem:
+    """Build the MNIST problem of ``mnist_config(**overrides)``, validated as the YAML's."""
+    cls, typed = registry.parse_problem_config(mnist_config(**overrides))
+    return cls(typed, num_nodes=num_nodes, seed=seed)
 
 
 def test_seed_cnn_shapes() -> None:
@@ -64,7 +72,7 @@ def test_problem_config_errors() -> None:
     with pytest.raises(ValueError, match='problem.model.num_filter: unknown key'):
         registry.parse_problem_config(mnist_config(model={'num_filter': 3}))
     with pytest.raises(FileNotFoundError, match='problem.data_dir'):
-        registry.build_problem(mnist_config(data_dir='/nonexistent'), 2)
+        mnist_problem(2, data_dir='/nonexistent')
 
 
 def test_config_from_seed_sections() -> None:
@@ -96,14 +104,14 @@ def test_config_from_seed_sections() -> None:
 
 @needs_data
 def test_real_digits_split_and_determinism() -> None:
-    problem = registry.build_problem(mnist_config(), 10, seed=3)
+    problem = mnist_problem(10, seed=3)
     assert len(problem.train_y) == 8000 and len(problem.val_y) == 2000
     assert problem.train_x.shape[1:] == (1, 28, 28)
     counts = [len(problem.local_problem(i)) for i in range(10)]
     assert sum(counts) == 8000 and min(counts) > 600
     a, b = (
         problem.local_problem(4),
-        registry.build_problem(mnist_config(), 10, seed=3).local_problem(4),
+        mnist_problem(10, seed=3).local_problem(4),
     )
     vec = torch.nn.utils.parameters_to_vector
     assert torch.equal(vec(a.model.parameters()), vec(b.model.parameters()))
@@ -112,7 +120,7 @@ def test_real_digits_split_and_determinism() -> None:
         xa, ya = a.next_batch()
         xb, yb = b.next_batch()
         assert torch.equal(xa, xb) and torch.equal(ya, yb) and set(ya.tolist()) == {4}
-    other = registry.build_problem(mnist_config(), 10, seed=4).local_problem(4)
+    other = mnist_problem(10, seed=4).local_problem(4)
     assert not torch.equal(vec(a.model.parameters()), vec(other.model.parameters()))
 
 
@@ -142,7 +150,7 @@ def test_shared_data_is_reused_and_gives_identical_robots() -> None:
     assert second.evaluate(a.model) == alone.evaluate(b.model)
     with pytest.raises(ValueError, match='problem data'):
         MNISTProblem({**cfg, 'data_split_type': 'random'}, 4, seed=2, data=first.data)
-    assert registry.build_problem(mnist_config(), 4, seed=2).motion(0) is None
+    assert mnist_problem(4, seed=2).motion(0) is None
 
 
 @needs_data
@@ -152,7 +160,7 @@ def test_short_dinno_run_beats_chance() -> None:
 
     Validation accuracy far above chance (0.1).
     """
-    problem = registry.build_problem(mnist_config(data_split_type='random'), 5, seed=0)
+    problem = mnist_problem(5, seed=0, data_split_type='random')
     config = {
         'alg_name': 'dinno',
         'rho_init': 0.5,
@@ -167,11 +175,10 @@ def test_short_dinno_run_beats_chance() -> None:
     robots = [registry.build_optimizer(config, problem.local_problem(i)) for i in range(5)]
     graph = nx.cycle_graph(5)
     start = problem.evaluate(robots[0].problem.model)['top1_accuracy']
+    agents = [RobotAgent(i, r.problem, r) for i, r in enumerate(robots)]
+    swarm = OfflineSwarm(agents, RoundGraph(5, fixed=graph))
     for k in range(60):
-        out = [r.outgoing() for r in robots]
-        for i, r in enumerate(robots):
-            neighbors = {j: NeighborMessage(out[j], graph.degree[j]) for j in graph.neighbors(i)}
-            r.step(k, neighbors, graph.degree[i])
+        swarm.run_round(k)
     accs = [problem.evaluate(r.problem.model)['top1_accuracy'] for r in robots]
     assert start < 0.25 and min(accs) > 0.6, (start, accs)
     ce = consensus_error([r.params for r in robots])

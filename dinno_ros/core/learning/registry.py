@@ -24,7 +24,6 @@ from .schema import (
 
 __all__ = [
     'build_optimizer',
-    'build_problem',
     'graph_types',
     'optimizer_names',
     'parse_dataclass',
@@ -76,14 +75,6 @@ def problem_class(name: Any, where: str | None = None) -> type:
 def parse_problem_config(mapping: Mapping[str, Any]) -> tuple[type, Any]:
     """Return (problem class, typed config) from ``{problem_name: ..., <keys>}``."""
     return PROBLEMS.parse(mapping)
-
-
-def build_problem(
-    config: Mapping[str, Any], num_nodes: int, seed: int = 0, device: str = 'cpu'
-) -> Any:
-    """Build a ``Problem`` from ``{problem_name: ..., <its config keys>}``."""
-    cls, typed = parse_problem_config(config)
-    return cls(typed, num_nodes=num_nodes, seed=seed, device=device)
 
 
 def graph_types() -> list[str]:
