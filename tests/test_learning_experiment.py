@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-# The seed's MNIST experiment YAML, every key it had (primal_lr and profile included).
+# The research code's MNIST experiment YAML, every key it had (primal_lr and profile included).
 SEED_YAML = {
     'experiment': {
         'name': 'dist_cnn_seed',

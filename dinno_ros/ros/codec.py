@@ -8,10 +8,17 @@ slower), parsing uses ``np.frombuffer`` on the received buffer (see ``dinno_ros.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from dinno_msgs.msg import RobotState, Weights
 from dinno_ros.core.learning.round import StateReport
-from dinno_ros.core.wire import pack_vector, PackedTensors, TensorLayout, unpack_vector
+from dinno_ros.core.wire import (
+    pack_vector,
+    PackedTensors,
+    TensorLayout,
+    unpack_vector,
+    WireError,
+)
 from geometry_msgs.msg import Pose
 import numpy as np
 import torch
@@ -64,6 +71,15 @@ def values_of(
     Raises WireError when malformed.
     """
     return unpack_vector(packed_of(msg), expected, device=device)
+
+
+def values_or_warn(msg: Weights, expected: TensorLayout | None, log: Any) -> torch.Tensor | None:
+    """Return the validated vector of a received Weights message, or None after a warning."""
+    try:
+        return values_of(msg, expected)
+    except WireError as exc:
+        log.warning(f'ignored weights from robot {msg.sender} round {msg.round}: {exc}')
+        return None
 
 
 def pose_msg(x: float, y: float, yaw: float) -> Pose:

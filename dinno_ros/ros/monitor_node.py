@@ -21,7 +21,7 @@ from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
 from dinno_ros.core.swarm.monitor import fmt_report, RoundReport, SwarmMonitor
 from dinno_ros.core.swarm.results import write_swarm_results
 from dinno_ros.core.swarm.spec import load_swarm
-from dinno_ros.core.wire import TensorLayout, WireError
+from dinno_ros.core.wire import TensorLayout
 from dinno_ros.ros import codec, maps, qos
 from dinno_ros.ros.lifecycle import run_node
 import numpy as np
@@ -74,14 +74,9 @@ class MonitorNode(Node):
     def _on_weights(self, msg: Weights) -> None:
         if msg.vector != Weights.VECTOR_PARAMS:
             return
-        try:
-            vector = codec.values_of(msg, self.layout)
-        except WireError as exc:
-            self.get_logger().warning(
-                f'ignored weights from robot {msg.sender} round {msg.round}: {exc}'
-            )
-            return
-        self.monitor.put_vector(int(msg.sender), int(msg.round), vector)
+        vector = codec.values_or_warn(msg, self.layout, self.get_logger())
+        if vector is not None:
+            self.monitor.put_vector(int(msg.sender), int(msg.round), vector)
         self.arrived.set()
 
     def _on_state(self, msg: RobotState) -> None:

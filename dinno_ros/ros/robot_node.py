@@ -23,7 +23,7 @@ from dinno_ros.core.learning.agent import Observation
 from dinno_ros.core.learning.round import StateReport
 from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import load_swarm
-from dinno_ros.core.wire import TensorLayout, WireError
+from dinno_ros.core.wire import TensorLayout
 from dinno_ros.ros import codec, qos, viz_msgs
 from dinno_ros.ros.lifecycle import run_node
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -83,14 +83,10 @@ class RobotNode(Node):
             )
 
     def _on_weights(self, msg: Weights) -> None:
-        try:
-            values = codec.values_of(msg, self.layout)
-        except WireError as exc:
-            self.get_logger().warning(
-                f'ignored weights from robot {msg.sender} round {msg.round}: {exc}'
-            )
-            return
-        self.rounds.inbox.put(int(msg.sender), int(msg.round), msg.vector, values, int(msg.degree))
+        values = codec.values_or_warn(msg, self.layout, self.get_logger())
+        if values is not None:
+            sender, round_k = int(msg.sender), int(msg.round)
+            self.rounds.inbox.put(sender, round_k, msg.vector, values, int(msg.degree))
 
     def _on_metrics(self, msg: SwarmMetrics) -> None:
         self.monitor_round = max(self.monitor_round, int(msg.round))

@@ -1,5 +1,5 @@
 """
-``dinno-experiment CONFIG.yaml``: run the seed-format experiment (every (problem, optimizer) pair).
+``dinno-experiment CONFIG.yaml``: run a research-format experiment: each (problem, optimizer) pair.
 
 Results go to ``[output_metadir or --out]/[YYYY-mm-dd_HH-MM-SS]_[name]/`` unless
 ``writeout: false``.

@@ -1,5 +1,5 @@
 """
-The seed's metrics of one (problem, optimizer) pair, for the offline runner and the monitor.
+The research code's metrics of a (problem, optimizer) pair, for the offline runner and monitor.
 
 Each metric is a function of one :class:`Evaluation` (the round, the robots' :class:`RobotView`s,
 the round's graph) in :data:`METRICS`; both runners feed robot views (offline from the agents, in
@@ -31,7 +31,7 @@ class Metric:
 
     value: Any  # appended to the results list of its name
     summary: dict[str, float] = field(default_factory=dict)  # into the round's summary row
-    line: str = ''  # the seed's log line fragment
+    line: str = ''  # the research code's log line fragment
 
 
 @dataclass
@@ -134,11 +134,11 @@ METRICS: dict[str, Callable[[Evaluation], Metric | None]] = {
 
 class Evaluator:
     """
-    The seed's metrics of one pair, every ``evaluate_frequency`` rounds and at the last round.
+    The research code's metrics of one pair, every ``evaluate_frequency`` rounds and at the end.
 
     ``metrics`` maps each configured name to a list (one entry per evaluation) of plain tensors /
-    numbers, as the seed's ``[problem_name]_results.pt``; ``evaluation_rounds`` lists the rounds
-    evaluated; ``summary`` holds one row of summaries per evaluation.
+    numbers, as the research code's ``[problem_name]_results.pt``; ``evaluation_rounds`` lists the
+    rounds evaluated; ``summary`` holds one row of summaries per evaluation.
     """
 
     def __init__(
@@ -151,7 +151,7 @@ class Evaluator:
         self.names = list(pair.metrics)
         self.metrics: dict[str, Any] = {name: [] for name in self.names}
         self.metrics['evaluation_rounds'] = []
-        # the seed's tloss_decay weights the newest loss; MovingAverage's decay weights the old
+        # the research code's tloss_decay weights the newest loss; MovingAverage's decay the old
         self._decay = min(max(1.0 - pair.metrics_config.tloss_decay, 0.0), 0.999999)
         self.train_loss_averages: dict[int, MovingAverage] = {}
         self.summary: list[dict[str, float]] = []
@@ -184,7 +184,7 @@ class Evaluator:
         return row
 
     def results(self) -> dict[str, Any]:
-        """Return the seed's results dict (plain tensors, lists, numbers)."""
+        """Return the research code's results dict (plain tensors, lists, numbers)."""
         out = dict(self.metrics)
         extra = getattr(self.problem, 'results_extras', None)
         if callable(extra) and 'mesh_grid_density' in self.names:

@@ -1,5 +1,5 @@
 """
-The experiment runner (the seed's research workflow): every (problem, optimizer) pair of one YAML.
+The experiment runner (the research workflow): every (problem, optimizer) pair of one YAML.
 
 All pairs start from the same base weights and the same data split / robot routes (both come from
 (config, seed) only). With ``writeout`` the results go to
@@ -36,7 +36,7 @@ class ExperimentResult:
     """
     What a run produced.
 
-    Per pair label: the seed's metrics dict, the round records, files written.
+    Per pair label: the research code's metrics dict, the round records, files written.
     """
 
     config: ExperimentConfig

@@ -1,13 +1,13 @@
 """
-The experiment YAML (the seed's research format), typed and validated before anything runs.
+The experiment YAML (the research code's format), typed and validated before anything runs.
 
-The format is the seed's, key for key::
+The format is the research code's, key for key::
 
     experiment:
       name, data_dir, output_metadir, writeout, data_split_type, loss,
       graph: {num_nodes, type, p, gen_attempts[, comm_radius]},
       model: {...}                          # the problem's network
-      seed, device (cpu | cuda | auto)      # additions (the seed's use_cuda is accepted too)
+      seed, device (cpu | cuda | auto)      # additions (the research code's use_cuda works too)
       problem: mnist | density              # optional; default density when a map is given,
                                             # else mnist
       map, lidar, routes, dataset, validation, mesh_stride   # lidar (density) experiments only
@@ -15,7 +15,7 @@ The format is the seed's, key for key::
       <key>: {problem_name, train_batch_size, val_batch_size, evaluate_frequency, verbose_evals,
               metrics: [...], metrics_config: {...}, optimizer_config: {alg_name, ...}}
 
-``problem_name`` labels a (problem, optimizer) pair as in the seed: results go to
+``problem_name`` labels a (problem, optimizer) pair as in the research code: results go to
 ``[problem_name]_results.pt``. Which learning problem runs is the experiment's ``problem``. Every
 error is a ``ValueError`` naming the full key path
 (``problem_configs.dinno.optimizer_config.rho_init``) and, for enumerations, the allowed values.
@@ -60,7 +60,7 @@ PROBLEM_METRICS = {  # metrics only one problem can evaluate
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    """A pair's ``metrics_config`` (the later seed's home of evaluate_frequency)."""
+    """A pair's ``metrics_config`` (the later research code's home of evaluate_frequency)."""
 
     evaluate_frequency: int | None = spec(None, min=1)  # overrides the pair's evaluate_frequency
     tloss_decay: float = spec(
@@ -80,7 +80,7 @@ class PairConfig:
     train_batch_size: int = spec(64, min=1)
     val_batch_size: int = spec(1024, min=1)
     evaluate_frequency: int = spec(20, min=1)  # rounds between evaluations
-    verbose_evals: bool = True  # log each evaluation as the seed printed it
+    verbose_evals: bool = True  # log each evaluation as the research code printed it
     metrics: list[str] = spec(
         ['forward_pass_count', 'validation_loss', 'consensus_error'], choices=METRIC_NAMES
     )
@@ -275,7 +275,7 @@ class CommonConfig:
     writeout: bool = True
     seed: int = 0
     device: str | None = spec(None, choices=DEVICES)  # None: from use_cuda
-    use_cuda: bool | None = None  # the seed's key: true -> device auto, false -> cpu
+    use_cuda: bool | None = None  # the research code's key: true -> device auto, false -> cpu
     problem: str | None = None  # None: density when a map is given, else mnist
     init_spread: float = spec(0.0, min=0.0)
 

@@ -26,7 +26,7 @@ class GraphConfig:
     IGNORED_KEYS: ClassVar[tuple[str, ...]] = ()
 
     num_nodes: int | None = spec(None, min=1)  # robots (the caller may pass it separately)
-    type: str = spec('wheel', choices=GRAPH_TYPES)  # noqa: A003 (the seed's YAML key)
+    type: str = spec('wheel', choices=GRAPH_TYPES)  # noqa: A003 (the research code's YAML key)
     p: float = spec(0.3, min=0.0, max=1.0)  # edge probability of the random graph
     gen_attempts: int = spec(100, min=1)  # random graphs drawn until one is connected
     comm_radius: float | None = spec(None, gt=0.0)  # disk graph: link when distance <= comm_radius

@@ -1,5 +1,5 @@
 """
-Evaluation metrics with the seed's names.
+Evaluation metrics with the research code's names.
 
 All take plain tensors so the ROS monitor can use them too.
 
@@ -36,7 +36,7 @@ def consensus_error(vectors: Sequence[torch.Tensor]) -> dict[str, torch.Tensor |
 
     Returns ``pairwise`` (N x N distances), ``to_mean`` (N distances to the mean of the unit
     vectors), ``average`` (N: each robot's mean distance to the others) and its ``min`` / ``max``
-    (the seed's printout).
+    (the research code's printout).
     """
     stacked = torch.stack([v.detach().reshape(-1).double().cpu() for v in vectors])
     unit = stacked / stacked.norm(dim=1, keepdim=True).clamp_min(1e-12)
@@ -80,7 +80,7 @@ def _copy_into(params: list[torch.Tensor], vector: torch.Tensor) -> None:
 
 
 class MovingAverage:
-    """Exponential moving average of the training loss (the seed's ``tloss_decay``)."""
+    """Exponential moving average of the training loss (the research code's ``tloss_decay``)."""
 
     def __init__(self, decay: float = 0.95) -> None:
         if not 0.0 <= decay < 1.0:

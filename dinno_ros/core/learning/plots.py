@@ -3,8 +3,8 @@ Result plots (matplotlib, Agg).
 
 Accuracy or validation loss and consensus error vs rounds; the learned map.
 
-Every function reads only the seed-format results dicts (``[problem_name]_results.pt``), so plots
-can be redrawn from files:
+Every function reads only the research-format results dicts (``[problem_name]_results.pt``), so
+plots can be redrawn from files:
 ``plot_experiment({name: torch.load(f, weights_only=True)}, out_dir, problem)``.
 """
 

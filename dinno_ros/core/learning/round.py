@@ -149,7 +149,7 @@ class RobotRound:
         self.graph = graph
         self.link = link
         self.log = log or logging.getLogger(f'robot_{self.robot_id}')
-        self.inbox = RoundInbox(agent.optimizer.sends, late=late_for(self.robot_id, late))
+        self.inbox = RoundInbox(agent.optimizer.vectors, late=late_for(self.robot_id, late))
         self.misses = MissTracker(lost_after_rounds)
         self.wait_for: list[int] = []  # this round's neighbours that are waited for
         self.last_neighbors: list[int] = []  # whose messages the last step used

@@ -7,7 +7,7 @@ Config dataclass fields describe their allowed values in ``metadata`` (see :func
 ``choices`` (a tuple of allowed values; for a list, of each item), ``min`` / ``max`` (inclusive
 bounds), ``gt`` (exclusive lower bound). Unknown keys, missing keys, wrong types and out-of-range
 values raise ``ValueError`` naming ``<section>.<key>`` and what is allowed. Keys listed in a config
-class's ``IGNORED_KEYS`` (harmless seed keys such as ``profile``) are accepted and dropped.
+class's ``IGNORED_KEYS`` (harmless research keys such as ``profile``) are accepted and dropped.
 
 The tables are filled by the classes' own modules (``@register_optimizer(name)``,
 ``@register_problem(name)``); ``dinno_ros.core.learning.registry`` imports those modules, so the

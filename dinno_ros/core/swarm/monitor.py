@@ -63,6 +63,9 @@ class SwarmMonitor:
             i: RobotView(i, self.problem.base_model(), torch.empty(0))
             for i in range(spec.num_robots)
         }
+        # the validation data is the monitor's alone: make it now, while the robots wait for us
+        base = self.problem.evaluate(self.problem.base_model())
+        logger.info('base weights: %s', ', '.join(f'{k} {v:.4f}' for k, v in base.items()))
         experiment = spec.experiment
         self.graph = RoundGraph.from_config(experiment.graph, spec.num_robots, experiment.seed)
         self.lost_after = lost_after if lost_after is not None else spec.section.monitor.lost_after
@@ -288,7 +291,7 @@ class SwarmMonitor:
 
 
 def fmt_report(r: RoundReport) -> str:
-    """One log line for a round, in the seed's style."""
+    """One log line for a round, in the research code's style."""
     line = f'round {r.round_k}: consensus {r.consensus["min"]:.3e} - {r.consensus["max"]:.3e}'
     if r.evaluation:
         for key, label in (('validation_loss_mean', 'val loss'), ('top1_accuracy_mean', 'top1')):

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 class NeighborMessage:
     """What one neighbour sent for a round."""
 
-    vectors: Mapping[str, torch.Tensor]  # keys from {"params", "tracker"}; flat vectors
+    vectors: Mapping[str, torch.Tensor]  # vector name ("params", "tracker") -> flat values
     degree: int  # the neighbour's degree this round (for Metropolis weights)
 
 
@@ -112,7 +112,7 @@ class RobotOptimizer(ABC):
 
     name: ClassVar[str]
     config_cls: ClassVar[type]
-    sends: ClassVar[tuple[str, ...]] = ('params',)  # keys of the vectors in outgoing()
+    vectors: ClassVar[tuple[str, ...]] = ('params',)  # the names of the vectors outgoing() sends
 
     def __init__(self, config: Any, problem: LocalProblem) -> None:
         self.config = config
@@ -150,10 +150,10 @@ class RobotOptimizer(ABC):
 
     @staticmethod
     def neighbor_vectors(
-        neighbors: Mapping[int, NeighborMessage], key: str, like: torch.Tensor
+        neighbors: Mapping[int, NeighborMessage], vector: str, like: torch.Tensor
     ) -> torch.Tensor:
         """
-        Return the neighbours' ``key`` vectors stacked (rows in sorted id order).
+        Return the neighbours' ``vector`` vectors stacked (rows in sorted id order).
 
         On ``like``'s device and dtype.
         """
@@ -161,14 +161,14 @@ class RobotOptimizer(ABC):
             return like.new_zeros((0, like.numel()))
         rows = []
         for j in sorted(neighbors):
-            vec = neighbors[j].vectors.get(key)
+            vec = neighbors[j].vectors.get(vector)
             if vec is None:
                 raise KeyError(
-                    f"neighbour {j} sent no '{key}' vector (got {sorted(neighbors[j].vectors)})"
+                    f"neighbour {j} sent no '{vector}' vector (got {sorted(neighbors[j].vectors)})"
                 )
             if vec.numel() != like.numel():
                 raise ValueError(
-                    f"neighbour {j} sent a '{key}' vector of {vec.numel()} values, expected "
+                    f"neighbour {j} sent a '{vector}' vector of {vec.numel()} values, expected "
                     f'{like.numel()}'
                 )
             rows.append(vec.reshape(-1))

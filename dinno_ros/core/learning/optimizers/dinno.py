@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DiNNOConfig:
-    """The seed's ``optimizer_config`` keys for ``alg_name: dinno``."""
+    """The research code's ``optimizer_config`` keys for ``alg_name: dinno``."""
 
     IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('profile',)
 
@@ -34,7 +34,7 @@ class DiNNOConfig:
     primal_optimizer: str = spec('adam', choices=PRIMAL_OPTIMIZERS)
     primal_lr: float | None = spec(
         None, gt=0.0
-    )  # the seed's single constant lr (excludes start/finish)
+    )  # the research code's single constant lr (excludes start/finish)
     primal_lr_start: float | None = spec(None, gt=0.0)  # default 0.005 when no primal_lr
     primal_lr_finish: float | None = spec(None, gt=0.0)  # default 0.0005 when no primal_lr
     lr_decay_type: str = spec('log', choices=LR_DECAY_TYPES)  # constant | linear | log

@@ -18,7 +18,7 @@ from ..schema import register_optimizer, spec
 
 @dataclass(frozen=True)
 class DSGDConfig:
-    """The seed's ``optimizer_config`` keys for ``alg_name: dsgd``."""
+    """The research code's ``optimizer_config`` keys for ``alg_name: dsgd``."""
 
     IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('profile',)
 
@@ -30,7 +30,7 @@ class DSGDConfig:
 def mix(
     own: torch.Tensor,
     neighbors: Mapping[int, NeighborMessage],
-    key: str,
+    vector: str,
     own_degree: int,
     stacked: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -43,7 +43,7 @@ def mix(
         return own.clone()
     w_ii, w = metropolis_weights(own_degree, {j: m.degree for j, m in neighbors.items()})
     if stacked is None:
-        stacked = RobotOptimizer.neighbor_vectors(neighbors, key, own)
+        stacked = RobotOptimizer.neighbor_vectors(neighbors, vector, own)
     weights = torch.tensor([w[j] for j in sorted(neighbors)], dtype=own.dtype, device=own.device)
     return w_ii * own + weights @ stacked
 
@@ -64,7 +64,7 @@ class DSGD(RobotOptimizer):
         vec = self.params
         with torch.no_grad():
             vec.copy_(mix(vec, neighbors, 'params', degree))
-        loss, grad = self.batch_loss_and_grad()  # at the mixed point, as the seed
+        loss, grad = self.batch_loss_and_grad()  # at the mixed point, as the research code
         alpha = self.alpha
         with torch.no_grad():
             vec.add_(grad, alpha=-alpha)

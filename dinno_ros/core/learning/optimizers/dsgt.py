@@ -18,7 +18,7 @@ from ..schema import register_optimizer, spec
 
 @dataclass(frozen=True)
 class DSGTConfig:
-    """The seed's ``optimizer_config`` keys for ``alg_name: dsgt``."""
+    """The research code's ``optimizer_config`` keys for ``alg_name: dsgt``."""
 
     IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('profile',)
 
@@ -34,7 +34,7 @@ class DSGT(RobotOptimizer):
     """Robot i's DSGT state: tracker y_i and its last local gradient g_i."""
 
     config_cls = DSGTConfig
-    sends = ('params', 'tracker')
+    vectors = ('params', 'tracker')
 
     def __init__(self, config: DSGTConfig, problem: LocalProblem) -> None:
         super().__init__(config, problem)

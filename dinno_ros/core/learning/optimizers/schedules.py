@@ -18,8 +18,8 @@ def lr_at(round_k: int, start: float, finish: float, rounds: int, decay: str) ->
     """
     Return the learning rate of round ``round_k`` (0-based).
 
-    It decays from ``start`` to ``finish`` over ``rounds``. Matches the seed's ``torch.linspace`` /
-    ``torch.logspace`` tables; rounds past the end keep ``finish``.
+    It decays from ``start`` to ``finish`` over ``rounds``. Matches the research code's
+    ``torch.linspace`` / ``torch.logspace`` tables; rounds past the end keep ``finish``.
     """
     if decay not in LR_DECAY_TYPES:
         raise ValueError(

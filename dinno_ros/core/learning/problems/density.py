@@ -78,7 +78,7 @@ class DensityConfig:
 
     IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('data_dir', 'data_split_type')
 
-    map: MapSection = field(default_factory=MapSection)  # noqa: A003 (the seed's YAML key)
+    map: MapSection = field(default_factory=MapSection)  # noqa: A003 (the research YAML's key)
     model: DensityModelConfig = field(default_factory=DensityModelConfig)
     loss: str = spec('BCE', choices=('BCE',))
     lidar: LidarSection = field(default_factory=LidarSection)

@@ -1,5 +1,5 @@
 """
-MNIST classification: the seed's one-conv-layer CNN and NLL loss.
+MNIST classification: the research code's one-conv-layer CNN and NLL loss.
 
 Hetero or random splits between robots.
 
@@ -53,7 +53,7 @@ class MNISTConfig:
     """
     Keys the MNIST problem uses.
 
-    From the seed's ``experiment:`` section and a pair's batch sizes.
+    From the research code's ``experiment:`` section and a pair's batch sizes.
     """
 
     IGNORED_KEYS: ClassVar[tuple[str, ...]] = ()
@@ -72,14 +72,14 @@ class MNISTConfig:
     download: bool = False  # let torchvision download when the files are missing
     # optional world: with a map the robots also drive their routes and scan (the swarm; disk
     # graphs)
-    map: MapSection | None = None  # noqa: A003 (the seed's YAML key)
+    map: MapSection | None = None  # noqa: A003 (the research code's YAML key)
     routes: RoutesSection = field(default_factory=RoutesSection)
     lidar: LidarSection = field(default_factory=LidarSection)
 
 
 class MNISTConvNet(nn.Module):
     """
-    The seed's one-conv-layer CNN.
+    The research code's one-conv-layer CNN.
 
     conv(num_filters x kernel_size^2) -> ReLU -> maxpool 2 -> fc(linear_width) -> ReLU -> fc(10)
     -> log_softmax.

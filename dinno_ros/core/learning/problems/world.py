@@ -120,11 +120,11 @@ def push_hits_into_walls(
     """
     Move each beam's hit sample (its last, label 1) ``depth`` pixels further along the beam.
 
-    The lidar puts the hit on the face of the first occupied cell, where free space ends; the seed
-    labelled every sample by the map's occupancy there, so its hit samples lay inside walls. Half a
-    pixel inside keeps the labels a function of position (1 in walls, 0 in free space) instead of
-    asking the network for 1 exactly on the boundary (and 0 a hair before it). Points are ordered
-    beam by beam, the first sample of a beam at the pose; returns a new array.
+    The lidar puts the hit on the face of the first occupied cell, where free space ends; the
+    research code labelled every sample by the map's occupancy there, so its hit samples lay inside
+    walls. Half a pixel inside keeps the labels a function of position (1 in walls, 0 in free
+    space) instead of asking the network for 1 exactly on the boundary (and 0 a hair before it).
+    Points are ordered beam by beam, the first sample of a beam at the pose; returns a new array.
     """
     if depth <= 0:
         return points
