@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from dinno_ros.core.learning import plots
 from dinno_ros.core.learning.build import build_agent, build_agents, build_problem
 from dinno_ros.core.learning.evaluator import Evaluator
 from dinno_ros.core.learning.experiment import run_experiment
@@ -462,3 +463,12 @@ def test_cli_runs_a_yaml_with_overrides(tmp_path, capsys):
     resolved = load_experiment(out / 'experiment_resolved.yaml')
     assert all(p.rounds == 2 for p in resolved.pairs.values())
     assert 'results:' in capsys.readouterr().out
+
+
+def test_plots_take_a_robot_lost_mid_run(tmp_path):
+    three, two = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 3.0])
+    metrics = {'validation_loss': [three, two], 'evaluation_rounds': [5, 10]}
+    metrics['consensus_error'] = [torch.zeros(3, 3), torch.zeros(2, 2)]
+    rounds, mean, low, high = plots.metric_band(metrics, 'validation_loss')
+    assert list(rounds) == [5, 10] and list(mean) == [2.0, 2.0] and list(low) == [1.0, 1.0]
+    assert plots.plot_curves({'dinno': metrics}, tmp_path / 'v.png', 'validation_loss').is_file()

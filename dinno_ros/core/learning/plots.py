@@ -32,12 +32,17 @@ def _rounds(metrics: Mapping[str, Any], n: int) -> np.ndarray:
 def metric_band(
     metrics: Mapping[str, Any], name: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Return (rounds, mean, min, max) over robots of a per-robot metric; None when absent."""
+    """
+    Return (rounds, mean, min, max) over robots of a per-robot metric; None when absent.
+
+    The robots may differ between evaluations (a robot lost mid-run).
+    """
     values = metrics.get(name)
     if not values:
         return None
-    arr = np.stack([torch.as_tensor(v, dtype=torch.float64).reshape(-1).numpy() for v in values])
-    return _rounds(metrics, len(arr)), arr.mean(1), arr.min(1), arr.max(1)
+    rows = [torch.as_tensor(v, dtype=torch.float64).reshape(-1).numpy() for v in values]
+    stats = np.array([(r.mean(), r.min(), r.max()) for r in rows]).reshape(-1, 3)
+    return _rounds(metrics, len(rows)), stats[:, 0], stats[:, 1], stats[:, 2]
 
 
 def consensus_curve(metrics: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
