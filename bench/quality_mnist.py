@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = problem_cls(problem_config, num_nodes=args.nodes, seed=args.seed)
     graph = nx.cycle_graph(args.nodes)
     print(
-        f'MNIST: {len(problem.train_y)} train / {len(problem.val_y)} validation digits, '
+        f'MNIST: {len(problem.train_y)} train / {len(problem.validation_set[1])} validation, '
         f'{args.nodes} nodes, hetero split, cycle graph, {args.rounds} rounds, '
         f'batch {args.batch}, {torch.get_num_threads()} threads'
     )

@@ -152,7 +152,7 @@ def test_problem_from_a_map_yaml(map_yaml):
     cfg = problem_config(map_yaml)
     problem = DensityProblem(cfg, num_nodes=2, seed=0)
     assert problem.grid.width == 60 and problem.grid.height == 40
-    assert problem.val_points.shape == (30 * 12 * 8, 2)
+    assert problem.validation_set[0].shape == (30 * 12 * 8, 2)
     base = problem.base_model()
     again = DensityProblem(cfg, num_nodes=2, seed=0).base_model()
     assert all(torch.equal(p, q) for p, q in zip(base.parameters(), again.parameters()))
@@ -205,7 +205,7 @@ def test_motion_plans_only_its_robot_and_validation_waits_for_evaluate(map_yaml)
     assert problem.world.planned_robots == (1,) and not problem.world.has_validation
     problem.evaluate(problem.base_model())
     assert problem.world.has_validation and problem.world.planned_robots == (1,)
-    assert problem.val_points.shape == (30 * 12 * 8, 2)
+    assert problem.validation_set[0].shape == (30 * 12 * 8, 2)
 
 
 def test_worlds_are_not_cached_between_problems(map_yaml):

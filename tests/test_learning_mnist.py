@@ -105,7 +105,7 @@ def test_config_from_seed_sections() -> None:
 @needs_data
 def test_real_digits_split_and_determinism() -> None:
     problem = mnist_problem(10, seed=3)
-    assert len(problem.train_y) == 8000 and len(problem.val_y) == 2000
+    assert len(problem.train_y) == 8000 and len(problem.validation_set[1]) == 2000
     assert problem.train_x.shape[1:] == (1, 28, 28)
     counts = [len(problem.local_problem(i)) for i in range(10)]
     assert sum(counts) == 8000 and min(counts) > 600

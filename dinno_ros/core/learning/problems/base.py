@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import copy
 import dataclasses
+from functools import cached_property
 import logging
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -214,6 +215,15 @@ class Problem(ABC):
 
         A model with the base weights and its own seeded minibatch stream.
         """
+
+    def validation_cpu(self) -> tuple[torch.Tensor, ...]:
+        """Return the validation tensors on the CPU (made when first asked for)."""
+        raise NotImplementedError(f'{type(self).__name__} has no validation data')
+
+    @cached_property
+    def validation_set(self) -> tuple[torch.Tensor, ...]:
+        """Return the validation tensors on the problem's device (moved there once)."""
+        return tuple(t.to(self.device) for t in self.validation_cpu())
 
     @abstractmethod
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:

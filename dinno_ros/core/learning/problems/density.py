@@ -223,7 +223,6 @@ class DensityProblem(Problem):
         self.lidar: Lidar = self.world.lidar
         self.mesh_xs, self.mesh_ys = mesh_axes(self.grid, cfg.mesh_stride)
         self.samples_per_scan = cfg.lidar.num_beams * cfg.lidar.beam_samps
-        self._val: tuple[torch.Tensor, torch.Tensor] | None = None  # on the device, when used
 
     def data_key(self) -> tuple:
         cfg = self.config
@@ -238,23 +237,9 @@ class DensityProblem(Problem):
         """Return the problem's map, routes and validation scans: its ``data``."""
         return self.data
 
-    @property
-    def val_points(self) -> torch.Tensor:
-        """Return the validation samples on the device (rendered on first use)."""
-        return self._validation()[0]
-
-    @property
-    def val_labels(self) -> torch.Tensor:
-        """Return the validation labels on the device (rendered on first use)."""
-        return self._validation()[1]
-
-    def _validation(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._val is None:
-            self._val = (
-                torch.as_tensor(self.world.val_points, device=self.device),
-                torch.as_tensor(self.world.val_labels, device=self.device),
-            )
-        return self._val
+    def validation_cpu(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the validation samples and labels (the scans are rendered on first use)."""
+        return torch.as_tensor(self.world.val_points), torch.as_tensor(self.world.val_labels)
 
     def make_model(self) -> nn.Module:
         return DensityNet(self.config.model.shape, self.config.model.scale)
@@ -301,7 +286,7 @@ class DensityProblem(Problem):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return {
             'validation_loss': summed_batch_bce(
-                model, self.val_points, self.val_labels, self.config.val_batch_size
+                model, *self.validation_set, self.config.val_batch_size
             )
         }
 

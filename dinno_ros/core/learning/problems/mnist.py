@@ -240,7 +240,6 @@ class MNISTProblem(Problem):
         self, config, num_nodes: int, seed: int = 0, device='cpu', data: MNISTData | None = None
     ) -> None:
         super().__init__(config, num_nodes, seed, device, data)
-        self._val: tuple[torch.Tensor, torch.Tensor] | None = None  # on the device, when used
 
     def data_key(self) -> tuple:
         cfg = self.config
@@ -281,20 +280,9 @@ class MNISTProblem(Problem):
     def node_indices(self) -> list[torch.Tensor]:
         return self.data.node_indices
 
-    @property
-    def val_x(self) -> torch.Tensor:
-        """Return the validation digits on the device (moved there on first use)."""
-        return self._validation()[0]
-
-    @property
-    def val_y(self) -> torch.Tensor:
-        """Return the validation labels on the device (moved there on first use)."""
-        return self._validation()[1]
-
-    def _validation(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._val is None:
-            self._val = (self.data.val_x.to(self.device), self.data.val_y.to(self.device))
-        return self._val
+    def validation_cpu(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the validation digits and labels."""
+        return self.data.val_x, self.data.val_y
 
     @property
     def world(self) -> World | None:
@@ -340,7 +328,7 @@ class MNISTProblem(Problem):
         )
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        return evaluate_classifier(model, self.val_x, self.val_y, self.config.val_batch_size)
+        return evaluate_classifier(model, *self.validation_set, self.config.val_batch_size)
 
     def motion(self, robot_id: int):
         """
