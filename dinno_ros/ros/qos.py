@@ -16,18 +16,23 @@ ROUND_DEPTH = 32
 MONITOR_DEPTH = 1000
 
 
+def reliable_history(depth: int) -> QoSProfile:
+    """Return a reliable, transient-local QoS keeping the last ``depth`` messages."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+
+
 def weights() -> QoSProfile:
     """
     Optimizer vectors: must not be lost.
 
     Late joiners get the recent rounds (transient local).
     """
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=ROUND_DEPTH,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    )
+    return reliable_history(ROUND_DEPTH)
 
 
 def state() -> QoSProfile:
@@ -46,12 +51,7 @@ def monitor_inbox() -> QoSProfile:
     It may be busy evaluating for many rounds, so its reader history (filled by the DDS layer, not
     by Python) is deep enough that nothing is lost meanwhile.
     """
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=MONITOR_DEPTH,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    )
+    return reliable_history(MONITOR_DEPTH)
 
 
 def latched() -> QoSProfile:

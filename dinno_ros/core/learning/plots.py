@@ -62,6 +62,15 @@ def consensus_curve(metrics: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]
     return _rounds(metrics, len(means)), np.asarray(means)
 
 
+def save_figure(fig: Any, out_path: str | Path) -> Path:
+    """Lay out, write and close a figure; return its path."""
+    fig.tight_layout()
+    out_path = Path(out_path)
+    fig.savefig(out_path, dpi=120)
+    plt.close(fig)
+    return out_path
+
+
 def plot_curves(
     results: Mapping[str, Mapping[str, Any]], out_path: str | Path, metric: str
 ) -> Path | None:
@@ -102,11 +111,7 @@ def plot_curves(
     for ax in (ax_m, ax_c):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    out_path = Path(out_path)
-    fig.savefig(out_path, dpi=120)
-    plt.close(fig)
-    return out_path
+    return save_figure(fig, out_path)
 
 
 def plot_learned_maps(
@@ -132,11 +137,7 @@ def plot_learned_maps(
         ax.imshow(image, cmap='gray_r', vmin=0.0, vmax=1.0, interpolation='nearest')
         ax.set_title(title)
         ax.set_axis_off()
-    fig.tight_layout()
-    out_path = Path(out_path)
-    fig.savefig(out_path, dpi=120)
-    plt.close(fig)
-    return out_path
+    return save_figure(fig, out_path)
 
 
 def plot_experiment(
