@@ -21,13 +21,13 @@ from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
 from dinno_ros.core.swarm.monitor import fmt_report, RoundReport, SwarmMonitor
 from dinno_ros.core.swarm.results import write_swarm_results
 from dinno_ros.core.swarm.spec import load_swarm
+from dinno_ros.core.threads import limit_threads
 from dinno_ros.core.wire import TensorLayout
 from dinno_ros.ros import codec, maps, qos
 from dinno_ros.ros.lifecycle import run_node
 import numpy as np
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-import torch
 from visualization_msgs.msg import MarkerArray
 
 NAN = float('nan')
@@ -44,7 +44,7 @@ class MonitorNode(Node):
         rounds = int(self.declare_parameter('rounds', 0).value) or None
         self.results_dir = self.declare_parameter('results_dir', '').value or None
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
-        torch.set_num_threads(self.spec.section.torch_threads)
+        limit_threads(self.spec.section.torch_threads)
         self.monitor = SwarmMonitor(self.spec)
         self.layout = TensorLayout.from_model(self.monitor.problem.base_model())
         self.metrics_pub = self.create_publisher(SwarmMetrics, '/swarm/metrics', qos.metrics())

@@ -23,6 +23,7 @@ from dinno_ros.core.learning.agent import Observation
 from dinno_ros.core.learning.round import StateReport
 from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import load_swarm
+from dinno_ros.core.threads import limit_threads
 from dinno_ros.core.wire import TensorLayout
 from dinno_ros.ros import codec, qos, viz_msgs
 from dinno_ros.ros.lifecycle import run_node
@@ -43,7 +44,7 @@ class RobotNode(Node):
         rounds = int(self.declare_parameter('rounds', 0).value) or None
         self.wait_for_monitor = bool(self.declare_parameter('wait_for_monitor', False).value)
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
-        torch.set_num_threads(self.spec.section.torch_threads)
+        limit_threads(self.spec.section.torch_threads)
         self.rounds = RobotRounds(self.spec, robot_id, link=self, log=self.get_logger())
         self.layout = TensorLayout.from_model(self.rounds.agent.model)
         self.robot_id = robot_id
