@@ -7,9 +7,11 @@ Also the per-robot builders and the runner.
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 
-from dinno_ros.core.learning import plots
+from conftest import REPO
+from dinno_ros.core.learning import plots, registry
 from dinno_ros.core.learning.build import build_agent, build_agents, build_problem
 from dinno_ros.core.learning.evaluator import Evaluator
 from dinno_ros.core.learning.experiment import run_experiment
@@ -472,3 +474,52 @@ def test_plots_take_a_robot_lost_mid_run(tmp_path):
     rounds, mean, low, high = plots.metric_band(metrics, 'validation_loss')
     assert list(rounds) == [5, 10] and list(mean) == [2.0, 2.0] and list(low) == [1.0, 1.0]
     assert plots.plot_curves({'dinno': metrics}, tmp_path / 'v.png', 'validation_loss').is_file()
+
+
+def test_the_research_codes_template_runs_unchanged(tmp_path, monkeypatch, shared_data):
+    """Its README's YAML, byte for byte, next to a ``data`` folder as its ``../data/`` says."""
+    template = REPO / 'config' / 'experiments' / 'dist_mnist_template.yaml'
+    (tmp_path / 'experiments').mkdir()
+    (tmp_path / 'data').symlink_to(shared_data / 'mnist')
+    yaml_path = tmp_path / 'experiments' / template.name
+    yaml_path.write_bytes(template.read_bytes())
+    monkeypatch.chdir(tmp_path / 'experiments')  # output_metadir ./outputs/, as the seed ran
+    assert experiment_main([str(yaml_path), '--device', 'cpu', '--no-progress', '-q']) == 0
+    (out,) = (tmp_path / 'experiments' / 'outputs').iterdir()
+    assert out.name.endswith('_dist_cnn_cadmm_scaled_v_const')
+    assert (out / template.name).read_bytes() == template.read_bytes()
+    results = torch.load(out / 'vanilla_cadmm_results.pt', weights_only=True)
+    assert results['alg_name'] == 'cadmm' and results['evaluation_rounds'] == [20, 30]
+    assert float(results['top1_accuracy'][-1].mean()) > 0.3  # 5 robots, hetero, 30 rounds
+
+
+@pytest.mark.parametrize(
+    'key, value, message',
+    [
+        ('dynamic_graph', True, r'problem_configs\.problem1\.dynamic_graph: a per-pair graph'),
+        ('comm_radius', 600, r'problem_configs\.problem1\.comm_radius: a per-pair graph'),
+        ('kernal_width', 5, r'problem_configs\.problem1\.kernal_width: unknown key'),
+    ],
+)
+def test_research_keys_that_would_change_the_run_are_errors(tmp_path, key, value, message):
+    data = copy.deepcopy(SEED_YAML)
+    data['problem_configs']['problem1'][key] = value
+    with pytest.raises(ValueError, match=message):
+        load_experiment(write_yaml(tmp_path / 'seed.yaml', data))
+
+
+def test_cadmm_is_dinno_and_ignored_keys_say_why(tmp_path, caplog):
+    data = copy.deepcopy(SEED_YAML)
+    data['problem_configs']['problem1']['optimizer_config']['alg_name'] = 'cadmm'
+    log = logging.getLogger('dinno_ros.core.learning.schema')
+    log.addHandler(caplog.handler)  # in a full session our loggers may not propagate to root
+    try:
+        with caplog.at_level('INFO', logger=log.name):
+            config = load_experiment(write_yaml(tmp_path / 'seed.yaml', data))
+    finally:
+        log.removeHandler(caplog.handler)
+    cls, _ = registry.parse_optimizer_config(config.pair('problem1').optimizer_config)
+    assert cls.name == 'dinno' and config.pair('problem1').alg_name == 'cadmm'
+    assert 'optimizer_config.profile: ignored (the research code' in caplog.text
+    with pytest.raises(ValueError, match='allowed: cadmm, dinno, dsgd, dsgt'):
+        registry.parse_optimizer_config({'alg_name': 'admm'})

@@ -72,7 +72,7 @@ def test_problem_config_errors() -> None:
     with pytest.raises(ValueError, match='problem.model.num_filter: unknown key'):
         registry.parse_problem_config(mnist_config(model={'num_filter': 3}))
     with pytest.raises(FileNotFoundError, match='problem.data_dir'):
-        mnist_problem(2, data_dir='/nonexistent')
+        mnist_problem(2, data_dir='/nonexistent', download=False)
 
 
 def test_config_from_seed_sections() -> None:

@@ -103,14 +103,15 @@ def run_experiment(
             'Running problem: %s (%s, %d rounds)', pair.problem_name, pair.alg_name, pair.rounds
         )
         start = time.perf_counter()
-        metrics, records = run_pair(config, key, dev, progress, data=first.data)
+        models = out / f'{pair.problem_name}_models.pt' if out and pair.save_models else None
+        metrics, records = run_pair(config, key, dev, progress, data=first.data, models=models)
         result.seconds[key] = time.perf_counter() - start
         result.results[pair.problem_name] = metrics
         result.records[key] = records
         if out is not None:
             path = out / f'{pair.problem_name}_results.pt'
             torch.save(metrics, path)
-            result.files.append(path)
+            result.files += [path] + ([models] if models else [])
     if out is not None:
         result.files += plots.plot_experiment(result.results, out, config.problem)
         logger.info('results in %s', out)
@@ -133,12 +134,14 @@ def run_pair(
     data: Any = None,
     late: Iterable[Sequence[int]] = (),
     lost_after_rounds: int = 3,
+    models: Path | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """
     Run one (problem, optimizer) pair: build its robots, run its rounds.
 
     ``data``: the problem data to share (see ``build_problem``); ``late``: (sender, receiver,
-    round) messages that miss their round. Returns (metrics, round records).
+    round) messages that miss their round; ``models``: where to write every robot's final model
+    (``{'robot_<i>': state_dict}``). Returns (metrics, round records).
     """
     pair = config.pair(key)
     torch.manual_seed(config.seed)
@@ -155,6 +158,9 @@ def run_pair(
     )
     metrics['fiedler'] = [float(r['fiedler']) for r in records if 'fiedler' in r]
     metrics['alg_name'] = pair.alg_name
+    if models is not None:
+        states = {f'robot_{a.robot_id}': a.model.state_dict() for a in agents}
+        torch.save(states, models)
     return metrics, records
 
 

@@ -73,7 +73,7 @@ class MetricsConfig:
 class PairConfig:
     """One (problem, optimizer) pair of ``problem_configs``."""
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('save_models', 'dynamic_graph', 'comm_radius')
+    IGNORED_KEYS: ClassVar[dict[str, str]] = {}
 
     problem_name: str  # the pair's label: results go to [problem_name]_results.pt
     optimizer_config: dict  # {alg_name, ...}: validated by the optimizer registry
@@ -85,6 +85,18 @@ class PairConfig:
         ['forward_pass_count', 'validation_loss', 'consensus_error'], choices=METRIC_NAMES
     )
     metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
+    save_models: bool = False  # write each robot's final model: [problem_name]_models.pt
+    # the research code's per-pair graph switch (a pixel radius): say it in experiment.graph
+    dynamic_graph: bool = False
+    comm_radius: float | None = None
+
+    def validate(self, section: str) -> None:
+        if self.dynamic_graph or self.comm_radius is not None:
+            key = 'dynamic_graph' if self.dynamic_graph else 'comm_radius'
+            raise ValueError(
+                f'{section}.{key}: a per-pair graph (with a radius in pixels) is not supported; '
+                'allowed: experiment.graph: {type: disk, comm_radius: <metres>} for every pair'
+            )
 
     @property
     def alg_name(self) -> str:

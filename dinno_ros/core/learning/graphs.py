@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 class GraphConfig:
     """The YAML ``graph:`` section."""
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ()
+    IGNORED_KEYS: ClassVar[dict[str, str]] = {}
 
     num_nodes: int | None = spec(None, min=1)  # robots (the caller may pass it separately)
     type: str = spec('wheel', choices=GRAPH_TYPES)  # noqa: A003 (the research code's YAML key)

@@ -7,7 +7,8 @@ Config dataclass fields describe their allowed values in ``metadata`` (see :func
 ``choices`` (a tuple of allowed values; for a list, of each item), ``min`` / ``max`` (inclusive
 bounds), ``gt`` (exclusive lower bound). Unknown keys, missing keys, wrong types and out-of-range
 values raise ``ValueError`` naming ``<section>.<key>`` and what is allowed. Keys listed in a config
-class's ``IGNORED_KEYS`` (harmless research keys such as ``profile``) are accepted and dropped.
+class's ``IGNORED_KEYS`` (key -> why: research keys without effect here, such as ``profile``) are
+accepted, and dropped with an info line saying why.
 
 The tables are filled by the classes' own modules (``@register_optimizer(name)``,
 ``@register_problem(name)``); ``dinno_ros.core.learning.registry`` imports those modules, so the
@@ -41,17 +42,18 @@ class Registry:
         self.kind, self.section, self.key, self.base_name = kind, section, key, base_name
         self.base: type | None = None
         self._classes: dict[str, type] = {}
+        self._aliases: dict[str, str] = {}  # another name -> the registered name
 
     def set_base(self, base: type) -> type:
         """Class decorator: make ``base`` the class every registered class must subclass."""
         self.base = base
         return base
 
-    def register(self, name: str) -> Callable[[type], type]:
-        """Return a class decorator registering its class under ``name``."""
+    def register(self, name: str, aliases: tuple[str, ...] = ()) -> Callable[[type], type]:
+        """Return a class decorator registering its class under ``name`` (and ``aliases``)."""
 
         def decorator(cls: type) -> type:
-            if name in self._classes:
+            if name in self._classes or any(a in self.names() for a in aliases):
                 raise ValueError(
                     f"{self.kind} '{name}' is already registered by {self._classes[name].__name__}"
                 )
@@ -67,17 +69,20 @@ class Registry:
                 )
             cls.name = name
             self._classes[name] = cls
+            self._aliases.update((alias, name) for alias in aliases)
             return cls
 
         return decorator
 
     def names(self) -> list[str]:
-        """Return the registered names, sorted."""
-        return sorted(self._classes)
+        """Return the registered names and aliases, sorted."""
+        return sorted([*self._classes, *self._aliases])
 
     def get(self, name: Any, where: str | None = None) -> type:
-        """Return the class registered under ``name`` (errors name ``where``)."""
-        if name not in self._classes:
+        """Return the class registered under ``name`` or an alias of it (errors name ``where``)."""
+        if isinstance(name, str):
+            name = self._aliases.get(name, name)
+        if not isinstance(name, str) or name not in self._classes:
             where = where or f'{self.section}.{self.key}'
             raise ValueError(f'{where}: unknown {name!r}; allowed: {", ".join(self.names())}')
         return self._classes[name]
@@ -99,13 +104,13 @@ OPTIMIZERS = Registry('optimizer', 'optimizer_config', 'alg_name', 'RobotOptimiz
 PROBLEMS = Registry('problem', 'problem', 'problem_name', 'Problem')
 
 
-def register_optimizer(name: str) -> Callable[[type], type]:
+def register_optimizer(name: str, aliases: tuple[str, ...] = ()) -> Callable[[type], type]:
     """
     Class decorator: register a ``RobotOptimizer`` subclass under ``name``.
 
-    ``name`` is the YAML ``alg_name``.
+    ``name`` (or one of ``aliases``) is the YAML ``alg_name``.
     """
-    return OPTIMIZERS.register(name)
+    return OPTIMIZERS.register(name, aliases)
 
 
 def register_problem(name: str) -> Callable[[type], type]:
@@ -237,16 +242,16 @@ def parse_dataclass(cls: type[T], mapping: Mapping[str, Any], section: str) -> T
     if not isinstance(mapping, Mapping):
         raise ValueError(f'{section}: expected a mapping, got {type(mapping).__name__}')
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    ignored = set(getattr(cls, 'IGNORED_KEYS', ()))
+    ignored = dict(getattr(cls, 'IGNORED_KEYS', {}))
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in mapping.items():
         where = f'{section}.{key}'
         if key in ignored:
-            logger.debug('%s ignored (a seed key without effect here)', where)
+            logger.info('%s: ignored (%s)', where, ignored[key])
             continue
         if key not in fields:
-            allowed = sorted(set(fields) | ignored)
+            allowed = sorted(set(fields) | set(ignored))
             raise ValueError(f'{where}: unknown key; allowed: {", ".join(allowed)}')
         value = _coerce(value, hints[key], where)
         _check_range(value, fields[key].metadata, where)

@@ -22,6 +22,9 @@ from ..schema import OPTIMIZERS
 
 logger = logging.getLogger(__name__)
 
+# why the research code's optimizer key ``profile`` is accepted and has no effect
+PROFILE_IGNORED = "the research code's profiler switch; time runs with the bench/ scripts"
+
 
 @dataclass(frozen=True)
 class NeighborMessage:

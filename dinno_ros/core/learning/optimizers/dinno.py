@@ -12,7 +12,7 @@ from typing import ClassVar, Mapping
 
 import torch
 
-from .base import LocalProblem, NeighborMessage, RobotOptimizer
+from .base import LocalProblem, NeighborMessage, PROFILE_IGNORED, RobotOptimizer
 from .schedules import lr_at, LR_DECAY_TYPES, make_primal_optimizer, PRIMAL_OPTIMIZERS, set_lr
 from ..schema import register_optimizer, spec
 
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 class DiNNOConfig:
     """The research code's ``optimizer_config`` keys for ``alg_name: dinno``."""
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('profile',)
+    IGNORED_KEYS: ClassVar[dict[str, str]] = {'profile': PROFILE_IGNORED}
 
     rho_init: float = spec(0.5, min=0.0)  # initial ADMM penalty
     rho_scaling: float = spec(1.0003, gt=0.0)  # rho <- rho * rho_scaling once per round
@@ -60,7 +60,7 @@ class DiNNOConfig:
         return lr_at(round_k, start, finish, self.outer_iterations, self.lr_decay_type)
 
 
-@register_optimizer('dinno')
+@register_optimizer('dinno', aliases=('cadmm',))  # cadmm: the research code's name
 class DiNNO(RobotOptimizer):
     """
     Robot i's DiNNO state.

@@ -11,7 +11,7 @@ from typing import ClassVar, Mapping
 
 import torch
 
-from .base import LocalProblem, NeighborMessage, RobotOptimizer
+from .base import LocalProblem, NeighborMessage, PROFILE_IGNORED, RobotOptimizer
 from ..graphs import metropolis_weights
 from ..schema import register_optimizer, spec
 
@@ -20,7 +20,7 @@ from ..schema import register_optimizer, spec
 class DSGDConfig:
     """The research code's ``optimizer_config`` keys for ``alg_name: dsgd``."""
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('profile',)
+    IGNORED_KEYS: ClassVar[dict[str, str]] = {'profile': PROFILE_IGNORED}
 
     alpha0: float = spec(0.005, gt=0.0)  # initial step size
     mu: float = spec(0.001, min=0.0)  # alpha <- alpha * (1 - mu * alpha) after every round

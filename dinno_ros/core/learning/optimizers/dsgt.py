@@ -11,7 +11,7 @@ from typing import ClassVar, Mapping
 
 import torch
 
-from .base import LocalProblem, NeighborMessage, RobotOptimizer
+from .base import LocalProblem, NeighborMessage, PROFILE_IGNORED, RobotOptimizer
 from .dsgd import mix
 from ..schema import register_optimizer, spec
 
@@ -20,7 +20,7 @@ from ..schema import register_optimizer, spec
 class DSGTConfig:
     """The research code's ``optimizer_config`` keys for ``alg_name: dsgt``."""
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('profile',)
+    IGNORED_KEYS: ClassVar[dict[str, str]] = {'profile': PROFILE_IGNORED}
 
     alpha: float = spec(0.005, gt=0.0)  # step size
     init_grads: bool = (

@@ -76,7 +76,10 @@ class DatasetSection:
 class DensityConfig:
     """Keys of a lidar experiment's ``experiment:`` section and a pair's batch sizes."""
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ('data_dir', 'data_split_type')
+    IGNORED_KEYS: ClassVar[dict[str, str]] = {
+        'data_dir': 'MNIST data; the density problem learns from its own scans',
+        'data_split_type': 'MNIST data; each robot learns from its own scans',
+    }
 
     map: MapSection = field(default_factory=MapSection)  # noqa: A003 (the research YAML's key)
     model: DensityModelConfig = field(default_factory=DensityModelConfig)

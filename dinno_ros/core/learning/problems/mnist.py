@@ -7,7 +7,8 @@ Data comes from ``data_dir``: the torchvision layout (``MNIST/raw``) or plain ID
 With the training files present, train = the 60,000 training digits and validation = the 10,000
 test digits; with only ``t10k-*`` files (the shared data), the 10,000 test digits are split once,
 by a fixed permutation, into ``num_train`` training digits and the rest for validation.
-``download: true`` fetches through torchvision.
+Missing files are fetched through torchvision as the research code did: by default only when the
+folder holds no MNIST files at all (``download: true``: whatever is missing; ``false``: never).
 
 The problem's data (:class:`MNISTData`: the digits, each node's share and, with a ``map:``, the
 robots' :class:`~.world.World`) is shareable between problems; the world is built when a motion is
@@ -56,7 +57,7 @@ class MNISTConfig:
     From the research code's ``experiment:`` section and a pair's batch sizes.
     """
 
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ()
+    IGNORED_KEYS: ClassVar[dict[str, str]] = {}
 
     data_dir: str = 'data'  # torchvision root or a folder of IDX .gz files
     data_split_type: str = spec(
@@ -69,7 +70,7 @@ class MNISTConfig:
     num_train: int = spec(
         8000, min=1
     )  # t10k-only data: digits in the training part (rest: validation)
-    download: bool = False  # let torchvision download when the files are missing
+    download: bool | None = None  # None: when no files at all; true: what is missing; false: never
     # optional world: with a map the robots also drive their routes and scan (the swarm; disk
     # graphs)
     map: MapSection | None = None  # noqa: A003 (the research code's YAML key)
@@ -131,25 +132,21 @@ def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, t
     return (x - MNIST_MEAN) / MNIST_STD, torch.from_numpy(labels.astype(np.int64))
 
 
-def load_mnist(data_dir: str | Path, num_train: int = 8000, download: bool = False):
+def load_mnist(data_dir: str | Path, num_train: int = 8000, download: bool | None = False):
     """
     Load ((train_x, train_y), (val_x, val_y)).
 
-    Normalised float images (N, 1, 28, 28) and int64 labels.
+    Normalised float images (N, 1, 28, 28) and int64 labels. ``download``: see ``MNISTConfig``.
     """
     data_dir = Path(data_dir)
     test = _load_pair(data_dir, 't10k')
     train = _load_pair(data_dir, 'train')
-    if (test is None or train is None) and download:
-        from torchvision import datasets
-
-        for is_train in (True, False):
-            datasets.MNIST(str(data_dir), train=is_train, download=True)
+    if test is None and download is None or (test is None or train is None) and download:
+        fetch_mnist(data_dir)
         test, train = _load_pair(data_dir, 't10k'), _load_pair(data_dir, 'train')
     if test is None:
         raise FileNotFoundError(
-            f'problem.data_dir: no MNIST files (t10k-images-idx3-ubyte[.gz]) under {data_dir}; '
-            'set download: true where a network exists'
+            f'problem.data_dir: no MNIST files (t10k-images-idx3-ubyte[.gz]) under {data_dir}'
         )
     if train is not None:
         return _to_tensors(*train), _to_tensors(*test)
@@ -161,6 +158,21 @@ def load_mnist(data_dir: str | Path, num_train: int = 8000, download: bool = Fal
     order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
     tr, va = order[:num_train], order[num_train:]
     return _to_tensors(images[tr], labels[tr]), _to_tensors(images[va], labels[va])
+
+
+def fetch_mnist(data_dir: Path) -> None:
+    """Download MNIST into ``data_dir`` through torchvision; errors name ``problem.data_dir``."""
+    from torchvision import datasets  # only here: most runs never download
+
+    logger.info('MNIST: no files under %s, downloading', data_dir)
+    try:
+        for is_train in (True, False):
+            datasets.MNIST(str(data_dir), train=is_train, download=True)
+    except (OSError, RuntimeError) as exc:
+        raise FileNotFoundError(
+            f'problem.data_dir: no MNIST files (t10k-images-idx3-ubyte[.gz]) under {data_dir} '
+            f'and the download failed ({str(exc).splitlines()[-1]}); put the IDX files there'
+        ) from exc
 
 
 def split_indices(
