@@ -43,7 +43,7 @@ def swarm_config(tmp_path: Path, rounds: int, graph: dict, **swarm) -> Path:
         'train_batch_size': 256,
         'val_batch_size': 4096,
         'evaluate_frequency': 5,
-        'metrics': ['forward_pass_count', 'validation_loss', 'consensus_error'],
+        'metrics': ['forward_pass_count', 'validation_loss', 'consensus_error', 'map_iou'],
         'optimizer_config': {
             'alg_name': 'dinno',
             'outer_iterations': rounds,
@@ -173,6 +173,9 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late):
     for a, b in zip(ros['consensus_error'], offline['consensus_error']):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), (a, b)
     assert ros['forward_pass_count'] == offline['forward_pass_count']
+    for a, b in zip(ros['map_iou'], offline['map_iou']):  # the same coverage, the same maps
+        assert torch.allclose(a, b, atol=1e-6), (a, b)
+    assert ros['map_iou_columns'][0] == 'miou_seen' and 0.0 < float(ros['map_iou'][-1][0, 0])
 
 
 def robot_pid(config: Path, robot: int) -> int | None:

@@ -103,8 +103,11 @@ def test_truth_grid_and_map_quality():
     assert truth[0, 0] and not truth[5, 5]
     perfect = map_quality(truth.astype(float), truth)
     assert perfect['accuracy'] == 1.0 and perfect['iou'] == 1.0
+    assert perfect['miou'] == perfect['iou_free'] == 1.0
     empty = map_quality(np.zeros(truth.shape), truth)
     assert empty['iou'] == 0.0 and 0 < empty['accuracy'] < 1
+    free = 1.0 - truth.mean()  # all free: the free class's IoU is the free fraction
+    assert empty['iou_free'] == pytest.approx(free) and empty['miou'] == pytest.approx(free / 2)
     seen = np.zeros(truth.shape, dtype=bool)
     seen[5:10, 5:10] = True  # free only: a map of all zeros is perfect there
     assert map_quality(torch.zeros(600), truth, seen)['accuracy'] == 1.0

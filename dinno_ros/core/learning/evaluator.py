@@ -114,6 +114,16 @@ def current_position(ev: Evaluation) -> Metric:
     return Metric(torch.tensor(np.stack(pos), dtype=torch.float64))
 
 
+def map_iou(ev: Evaluation) -> Metric:
+    """Compare the learned maps with the true map where the lidars have looked, and everywhere."""
+    evaluator = ev.evaluator
+    seen = evaluator.coverage.mask
+    values = torch.stack([evaluator.problem.map_iou(r.model, seen) for r in ev.robots])
+    summary = {'map_miou_seen_mean': float(values[:, 0].mean())}
+    summary['map_miou_mean'] = float(values[:, 3].mean())
+    return Metric(values, summary, f'mIoU seen: {_range(values[:, 0], ".3f")}')
+
+
 def current_graph(ev: Evaluation) -> Metric:
     edges = sorted((min(u, v), max(u, v)) for u, v in ev.graph.edges)
     return Metric(torch.tensor(edges, dtype=torch.int64).reshape(-1, 2))
@@ -129,6 +139,7 @@ METRICS: dict[str, Callable[[Evaluation], Metric | None]] = {
     'mesh_grid_density': mesh_grid_density,
     'current_position': current_position,
     'current_graph': current_graph,
+    'map_iou': map_iou,
 }
 
 
@@ -155,14 +166,18 @@ class Evaluator:
         self._decay = min(max(1.0 - pair.metrics_config.tloss_decay, 0.0), 0.999999)
         self.train_loss_averages: dict[int, MovingAverage] = {}
         self.summary: list[dict[str, float]] = []
+        # what the robots' lidars have seen so far (map_iou)
+        self.coverage = problem.coverage() if 'map_iou' in self.names else None
 
     def due(self, k: int) -> bool:
         return (k + 1) % self.pair.eval_every == 0 or k == self.rounds - 1
 
-    def observe(self, losses: Mapping[int, float]) -> None:
-        """Per-round bookkeeping: robot -> its training loss this round."""
+    def observe(self, losses: Mapping[int, float], poses: Sequence[np.ndarray] = ()) -> None:
+        """Per-round bookkeeping: robot -> its training loss, and the robots' (x, y, yaw) poses."""
         for robot_id, loss in losses.items():
             self.train_loss_averages.setdefault(robot_id, MovingAverage(self._decay)).update(loss)
+        if self.coverage is not None and len(poses):
+            self.problem.add_coverage(self.coverage, np.stack(poses))
 
     def evaluate(self, k: int, robots: Sequence[RobotView], graph: nx.Graph) -> dict[str, float]:
         """Append every configured metric of round k; return the round's summary row."""
@@ -187,6 +202,6 @@ class Evaluator:
         """Return the research code's results dict (plain tensors, lists, numbers)."""
         out = dict(self.metrics)
         extra = getattr(self.problem, 'results_extras', None)
-        if callable(extra) and 'mesh_grid_density' in self.names:
+        if callable(extra) and {'mesh_grid_density', 'map_iou'} & set(self.names):
             out.update(extra())
         return out

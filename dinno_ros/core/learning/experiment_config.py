@@ -55,6 +55,7 @@ PROBLEM_METRICS = {  # metrics only one problem can evaluate
     'top1_accuracy': ('mnist',),
     'mesh_grid_density': ('density',),
     'current_position': ('density',),
+    'map_iou': ('density',),
 }
 
 

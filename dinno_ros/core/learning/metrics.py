@@ -4,7 +4,8 @@ Evaluation metrics with the research code's names.
 All take plain tensors so the ROS monitor can use them too.
 
 Names: forward_pass_count, validation_loss, consensus_error, top1_accuracy, current_epoch,
-train_loss_moving_average, mesh_grid_density, current_position, current_graph.
+train_loss_moving_average, mesh_grid_density, current_position, current_graph; and map_iou (the
+learned map against the true one, where the robots' lidars have looked and over the whole map).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ METRIC_NAMES = (
     'mesh_grid_density',
     'current_position',
     'current_graph',
+    'map_iou',
 )
 
 

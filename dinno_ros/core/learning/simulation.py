@@ -99,13 +99,13 @@ def run_rounds(
             'num_edges': graph.number_of_edges(),
         }
         if evaluator is not None:
-            evaluator.observe(
-                {
-                    a.robot_id: i['train_loss']
-                    for a, i in zip(swarm.agents, infos)
-                    if 'train_loss' in i
-                }
-            )
+            losses = {
+                a.robot_id: i['train_loss']
+                for a, i in zip(swarm.agents, infos)
+                if 'train_loss' in i
+            }
+            poses = [a.position for a in swarm.agents if a.position is not None]
+            evaluator.observe(losses, poses)
             if evaluator.due(k):
                 record['fiedler'] = fiedler_value(graph)
                 record['eval'] = evaluator.evaluate(k, [a.view() for a in swarm.agents], graph)

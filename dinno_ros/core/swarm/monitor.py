@@ -220,6 +220,8 @@ class SwarmMonitor:
             robot.forward_passes = passes.get(i, robot.forward_passes)
             robot.position = poses.get(i, robot.position)
         report = RoundReport(tag, ids, consensus_error([vectors[i] for i in ids]), lost=lost)
+        if tag >= 1:
+            self.evaluator.observe({}, list(poses.values()))  # what the lidars saw in round k
         if tag >= 1 and self.evaluator.due(k):
             agents = [self.robots[i] for i in ids]
             report.evaluation = self.evaluator.evaluate(k, agents, self._graph(k, ids))
@@ -294,7 +296,12 @@ def fmt_report(r: RoundReport) -> str:
     """One log line for a round, in the research code's style."""
     line = f'round {r.round_k}: consensus {r.consensus["min"]:.3e} - {r.consensus["max"]:.3e}'
     if r.evaluation:
-        for key, label in (('validation_loss_mean', 'val loss'), ('top1_accuracy_mean', 'top1')):
+        labels = (
+            ('validation_loss_mean', 'val loss'),
+            ('top1_accuracy_mean', 'top1'),
+            ('map_miou_seen_mean', 'mIoU seen'),
+        )
+        for key, label in labels:
             if key in r.evaluation and not math.isnan(r.evaluation[key]):
                 line += f' | {label} {r.evaluation[key]:.4f}'
     if r.lost:

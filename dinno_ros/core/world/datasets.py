@@ -151,9 +151,10 @@ def map_quality(
     seen_mask: np.ndarray | None = None,
 ) -> dict[str, float]:
     """
-    Accuracy and IoU (occupied class) of a predicted map thresholded at 0.5.
+    Accuracy and IoUs of a predicted map thresholded at 0.5, only inside ``seen_mask``.
 
-    Only inside ``seen_mask``.
+    ``iou`` (= ``iou_occupied``) of the occupied class, ``iou_free`` of the free class, ``miou``
+    their mean, and ``seen_fraction`` of the map inside the mask.
     """
     if isinstance(pred_prob_on_grid, torch.Tensor):
         pred_prob_on_grid = pred_prob_on_grid.detach().cpu().numpy()
@@ -167,14 +168,23 @@ def map_quality(
         raise ValueError(f'seen_mask shape {mask.shape} differs from truth shape {truth.shape}')
     p, t = pred[mask], truth[mask].astype(bool)
     if p.size == 0:
-        return {'accuracy': float('nan'), 'iou': float('nan'), 'seen_fraction': 0.0}
-    union = np.count_nonzero(p | t)
-    iou = np.count_nonzero(p & t) / union if union else 1.0
+        nan = float('nan')
+        keys = ('accuracy', 'iou', 'iou_occupied', 'iou_free', 'miou')
+        return {**dict.fromkeys(keys, nan), 'seen_fraction': 0.0}
+    occupied, free = _iou(p, t), _iou(~p, ~t)
     return {
         'accuracy': float(np.mean(p == t)),
-        'iou': float(iou),
+        'iou': occupied,
+        'iou_occupied': occupied,
+        'iou_free': free,
+        'miou': 0.5 * (occupied + free),
         'seen_fraction': float(mask.mean()),
     }
+
+
+def _iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    union = np.count_nonzero(pred | truth)
+    return float(np.count_nonzero(pred & truth) / union) if union else 1.0
 
 
 @nb.njit(cache=True)

@@ -26,7 +26,7 @@ import logging
 import math
 from typing import Any, ClassVar
 
-from dinno_ros.core.world.datasets import OnlineScanDataset
+from dinno_ros.core.world.datasets import map_quality, OnlineScanDataset, SeenMask
 from dinno_ros.core.world.grid import GridMap
 from dinno_ros.core.world.lidar import Lidar
 import numpy as np
@@ -48,6 +48,15 @@ from ..metrics import mesh_grid_density
 from ..schema import register_problem, spec
 
 logger = logging.getLogger(__name__)
+
+MAP_IOU_COLUMNS = (
+    'miou_seen',
+    'iou_occupied_seen',
+    'iou_free_seen',
+    'miou_map',
+    'iou_occupied_map',
+    'iou_free_map',
+)
 
 
 @dataclass(frozen=True)
@@ -215,7 +224,13 @@ class DensityProblem(Problem):
     """Distributed lidar mapping: robots drive their own routes through one floorplan."""
 
     config_cls = DensityConfig
-    metric_names = ('validation_loss', 'current_epoch', 'mesh_grid_density', 'current_position')
+    metric_names = (
+        'validation_loss',
+        'current_epoch',
+        'mesh_grid_density',
+        'current_position',
+        'map_iou',
+    )
 
     def __init__(
         self, config, num_nodes: int, seed: int = 0, device='cpu', data: World | None = None
@@ -311,6 +326,32 @@ class DensityProblem(Problem):
             dtype=torch.float32,
         )
 
+    def coverage(self) -> SeenMask:
+        """Return an empty record of the mesh cells the robots' lidars have seen."""
+        return SeenMask(self.grid, self.lidar, step_px=self.config.mesh_stride, num_beams=360)
+
+    def add_coverage(self, coverage: SeenMask, poses: np.ndarray) -> None:
+        """Mark what the lidar sees from these world (x, y, yaw) poses."""
+        poses = np.atleast_2d(np.asarray(poses, dtype=np.float64))
+        if len(poses):
+            pixels = self.grid.world_to_pixel(poses[:, :2])
+            coverage.add(np.column_stack([pixels, poses[:, 2]]))
+
+    def map_iou(self, model: nn.Module, seen: np.ndarray) -> torch.Tensor:
+        """
+        Return the learned map's IoUs against the true map, thresholded at 0.5, on the mesh.
+
+        ``[mIoU, IoU occupied, IoU free]`` inside ``seen``, then the same over the whole map
+        (:data:`MAP_IOU_COLUMNS`).
+        """
+        density = self.mesh_grid_density(model).numpy()
+        truth = self.true_mesh().numpy() > 0.5
+        values = []
+        for mask in (seen, None):
+            q = map_quality(density, truth, mask)
+            values += [q['miou'], q['iou_occupied'], q['iou_free']]
+        return torch.tensor(values, dtype=torch.float64)
+
     def results_extras(self) -> dict[str, Any]:
         """
         Return what a results file needs to draw the learned map.
@@ -323,6 +364,7 @@ class DensityProblem(Problem):
             'true_mesh': self.true_mesh(),
             'map_resolution': float(self.grid.resolution),
             'map_size_px': [self.grid.width, self.grid.height],
+            'map_iou_columns': list(MAP_IOU_COLUMNS),
         }
 
 
