@@ -198,10 +198,10 @@ def test_killed_robot_does_not_stall_the_swarm(tmp_path, ros_env):
     config.write_text(yaml.safe_dump(data))
     proc, lines = start_swarm(config, ros_env, tmp_path)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not any(
-        re.search(r'\[monitor\].*round 5: consensus', line) for line in lines
+    while time.monotonic() < deadline and not any(  # robot 2 is under way: kill it
+        re.search(r'\[robot_2/robot\].*round 4: train_loss', line) for line in lines
     ):
-        time.sleep(0.2)
+        time.sleep(0.05)
     pid = robot_pid(config, 2)
     assert pid is not None, ''.join(lines)[-3000:]
     os.kill(pid, signal.SIGKILL)
