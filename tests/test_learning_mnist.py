@@ -7,12 +7,18 @@ from pathlib import Path
 from dinno_ros.core.learning import registry
 from dinno_ros.core.learning.agent import RobotAgent
 from dinno_ros.core.learning.metrics import consensus_error, parameters_loaded
-from dinno_ros.core.learning.problems.mnist import MNISTConvNet, MNISTProblem, split_indices
+from dinno_ros.core.learning.problems.mnist import (
+    evaluate_classifier,
+    MNISTConvNet,
+    MNISTProblem,
+    split_indices,
+)
 from dinno_ros.core.learning.round import RoundGraph
 from dinno_ros.core.learning.simulation import OfflineSwarm
 import networkx as nx
 import pytest
 import torch
+import torch.nn.functional as F
 
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'mnist'
 needs_data = pytest.mark.skipif(
@@ -189,3 +195,18 @@ def test_short_dinno_run_beats_chance() -> None:
     ):  # what the ROS monitor does with received vectors
         assert problem.evaluate(template)['top1_accuracy'] == pytest.approx(accs[2])
     assert problem.evaluate(template)['top1_accuracy'] == pytest.approx(start)
+
+
+def test_validation_loss_is_the_research_codes_and_nll_the_mean():
+    """Sum of batch-mean NLLs over the digits (the research code), and the true mean beside it."""
+    torch.manual_seed(0)
+    model = MNISTConvNet()
+    x, y = torch.randn(300, 1, 28, 28), torch.randint(0, 10, (300,))
+    got = evaluate_classifier(model, x, y, batch_size=128)
+    with torch.no_grad():
+        out = model(x)
+    batches = [(0, 128), (128, 256), (256, 300)]
+    means = [float(F.nll_loss(out[a:b], y[a:b])) for a, b in batches]
+    assert got['validation_loss'] == pytest.approx(sum(means) / 300, rel=1e-5)
+    assert got['validation_nll'] == pytest.approx(float(F.nll_loss(out, y)), rel=1e-5)
+    assert got['top1_accuracy'] == pytest.approx(float((out.argmax(1) == y).float().mean()))

@@ -133,6 +133,7 @@ METRICS: dict[str, Callable[[Evaluation], Metric | None]] = {
     'consensus_error': consensus,
     'validation_loss': validation_metric('validation_loss', 'Val Loss', '.4f'),
     'top1_accuracy': validation_metric('top1_accuracy', 'Top1', '.2f'),
+    'validation_nll': validation_metric('validation_nll', 'Val NLL', '.4f'),
     'forward_pass_count': forward_pass_count,
     'current_epoch': current_epoch,
     'train_loss_moving_average': train_loss_moving_average,

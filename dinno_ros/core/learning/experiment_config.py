@@ -56,6 +56,7 @@ PROBLEM_METRICS = {  # metrics only one problem can evaluate
     'mesh_grid_density': ('density',),
     'current_position': ('density',),
     'map_iou': ('density',),
+    'validation_nll': ('mnist',),
 }
 
 

@@ -5,7 +5,8 @@ All take plain tensors so the ROS monitor can use them too.
 
 Names: forward_pass_count, validation_loss, consensus_error, top1_accuracy, current_epoch,
 train_loss_moving_average, mesh_grid_density, current_position, current_graph; and map_iou (the
-learned map against the true one, where the robots' lidars have looked and over the whole map).
+learned map against the true one, where the robots' lidars have looked and over the whole map) and
+validation_nll (MNIST: the mean NLL per digit, beside the research code's validation_loss).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ METRIC_NAMES = (
     'current_position',
     'current_graph',
     'map_iou',
+    'validation_nll',
 )
 
 

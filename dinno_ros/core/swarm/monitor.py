@@ -225,7 +225,7 @@ class SwarmMonitor:
         if tag >= 1 and self.evaluator.due(k):
             agents = [self.robots[i] for i in ids]
             report.evaluation = self.evaluator.evaluate(k, agents, self._graph(k, ids))
-            for name in ('validation_loss', 'top1_accuracy'):
+            for name in ('validation_loss', 'validation_nll', 'top1_accuracy'):
                 if name in self.evaluator.metrics and self.evaluator.metrics[name]:
                     report.per_robot[name] = [float(v) for v in self.evaluator.metrics[name][-1]]
         self.reports.append(report)
