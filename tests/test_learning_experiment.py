@@ -373,7 +373,7 @@ def test_tiny_lidar_experiment_end_to_end(tmp_path):
     assert (out / 'tiny.yaml').read_text() == src.read_text()
     for name in ('dinno', 'dsgd', 'dsgt'):
         metrics = torch.load(out / f'{name}_results.pt', weights_only=True)
-        assert metrics['evaluation_rounds'] == [8, 16, 24]
+        assert metrics['evaluation_rounds'] == [0, 8, 16, 24]  # the initial models too
         assert metrics['consensus_error'][-1].shape == (3, 3)
         assert metrics['validation_loss'][-1].shape == (3,)
         assert len(metrics['mesh_grid_density']) == 1  # mesh_only_at_end
@@ -489,7 +489,7 @@ def test_the_research_codes_template_runs_unchanged(tmp_path, monkeypatch, share
     assert out.name.endswith('_dist_cnn_cadmm_scaled_v_const')
     assert (out / template.name).read_bytes() == template.read_bytes()
     results = torch.load(out / 'vanilla_cadmm_results.pt', weights_only=True)
-    assert results['alg_name'] == 'cadmm' and results['evaluation_rounds'] == [20, 30]
+    assert results['alg_name'] == 'cadmm' and results['evaluation_rounds'] == [0, 20, 30]
     assert float(results['top1_accuracy'][-1].mean()) > 0.3  # 5 robots, hetero, 30 rounds
 
 

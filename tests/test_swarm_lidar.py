@@ -129,11 +129,11 @@ def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
     assert sorted(consensus) == list(range(31))
     assert consensus[30] < 0.5 * consensus[0], consensus
     val = [float(m[2]) for m in VAL.finditer(out)]
-    assert len(val) == 6 and val[-1] < val[0], val
+    assert len(val) == 7 and val[-1] < val[0], val  # the initial models, then every 5 rounds
 
     results = torch.load(results_file(tmp_path, 'dinno'), weights_only=True)
-    assert results['evaluation_rounds'] == [5, 10, 15, 20, 25, 30]
-    assert len(results['validation_loss']) == 6 and results['lost_robots'] == []
+    assert results['evaluation_rounds'] == [0, 5, 10, 15, 20, 25, 30]
+    assert len(results['validation_loss']) == 7 and results['lost_robots'] == []
     assert list(tmp_path.glob('results/*/validation_loss_consensus.png'))
 
 
@@ -167,7 +167,7 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late):
         late=spec.section.late_messages,
         lost_after_rounds=spec.section.lost_after_rounds,
     )
-    assert ros['evaluation_rounds'] == offline['evaluation_rounds'] == [5, 10]
+    assert ros['evaluation_rounds'] == offline['evaluation_rounds'] == [0, 5, 10]
     for a, b in zip(ros['validation_loss'], offline['validation_loss']):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a, b)
     for a, b in zip(ros['consensus_error'], offline['consensus_error']):

@@ -19,6 +19,7 @@ import torch
 
 from .agent import RobotView
 from .experiment_config import PairConfig
+from .graphs import fiedler_value
 from .metrics import consensus_error, MovingAverage
 from .problems.base import Problem
 
@@ -39,7 +40,7 @@ class Evaluation:
     """What the metrics of one evaluation see."""
 
     evaluator: Evaluator
-    round_k: int
+    tag: int  # rounds done: 0 = the initial models
     robots: Sequence[RobotView]
     graph: nx.Graph
 
@@ -50,7 +51,7 @@ class Evaluation:
 
     @property
     def at_end(self) -> bool:
-        return self.round_k == self.evaluator.rounds - 1
+        return self.tag == self.evaluator.rounds
 
 
 def _range(values: torch.Tensor, fmt: str) -> str:
@@ -148,6 +149,9 @@ class Evaluator:
     """
     The research code's metrics of one pair, every ``evaluate_frequency`` rounds and at the end.
 
+    As the research code: the models after t rounds for t = 0 (the initial models), f, 2f, ... and
+    the last round's result (``evaluation_rounds`` lists the t evaluated).
+
     ``metrics`` maps each configured name to a list (one entry per evaluation) of plain tensors /
     numbers, as the research code's ``[problem_name]_results.pt``; ``evaluation_rounds`` lists the
     rounds evaluated; ``summary`` holds one row of summaries per evaluation.
@@ -170,8 +174,9 @@ class Evaluator:
         # what the robots' lidars have seen so far (map_iou)
         self.coverage = problem.coverage() if 'map_iou' in self.names else None
 
-    def due(self, k: int) -> bool:
-        return (k + 1) % self.pair.eval_every == 0 or k == self.rounds - 1
+    def due(self, tag: int) -> bool:
+        """Return whether the models after ``tag`` rounds are evaluated."""
+        return tag % self.pair.eval_every == 0 or tag == self.rounds
 
     def observe(self, losses: Mapping[int, float], poses: Sequence[np.ndarray] = ()) -> None:
         """Per-round bookkeeping: robot -> its training loss, and the robots' (x, y, yaw) poses."""
@@ -180,10 +185,10 @@ class Evaluator:
         if self.coverage is not None and len(poses):
             self.problem.add_coverage(self.coverage, np.stack(poses))
 
-    def evaluate(self, k: int, robots: Sequence[RobotView], graph: nx.Graph) -> dict[str, float]:
-        """Append every configured metric of round k; return the round's summary row."""
-        ev = Evaluation(self, k, robots, graph)
-        row: dict[str, float] = {'round': float(k + 1)}
+    def evaluate(self, tag: int, robots: Sequence[RobotView], graph: nx.Graph) -> dict[str, float]:
+        """Append every configured metric of the models after ``tag`` rounds; return a summary."""
+        ev = Evaluation(self, tag, robots, graph)
+        row: dict[str, float] = {'round': float(tag), 'fiedler': fiedler_value(graph)}
         lines = []
         for name in self.names:
             metric = METRICS[name](ev)
@@ -193,10 +198,10 @@ class Evaluator:
             row.update(metric.summary)
             if metric.line:
                 lines.append(metric.line)
-        self.metrics['evaluation_rounds'].append(k + 1)
+        self.metrics['evaluation_rounds'].append(tag)
         self.summary.append(row)
         if self.pair.verbose_evals:
-            logger.info('%s round %d | %s |', self.label, k + 1, ' | '.join(lines))
+            logger.info('%s round %d | %s |', self.label, tag, ' | '.join(lines))
         return row
 
     def results(self) -> dict[str, Any]:

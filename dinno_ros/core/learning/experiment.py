@@ -156,7 +156,7 @@ def run_pair(
     metrics['round_train_loss'] = torch.tensor(
         [r['train_loss'] for r in records], dtype=torch.float64
     )
-    metrics['fiedler'] = [float(r['fiedler']) for r in records if 'fiedler' in r]
+    metrics['fiedler'] = [row['fiedler'] for row in evaluator.summary]
     metrics['alg_name'] = pair.alg_name
     if models is not None:
         states = {f'robot_{a.robot_id}': a.model.state_dict() for a in agents}

@@ -17,7 +17,6 @@ import torch
 
 from .agent import Observation, RobotAgent
 from .evaluator import Evaluator
-from .graphs import fiedler_value
 from .round import RobotRound, RoundGraph, StateReport
 
 logger = logging.getLogger(__name__)
@@ -63,6 +62,14 @@ class OfflineSwarm:
     def agents(self) -> list[RobotAgent]:
         return [r.agent for r in self.robots]
 
+    def poses(self) -> list:
+        """Return where the moving robots are now: (x, y, yaw) each."""
+        return [a.position for a in self.agents if a.position is not None]
+
+    def views(self) -> list:
+        """Return what the metrics need of each robot now."""
+        return [a.view() for a in self.agents]
+
     def run_round(self, k: int) -> tuple[list[dict[str, float]], nx.Graph]:
         """Run round k on every robot; return their step infos and the round's graph."""
         for robot in self.robots:
@@ -72,6 +79,13 @@ class OfflineSwarm:
             robot.send(k, positions)
         infos = [robot.finish(k, timeout=0.0) for robot in self.robots]
         return infos, self.graph.at(positions)
+
+
+def evaluate_now(swarm: OfflineSwarm, evaluator: Evaluator, tag: int) -> dict[str, float]:
+    """Evaluate the robots as they are, after ``tag`` rounds (the graph of their positions)."""
+    evaluator.observe({}, swarm.poses())
+    positions = {r.robot_id: r.xy() for r in swarm.robots}
+    return evaluator.evaluate(tag, swarm.views(), swarm.graph.at(positions))
 
 
 def run_rounds(
@@ -85,11 +99,14 @@ def run_rounds(
     """
     Run rounds ``start .. start+rounds-1``; returns one record per round.
 
-    A record holds ``round``, ``train_loss`` (per robot), ``forward_passes``, ``num_edges``,
-    ``fiedler`` (only on evaluation rounds, it costs an eigendecomposition) and the evaluator's
-    summary when it evaluated. ``progress`` is an optional tqdm-like object updated once per round.
+    A record holds ``round``, ``train_loss`` (per robot), ``forward_passes``, ``num_edges`` and,
+    when the models after the round were evaluated, the evaluator's summary ``eval``. Starting at
+    round 0, the initial models are evaluated first. ``progress`` is an optional tqdm-like object
+    updated once per round.
     """
     records = []
+    if evaluator is not None and start == 0:
+        evaluate_now(swarm, evaluator, 0)  # the initial models
     for k in range(start, start + rounds):
         infos, graph = swarm.run_round(k)
         record: dict[str, Any] = {
@@ -104,11 +121,9 @@ def run_rounds(
                 for a, i in zip(swarm.agents, infos)
                 if 'train_loss' in i
             }
-            poses = [a.position for a in swarm.agents if a.position is not None]
-            evaluator.observe(losses, poses)
-            if evaluator.due(k):
-                record['fiedler'] = fiedler_value(graph)
-                record['eval'] = evaluator.evaluate(k, [a.view() for a in swarm.agents], graph)
+            evaluator.observe(losses, swarm.poses())
+            if evaluator.due(k + 1):
+                record['eval'] = evaluator.evaluate(k + 1, swarm.views(), graph)
         if callback is not None:
             callback(k, record)
         if progress is not None:

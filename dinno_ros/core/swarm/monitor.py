@@ -197,7 +197,7 @@ class SwarmMonitor:
                 tag = self.next_round
                 vectors = self.vectors.pop(tag)
                 passes = dict(self.forward_passes.get(tag, {}))
-                poses = dict(self.poses.get(tag - 1, {}))
+                poses = dict(self.poses.get(max(tag - 1, 0), {}))  # tag 0: the start poses
                 lost = sorted(self.lost)
                 self.next_round += 1
             out.append(self._report(tag, vectors, passes, poses, lost))
@@ -220,11 +220,10 @@ class SwarmMonitor:
             robot.forward_passes = passes.get(i, robot.forward_passes)
             robot.position = poses.get(i, robot.position)
         report = RoundReport(tag, ids, consensus_error([vectors[i] for i in ids]), lost=lost)
-        if tag >= 1:
-            self.evaluator.observe({}, list(poses.values()))  # what the lidars saw in round k
-        if tag >= 1 and self.evaluator.due(k):
+        self.evaluator.observe({}, list(poses.values()))  # what the lidars saw in round k
+        if self.evaluator.due(tag):
             agents = [self.robots[i] for i in ids]
-            report.evaluation = self.evaluator.evaluate(k, agents, self._graph(k, ids))
+            report.evaluation = self.evaluator.evaluate(tag, agents, self._graph(max(k, 0), ids))
             for name in ('validation_loss', 'validation_nll', 'top1_accuracy'):
                 if name in self.evaluator.metrics and self.evaluator.metrics[name]:
                     report.per_robot[name] = [float(v) for v in self.evaluator.metrics[name][-1]]
