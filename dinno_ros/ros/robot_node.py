@@ -4,8 +4,8 @@ One robot of the swarm as a ROS 2 node (namespace ``robot_<i>``).
 Messages in, core calls, messages out. Each round k (synchronous, see
 ``dinno_ros.core.learning.round``): drive and scan (``RobotAgent.begin_round``), publish ``state``
 and the optimizer's ``weights``, wait for the neighbours' round-k weights (or the timeout), step
-the optimizer (``RobotAgent.finish_round``). Subscriptions run in their own callback group so
-training never blocks receiving.
+the optimizer (``RobotAgent.finish_round``). Training runs on the main thread and the executor
+receives on its own thread, so a step never blocks receiving.
 
 Topics (relative to the namespace): ``weights`` (dinno_msgs/Weights), ``state``
 (dinno_msgs/RobotState), ``scan`` (sensor_msgs/LaserScan), ``pose`` (geometry_msgs/PoseStamped),
@@ -27,8 +27,7 @@ from dinno_ros.core.threads import limit_threads
 from dinno_ros.core.wire import TensorLayout
 from dinno_ros.ros import codec, qos, viz_msgs
 from dinno_ros.ros.lifecycle import run_node
-from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 import torch
 
@@ -58,30 +57,19 @@ class RobotNode(Node):
         self.viz = None
         if self.spec.section.publish_scans and motion is not None:
             self.viz = viz_msgs.RobotViz(self, self.robot_id, motion)
-        group = ReentrantCallbackGroup()
         self.monitor_round = -1
         self.monitor_seen = threading.Event()
         if self.wait_for_monitor:
             self.create_subscription(
-                SwarmMetrics,
-                '/swarm/metrics',
-                self._on_metrics,
-                qos.metrics(),
-                callback_group=group,
+                SwarmMetrics, '/swarm/metrics', self._on_metrics, qos.metrics()
             )
         for j in range(self.spec.num_robots):
             if j == self.robot_id:
                 continue
             self.create_subscription(
-                Weights,
-                f'/robot_{j}/weights',
-                self._on_weights,
-                qos.weights(),
-                callback_group=group,
+                Weights, f'/robot_{j}/weights', self._on_weights, qos.weights()
             )
-            self.create_subscription(
-                RobotState, f'/robot_{j}/state', self._on_state, qos.state(), callback_group=group
-            )
+            self.create_subscription(RobotState, f'/robot_{j}/state', self._on_state, qos.state())
 
     def _on_weights(self, msg: Weights) -> None:
         values = codec.values_or_warn(msg, self.layout, self.get_logger())
@@ -165,8 +153,10 @@ class RobotNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    # training runs on the main thread; two executor threads receive (never blocked by a step)
-    return run_node('robot_node', RobotNode, lambda: MultiThreadedExecutor(num_threads=2), args)
+    # training runs on the main thread; one executor thread receives (never blocked by a step:
+    # the callbacks only decode and file). rclpy's MultiThreadedExecutor busy-polled its futures
+    # here (a robot at 80% CPU doing nothing while a graph probe ran: 880 ms rounds, not 170)
+    return run_node('robot_node', RobotNode, SingleThreadedExecutor, args)
 
 
 if __name__ == '__main__':
