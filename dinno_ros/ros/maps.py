@@ -11,7 +11,7 @@ from nav_msgs.msg import OccupancyGrid
 import numpy as np
 from visualization_msgs.msg import Marker, MarkerArray
 
-__all__ = ['OccupancyGrid', 'occupancy_msg', 'density_msg', 'mesh_quality', 'metrics_text']
+__all__ = ['OccupancyGrid', 'occupancy_msg', 'density_msg', 'metrics_text']
 
 
 def _grid_msg(
@@ -52,18 +52,6 @@ def density_msg(density: np.ndarray, grid: GridMap, stride: int, stamp) -> Occup
     # mesh cell (r, c) covers pixels [r*stride, (r+1)*stride): its bottom edge in world metres
     bottom = grid.origin[1] + (grid.height - h * stride) * grid.resolution
     return _grid_msg(values, grid.resolution * stride, (grid.origin[0], bottom), stamp)
-
-
-def mesh_quality(density: np.ndarray, problem) -> dict[str, float]:
-    """Accuracy and IoU (occupied class) of the learned map thresholded at 0.5, on the mesh."""
-    truth = problem.true_mesh().numpy() > 0.5
-    pred = np.asarray(density) > 0.5
-    inter = np.logical_and(pred, truth).sum()
-    union = np.logical_or(pred, truth).sum()
-    return {
-        'accuracy': float((pred == truth).mean()),
-        'iou': float(inter / union) if union else 1.0,
-    }
 
 
 def metrics_text(text: str, grid: GridMap | None, stamp) -> MarkerArray:

@@ -23,6 +23,7 @@ from dinno_ros.core.swarm.results import write_swarm_results
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.threads import limit_threads
 from dinno_ros.core.wire import TensorLayout
+from dinno_ros.core.world.datasets import map_quality
 from dinno_ros.ros import codec, maps, qos
 from dinno_ros.ros.lifecycle import run_node
 import numpy as np
@@ -144,7 +145,7 @@ class MonitorNode(Node):
         self.learned_pub.publish(
             maps.density_msg(density, problem.grid, problem.config.mesh_stride, stamp)
         )
-        return maps.mesh_quality(density, problem)
+        return map_quality(density, problem.true_mesh().numpy() > 0.5)
 
     def _finish(self, interrupted: bool) -> bool:
         """Log how the run ended, write the results; True when every robot did every round."""

@@ -49,6 +49,12 @@ class Evaluation:
         """Return the problem's validation metrics of every robot (computed once)."""
         return [self.evaluator.problem.evaluate(r.model) for r in self.robots]
 
+    @cached_property
+    def meshes(self) -> torch.Tensor:
+        """Return every robot's learned map on the problem's mesh, [robots, rows, cols]."""
+        problem = self.evaluator.problem
+        return torch.stack([problem.mesh_grid_density(r.model) for r in self.robots])
+
     @property
     def at_end(self) -> bool:
         return self.tag == self.evaluator.rounds
@@ -106,8 +112,7 @@ def train_loss_moving_average(ev: Evaluation) -> Metric:
 def mesh_grid_density(ev: Evaluation) -> Metric | None:
     if not (ev.at_end or not ev.evaluator.pair.metrics_config.mesh_only_at_end):
         return None
-    problem = ev.evaluator.problem
-    return Metric(torch.stack([problem.mesh_grid_density(r.model) for r in ev.robots]))
+    return Metric(ev.meshes)
 
 
 def current_position(ev: Evaluation) -> Metric:
@@ -119,7 +124,7 @@ def map_iou(ev: Evaluation) -> Metric:
     """Compare the learned maps with the true map where the lidars have looked, and everywhere."""
     evaluator = ev.evaluator
     seen = evaluator.coverage.mask
-    values = torch.stack([evaluator.problem.map_iou(r.model, seen) for r in ev.robots])
+    values = torch.stack([evaluator.problem.map_iou(mesh.numpy(), seen) for mesh in ev.meshes])
     summary = {'map_miou_seen_mean': float(values[:, 0].mean())}
     summary['map_miou_mean'] = float(values[:, 3].mean())
     return Metric(values, summary, f'mIoU seen: {_range(values[:, 0], ".3f")}')

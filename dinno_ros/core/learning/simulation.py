@@ -17,7 +17,7 @@ import torch
 
 from .agent import Observation, RobotAgent
 from .evaluator import Evaluator
-from .round import RobotRound, RoundGraph, StateReport
+from .round import Position, RobotRound, RoundGraph, StateReport
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ class OfflineSwarm:
         """Return where the moving robots are now: (x, y, yaw) each."""
         return [a.position for a in self.agents if a.position is not None]
 
+    def positions(self) -> dict[int, Position | None]:
+        """Return each robot's (x, y) now, None for robots that do not move."""
+        return {r.robot_id: r.xy() for r in self.robots}
+
     def views(self) -> list:
         """Return what the metrics need of each robot now."""
         return [a.view() for a in self.agents]
@@ -74,7 +78,7 @@ class OfflineSwarm:
         """Run round k on every robot; return their step infos and the round's graph."""
         for robot in self.robots:
             robot.begin(k)
-        positions = {r.robot_id: r.xy() for r in self.robots}
+        positions = self.positions()
         for robot in self.robots:
             robot.send(k, positions)
         infos = [robot.finish(k, timeout=0.0) for robot in self.robots]
@@ -84,8 +88,7 @@ class OfflineSwarm:
 def evaluate_now(swarm: OfflineSwarm, evaluator: Evaluator, tag: int) -> dict[str, float]:
     """Evaluate the robots as they are, after ``tag`` rounds (the graph of their positions)."""
     evaluator.observe({}, swarm.poses())
-    positions = {r.robot_id: r.xy() for r in swarm.robots}
-    return evaluator.evaluate(tag, swarm.views(), swarm.graph.at(positions))
+    return evaluator.evaluate(tag, swarm.views(), swarm.graph.at(swarm.positions()))
 
 
 def run_rounds(

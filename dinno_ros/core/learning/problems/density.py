@@ -337,14 +337,13 @@ class DensityProblem(Problem):
             pixels = self.grid.world_to_pixel(poses[:, :2])
             coverage.add(np.column_stack([pixels, poses[:, 2]]))
 
-    def map_iou(self, model: nn.Module, seen: np.ndarray) -> torch.Tensor:
+    def map_iou(self, density: np.ndarray, seen: np.ndarray) -> torch.Tensor:
         """
-        Return the learned map's IoUs against the true map, thresholded at 0.5, on the mesh.
+        Return a learned map's IoUs against the true map, thresholded at 0.5, on the mesh.
 
-        ``[mIoU, IoU occupied, IoU free]`` inside ``seen``, then the same over the whole map
-        (:data:`MAP_IOU_COLUMNS`).
+        ``density`` is :meth:`mesh_grid_density`'s. ``[mIoU, IoU occupied, IoU free]`` inside
+        ``seen``, then the same over the whole map (:data:`MAP_IOU_COLUMNS`).
         """
-        density = self.mesh_grid_density(model).numpy()
         truth = self.true_mesh().numpy() > 0.5
         values = []
         for mask in (seen, None):

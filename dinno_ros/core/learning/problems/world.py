@@ -176,7 +176,6 @@ class World:
         seed: int,
     ) -> None:
         num_nodes, seed = int(num_nodes), int(seed)
-        self.map_cfg = map_cfg
         self.lidar_cfg = lidar_cfg
         self.routes_cfg = routes_cfg
         self.val_cfg = val_cfg
