@@ -64,8 +64,7 @@ class SwarmMonitor:
             for i in range(spec.num_robots)
         }
         # the validation data is the monitor's alone: make it now, while the robots wait for us
-        base = self.problem.evaluate(self.problem.base_model())
-        logger.info('base weights: %s', ', '.join(f'{k} {v:.4f}' for k, v in base.items()))
+        _ = self.problem.validation_set
         experiment = spec.experiment
         self.graph = RoundGraph.from_config(experiment.graph, spec.num_robots, experiment.seed)
         self.lost_after = lost_after if lost_after is not None else spec.section.monitor.lost_after
