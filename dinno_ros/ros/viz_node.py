@@ -144,11 +144,15 @@ class VizNode(Node):
         ax_learned.set_xlim(extent[0], extent[1])
         ax_learned.set_ylim(extent[2], extent[3])
         ax_learned.set_title("learned occupancy (monitor, robot 0's model)")
-        if curve:
-            r = np.array(curve)
-            ax_curve.semilogy(r[:, 0], np.maximum(r[:, 2], 1e-12), label='consensus error (max)')
-            ax_curve.semilogy(r[:, 0], np.maximum(r[:, 1], 1e-12), label='consensus error (min)')
+        r = np.array(curve).reshape(-1, 3)
+        r = r[r[:, 2] > 0]  # round 0 is exact consensus (same base weights): not on a log axis
+        if len(r):
+            ax_curve.semilogy(r[:, 0], r[:, 2], label='consensus error (max)')
+            ax_curve.semilogy(
+                r[:, 0], np.where(r[:, 1] > 0, r[:, 1], np.nan), label='consensus error (min)'
+            )
             ax_curve.legend(loc='upper right')
+            ax_curve.grid(alpha=0.3, which='both')
         ax_curve.set_xlabel('round')
         fig.tight_layout()
         path = self.out_dir / f'frame_{len(self.frames):04d}.png'
