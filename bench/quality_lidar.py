@@ -51,7 +51,7 @@ RESOLUTION = 0.015  # metres per pixel of the plan (CubiCasa5k plans: about 1-2 
 NUM_ROBOTS = 7
 
 
-def experiment_dict(args: argparse.Namespace, map_section: dict) -> dict:
+def experiment_dict(args: argparse.Namespace, map_section: dict, algs: list[str]) -> dict:
     metrics = [
         'forward_pass_count',
         'train_loss_moving_average',
@@ -94,9 +94,7 @@ def experiment_dict(args: argparse.Namespace, map_section: dict) -> dict:
             'graph': {'num_nodes': NUM_ROBOTS, 'type': 'disk', 'comm_radius': 1500 * RESOLUTION},
         },
         'problem_configs': {
-            key: pair
-            for key, pair in pair_configs(args, common, dsg_batch).items()
-            if key in args.algs.split(',')
+            key: pair for key, pair in pair_configs(args, common, dsg_batch).items() if key in algs
         },
     }
 
@@ -230,7 +228,10 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     the better of the centralised runs by seen-area mIoU.
     """
     limit_threads(args.threads)
-    config = parse_experiment(experiment_dict(args, map_section()), base_dir=ROOT)
+    algs = [a for a in args.algs.split(',') if a]
+    section = map_section()
+    # every pair in the world's config (routes, base weights); only ``algs`` run
+    config = parse_experiment(experiment_dict(args, section, ['dinno', 'dsgt', 'dsgd']), ROOT)
     print(
         f'settings: {NUM_ROBOTS} robots, {args.rounds} rounds (paper 4000), '
         f'DiNNO batch {args.batch} x {args.primal_iterations} primal Adam steps '
@@ -241,8 +242,9 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         f'{torch.get_num_threads()} torch threads',
         flush=True,
     )
-    result = run_experiment(config, progress=True) if config.pairs else None
-    problem = build_problem(config, next(iter(config.pairs)) if config.pairs else 'dinno')
+    runs = parse_experiment(experiment_dict(args, section, algs), ROOT) if algs else None
+    result = run_experiment(runs, progress=True) if runs else None
+    problem = build_problem(config, 'dinno')
     seen = coverage_mask(problem, args.rounds)
     figures: dict[str, dict[str, float]] = {}
     meshes: dict[str, np.ndarray] = {}
