@@ -78,7 +78,7 @@ def experiment_dict(args: argparse.Namespace, map_section: dict, algs: list[str]
             'device': 'cpu',
             'problem': 'density',
             'map': map_section,
-            'model': {'shape': [2, 256, 64, 64, 64, 1], 'scale': 0.05},
+            'model': {'shape': [2, 256, 64, 64, 64, 1], 'scale': args.scale},
             'loss': 'BCE',
             'lidar': {'num_beams': 20, 'beam_length': 0.2, 'beam_samps': 25},
             'routes': {
@@ -308,6 +308,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--lr-finish', type=float, default=5e-4, help='paper: 1e-4')
     parser.add_argument('--rho-init', type=float, default=0.3, help='paper: 0.3')
     parser.add_argument('--rho-scaling', type=float, default=1.0004, help='paper: 1.0003')
+    parser.add_argument(
+        '--scale',
+        type=float,
+        default=0.05,
+        help='sine frequency scale of the first layer (paper: 0.05)',
+    )
+    parser.add_argument(
+        '--dual-step', type=float, default=1.0, help='dual ascent step / rho (paper: 1.0)'
+    )
     parser.add_argument(
         '--persistent',
         action=argparse.BooleanOptionalAction,

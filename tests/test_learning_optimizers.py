@@ -136,7 +136,8 @@ def test_dinno_adam_log_schedule_converges() -> None:
     assert max_error(robots, central_solution(data)) < 2e-2
 
 
-def test_dinno_round_by_hand() -> None:
+@pytest.mark.parametrize('dual_step, dual, w0, w1', [(1.0, 2.0, 1.8, 1.0), (0.5, 1.0, 1.7, 1.1)])
+def test_dinno_round_by_hand(dual_step: float, dual: float, w0: float, w1: float) -> None:
     """
     Two robots, scalar model w, loss_i = (a_i w - b_i)^2, sgd, one primal iteration, lr 0.1.
 
@@ -146,6 +147,7 @@ def test_dinno_round_by_hand() -> None:
         -> w0 = 1.8
     Robot 1 (w1=3, a=2, b=2): grad = 2*2*(2*3 - 2) + p1 + 2 rho (w1 - 2)       = 16 + 2 + 2 = 20
         -> w1 = 1.0
+    With dual_step 0.5 the duals are +-1: grads -7 and 19 -> w0 = 1.7, w1 = 1.1.
     """
     config = {
         'alg_name': 'dinno',
@@ -155,6 +157,7 @@ def test_dinno_round_by_hand() -> None:
         'primal_optimizer': 'sgd',
         'primal_lr': 0.1,
         'outer_iterations': 10,
+        'dual_step': dual_step,
     }
     robots = []
     for w, a, b in ((1.0, 1.0, 3.0), (3.0, 2.0, 2.0)):
@@ -172,11 +175,11 @@ def test_dinno_round_by_hand() -> None:
         robots.append(registry.build_optimizer(config, local))
     run_rounds(robots, nx.path_graph(2), 1)
     assert robots[0].rho == pytest.approx(1.0)
-    assert robots[0].dual.item() == pytest.approx(-2.0)
-    assert robots[1].dual.item() == pytest.approx(2.0)
-    assert robots[0].params.item() == pytest.approx(1.8)
-    assert robots[1].params.item() == pytest.approx(1.0)
-    assert robots[0].problem.model.weight.item() == pytest.approx(1.8)  # the model itself moved
+    assert robots[0].dual.item() == pytest.approx(-dual)
+    assert robots[1].dual.item() == pytest.approx(dual)
+    assert robots[0].params.item() == pytest.approx(w0)
+    assert robots[1].params.item() == pytest.approx(w1)
+    assert robots[0].problem.model.weight.item() == pytest.approx(w0)  # the model itself moved
 
 
 def test_dsgd_round_by_hand_and_alpha_decay() -> None:

@@ -41,6 +41,9 @@ class DiNNOConfig:
     persistant_primal_opt: bool = (
         False  # keep one primal optimizer (and its moments) across rounds
     )
+    # dual ascent step as a fraction of rho: p_i += dual_step * rho * sum_j (th_i - th_j)
+    # (1.0: the paper; below 1 the duals integrate less of the minibatch noise)
+    dual_step: float = spec(1.0, gt=0.0, max=1.0)
 
     def validate(self, section: str = 'optimizer_config') -> None:
         if self.primal_lr is not None and (
@@ -100,7 +103,8 @@ class DiNNO(RobotOptimizer):
         self.rho *= cfg.rho_scaling
         if deg:
             th_sum = self.neighbor_vectors(neighbors, 'params', th_i).sum(dim=0)
-            self.dual.add_(deg * th_i - th_sum, alpha=self.rho)  # p_i += rho * sum_j (th_i - th_j)
+            # p_i += dual_step * rho * sum_j (th_i - th_j)
+            self.dual.add_(deg * th_i - th_sum, alpha=cfg.dual_step * self.rho)
             mid_sum = 0.5 * (deg * th_i + th_sum)  # sum_j (th_i + th_j) / 2
         lr = cfg.lr(round_k)
         opt = self._primal_optimizer(vec, lr)
