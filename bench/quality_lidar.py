@@ -112,7 +112,7 @@ def pair_configs(args: argparse.Namespace, common: dict, dsg_batch: int) -> dict
                 'rho_scaling': args.rho_scaling,
                 'outer_iterations': args.rounds,
                 'primal_iterations': args.primal_iterations,
-                'primal_optimizer': 'adam',
+                'primal_optimizer': args.primal_optimizer,
                 'persistant_primal_opt': args.persistent,
                 'primal_lr_start': args.lr_start,
                 'primal_lr_finish': args.lr_finish,
@@ -308,6 +308,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--lr-finish', type=float, default=5e-4, help='paper: 1e-4')
     parser.add_argument('--rho-init', type=float, default=0.3, help='paper: 0.3')
     parser.add_argument('--rho-scaling', type=float, default=1.0004, help='paper: 1.0003')
+    parser.add_argument(
+        '--primal-optimizer', default='adam', help='adam | adamw | sgd (paper: adam)'
+    )
     parser.add_argument(
         '--scale',
         type=float,
