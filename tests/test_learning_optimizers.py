@@ -324,6 +324,12 @@ def test_registry_accepts_seed_keys_and_rejects_bad_registrations() -> None:
         registry.register_optimizer('dinno')(
             registry.parse_optimizer_config({'alg_name': 'dinno'})[0]
         )
+    dinno_cls = registry.parse_optimizer_config({'alg_name': 'dinno'})[0]
+    # a new name whose alias is taken, and a name that is another's alias: both name the owner
+    with pytest.raises(ValueError, match="'dinno' is already registered by DiNNO"):
+        registry.register_optimizer('mine', aliases=('dinno',))(dinno_cls)
+    with pytest.raises(ValueError, match="'cadmm' is already registered by DiNNO"):
+        registry.register_optimizer('cadmm')(dinno_cls)
     with pytest.raises(ValueError, match='not a subclass'):
         registry.register_optimizer('mine')(dict)
 

@@ -53,10 +53,9 @@ class Registry:
         """Return a class decorator registering its class under ``name`` (and ``aliases``)."""
 
         def decorator(cls: type) -> type:
-            if name in self._classes or any(a in self.names() for a in aliases):
-                raise ValueError(
-                    f"{self.kind} '{name}' is already registered by {self._classes[name].__name__}"
-                )
+            for taken in (n for n in (name, *aliases) if n in self.names()):
+                owner = self._classes[self._aliases.get(taken, taken)].__name__
+                raise ValueError(f"{self.kind} '{taken}' is already registered by {owner}")
             if not (
                 isinstance(cls, type) and self.base is not None and issubclass(cls, self.base)
             ):
