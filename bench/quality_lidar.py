@@ -207,7 +207,8 @@ def draw_maps(problem, meshes: dict[str, np.ndarray], out_png: Path) -> None:
     plt.close(fig)
 
 
-def map_section() -> dict:
+def plan_section() -> dict:
+    """Return the experiment's ``map:``: the paper's plan, or a generated office without it."""
     if PLAN.is_file():
         print(f'map: {PLAN}')
         return {'path': str(PLAN), 'resolution': RESOLUTION, 'kind': 'mask'}
@@ -229,14 +230,15 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """
     limit_threads(args.threads)
     algs = [a for a in args.algs.split(',') if a]
-    section = map_section()
+    section = plan_section()
     # every pair in the world's config (routes, base weights); only ``algs`` run
     config = parse_experiment(experiment_dict(args, section, ['dinno', 'dsgt', 'dsgd']), ROOT)
     print(
         f'settings: {NUM_ROBOTS} robots, {args.rounds} rounds (paper 4000), '
-        f'DiNNO batch {args.batch} x {args.primal_iterations} primal Adam steps '
+        f'DiNNO batch {args.batch} x {args.primal_iterations} {args.primal_optimizer} steps '
         f'(paper 12,500 x 5), lr {args.lr_start:g} -> {args.lr_finish:g} (log), '
-        f'rho {args.rho_init:g} x {args.rho_scaling:g}^k, persistent Adam {args.persistent}; '
+        f'rho {args.rho_init:g} x {args.rho_scaling:g}^k, dual step {args.dual_step:g}, '
+        f'persistent primal optimizer {args.persistent}, sine scale {args.scale:g}; '
         f'DSGD/DSGT batch {int(round(1.6 * args.batch))}; disk graph radius '
         f'{1500 * RESOLUTION:.1f} m; window 800 scans; 500 validation scans; '
         f'{torch.get_num_threads()} torch threads',
