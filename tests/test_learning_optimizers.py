@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dinno_ros.core.learning import registry, simulation
 from dinno_ros.core.learning.agent import RobotAgent
-from dinno_ros.core.learning.optimizers import RobotOptimizer
+from dinno_ros.core.learning.optimizers import DivergedError, RobotOptimizer
 from dinno_ros.core.learning.problems.base import robot_generator, TensorLocalProblem
 from dinno_ros.core.learning.round import RoundGraph
 from dinno_ros.core.learning.simulation import OfflineSwarm
@@ -227,6 +227,15 @@ def test_isolated_robot_takes_local_steps() -> None:
             robot.outgoing()
             robot.step(k, {}, 0)
         assert float((robot.params - x_local).norm()) < 0.1, name
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_divergence_is_an_error_naming_robot_and_round(name: str) -> None:
+    """A step size far too large blows the parameters up: the run stops saying where and why."""
+    big = {'dinno': {'primal_lr': 50.0}, 'dsgt': {'alpha': 50.0}, 'dsgd': {'alpha0': 50.0}}[name]
+    robots = lsq_robots({**CASES[name][0], **big}, lsq_data())
+    with pytest.raises(DivergedError, match=r'robot \d, round \d+: .* NaN or infinite'):
+        run_rounds(robots, nx.cycle_graph(NODES), 200)
 
 
 def test_dsgt_sends_params_and_tracker() -> None:

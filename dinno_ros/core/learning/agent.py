@@ -24,7 +24,7 @@ from dinno_ros.core.world.planner import Path
 import numpy as np
 import torch
 
-from .optimizers.base import LocalProblem, NeighborMessage, RobotOptimizer
+from .optimizers.base import DivergedError, LocalProblem, NeighborMessage, RobotOptimizer
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,10 @@ class RobotAgent:
         ``degree`` is the robot's degree this round (the neighbours it waited for). Returns the
         optimizer's info.
         """
-        self.last_info = dict(self.optimizer.step(k, neighbors, degree))
+        try:
+            self.last_info = dict(self.optimizer.step(k, neighbors, degree))
+        except DivergedError as err:
+            raise DivergedError(f'robot {self.robot_id}, round {k}: {err}') from None
         return self.last_info
 
     @property

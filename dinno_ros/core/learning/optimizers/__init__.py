@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import FlatParameters, LocalProblem, NeighborMessage, RobotOptimizer
+from .base import DivergedError, FlatParameters, LocalProblem, NeighborMessage, RobotOptimizer
 from .dinno import DiNNO, DiNNOConfig
 from .dsgd import DSGD, DSGDConfig
 from .dsgt import DSGT, DSGTConfig
@@ -10,6 +10,7 @@ from .dsgt import DSGT, DSGTConfig
 __all__ = [
     'DiNNO',
     'DiNNOConfig',
+    'DivergedError',
     'DSGD',
     'DSGDConfig',
     'DSGT',

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 PROFILE_IGNORED = "the research code's profiler switch; time runs with the bench/ scripts"
 
 
+class DivergedError(FloatingPointError):
+    """The parameters stopped being finite numbers (a step size too large for the problem)."""
+
+
 @dataclass(frozen=True)
 class NeighborMessage:
     """What one neighbour sent for a round."""
@@ -146,7 +150,13 @@ class RobotOptimizer(ABC):
 
     def batch_loss_and_grad(self) -> tuple[float, torch.Tensor]:
         """Loss on a fresh minibatch at the current parameters and its flat gradient."""
-        self.flat.rebind()
+        vec = self.flat.rebind()
+        if not bool(torch.isfinite(vec).all()):
+            raise DivergedError(
+                f'{self.name} diverged: {int((~torch.isfinite(vec)).sum())} of {vec.numel()} '
+                'parameters are NaN or infinite; lower the step size (primal_lr / '
+                'primal_lr_start, alpha) or rho'
+            )
         loss = self.problem.loss(self.problem.next_batch())
         self.forward_passes += 1
         return float(loss.detach()), self.flat.grad(loss)
