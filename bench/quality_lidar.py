@@ -5,13 +5,14 @@ Lidar mapping quality: the robots' learned maps against a centralised model's, b
 Seven robots drive their own A* routes through the DiNNO paper's floorplan (CubiCasa5k plan 32, the
 wall mask in ../shared/data/floorplans/dinno_32_walls.png; a generated office of the same size when
 absent), scan with the paper's lidar (20 beams, 25 samples per beam, beam length 0.2) and learn the
-map on a disk graph of their positions with DiNNO; DSGT and DSGD run on the same routes and base
-weights. The centralised reference trains the same network from the same base weights on the union
-of the robots' scans (one sliding window of 7 x the robots' window) with as many samples per round
-as all DiNNO robots together (5 Adam steps of 7 x the robot batch, the same learning-rate
-schedule): with one persistent Adam (ordinary training) and, with ``--central
-persistent,fresh``, also with a fresh Adam every round (DiNNO's primal optimizer without the
-consensus terms); the better of the two is the reference.
+map on a disk graph of their positions with DiNNO (by default its preconditioned primal step, rho
+0.003 x 1.008^k; ``--primal-step full --rho-init 0.3 --rho-scaling 1.0004`` is the paper's);
+DSGT and DSGD run on the same routes and base weights. The centralised reference trains the same
+network from the same base weights on the union of the robots' scans (one sliding window of 7 x the
+robots' window) with as many samples per round as all DiNNO robots together (5 Adam steps of 7 x
+the robot batch, the same learning-rate schedule): with one persistent Adam (ordinary training)
+and, with ``--central persistent,fresh``, also with a fresh Adam every round (DiNNO's primal
+optimizer without the consensus terms); the better of the two is the reference.
 
 The figure: each robot's learned map thresholded at 0.5 against the true map, mean IoU of the
 occupied and free classes inside the cells the robots' lidars covered during the run (360 beams
@@ -114,6 +115,8 @@ def pair_configs(args: argparse.Namespace, common: dict, dsg_batch: int) -> dict
                 'primal_iterations': args.primal_iterations,
                 'primal_optimizer': args.primal_optimizer,
                 'persistant_primal_opt': args.persistent,
+                'dual_step': args.dual_step,
+                'primal_step': args.primal_step,
                 'primal_lr_start': args.lr_start,
                 'primal_lr_finish': args.lr_finish,
                 'lr_decay_type': 'log',
@@ -238,6 +241,7 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         f'DiNNO batch {args.batch} x {args.primal_iterations} {args.primal_optimizer} steps '
         f'(paper 12,500 x 5), lr {args.lr_start:g} -> {args.lr_finish:g} (log), '
         f'rho {args.rho_init:g} x {args.rho_scaling:g}^k, dual step {args.dual_step:g}, '
+        f'{args.primal_step} primal step, '
         f'persistent primal optimizer {args.persistent}, sine scale {args.scale:g}; '
         f'DSGD/DSGT batch {int(round(1.6 * args.batch))}; disk graph radius '
         f'{1500 * RESOLUTION:.1f} m; window 800 scans; 500 validation scans; '
@@ -308,8 +312,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument('--lr-start', type=float, default=5e-3, help='paper: 1e-3')
     parser.add_argument('--lr-finish', type=float, default=5e-4, help='paper: 1e-4')
-    parser.add_argument('--rho-init', type=float, default=0.3, help='paper: 0.3')
-    parser.add_argument('--rho-scaling', type=float, default=1.0004, help='paper: 1.0003')
+    parser.add_argument(
+        '--rho-init', type=float, default=0.003, help='paper: 0.3 (with --primal-step full)'
+    )
+    parser.add_argument(
+        '--rho-scaling', type=float, default=1.008, help='paper: 1.0004 (with --primal-step full)'
+    )
     parser.add_argument(
         '--primal-optimizer', default='adam', help='adam | adamw | sgd (paper: adam)'
     )
@@ -321,6 +329,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--dual-step', type=float, default=1.0, help='dual ascent step / rho (paper: 1.0)'
+    )
+    parser.add_argument(
+        '--primal-step',
+        default='preconditioned',
+        help='preconditioned (Adam on the data loss, then the exact consensus prox) | full '
+        '(paper: Adam on the whole augmented Lagrangian)',
     )
     parser.add_argument(
         '--persistent',

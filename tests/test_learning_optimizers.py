@@ -136,6 +136,26 @@ def test_dinno_adam_log_schedule_converges() -> None:
     assert max_error(robots, central_solution(data)) < 2e-2
 
 
+def summed_squared_error(
+    model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    x, y = batch
+    return ((model(x).squeeze(1) - y) ** 2).sum()
+
+
+def two_scalar_robots(config: dict) -> list[RobotOptimizer]:
+    """Robot 0: w=1, loss (w - 3)^2; robot 1: w=3, loss (2w - 2)^2 (one sample each)."""
+    robots = []
+    for w, a, b in ((1.0, 1.0, 3.0), (3.0, 2.0, 2.0)):
+        model = torch.nn.Linear(1, 1, bias=False)
+        with torch.no_grad():
+            model.weight.fill_(w)
+        data = (torch.tensor([[a]]), torch.tensor([b]))
+        local = TensorLocalProblem(model, data, 1, robot_generator(0, 0), summed_squared_error)
+        robots.append(registry.build_optimizer(config, local))
+    return robots
+
+
 @pytest.mark.parametrize('dual_step, dual, w0, w1', [(1.0, 2.0, 1.8, 1.0), (0.5, 1.0, 1.7, 1.1)])
 def test_dinno_round_by_hand(dual_step: float, dual: float, w0: float, w1: float) -> None:
     """
@@ -159,20 +179,7 @@ def test_dinno_round_by_hand(dual_step: float, dual: float, w0: float, w1: float
         'outer_iterations': 10,
         'dual_step': dual_step,
     }
-    robots = []
-    for w, a, b in ((1.0, 1.0, 3.0), (3.0, 2.0, 2.0)):
-        model = torch.nn.Linear(1, 1, bias=False)
-        with torch.no_grad():
-            model.weight.fill_(w)
-        data = (torch.tensor([[a]]), torch.tensor([b]))
-        local = TensorLocalProblem(
-            model,
-            data,
-            1,
-            robot_generator(0, 0),
-            lambda m, bt: ((m(bt[0]).squeeze(1) - bt[1]) ** 2).sum(),
-        )
-        robots.append(registry.build_optimizer(config, local))
+    robots = two_scalar_robots(config)
     run_rounds(robots, nx.path_graph(2), 1)
     assert robots[0].rho == pytest.approx(1.0)
     assert robots[0].dual.item() == pytest.approx(-dual)
@@ -180,6 +187,51 @@ def test_dinno_round_by_hand(dual_step: float, dual: float, w0: float, w1: float
     assert robots[0].params.item() == pytest.approx(w0)
     assert robots[1].params.item() == pytest.approx(w1)
     assert robots[0].problem.model.weight.item() == pytest.approx(w0)  # the model itself moved
+
+
+def test_dinno_preconditioned_round_by_hand() -> None:
+    """
+    The same two robots with ``primal_step: preconditioned`` (sgd, lr 0.1, rho 1).
+
+    Duals in units of lr: p0 = rho (w0 - w1) / lr = -20, p1 = +20. Data steps: z0 = 1 + 0.1 * 4
+    = 1.4, z1 = 3 - 0.1 * 16 = 1.4. Consensus prox, midpoint 2, deg 1:
+    w0 = (1.4 + 0.1 * 20 + 2 * 2) / 3 = 7.4 / 3, w1 = (1.4 - 2 + 4) / 3 = 3.4 / 3.
+    """
+    config = {
+        'alg_name': 'dinno',
+        'rho_init': 0.5,
+        'rho_scaling': 2.0,
+        'primal_iterations': 1,
+        'primal_optimizer': 'sgd',
+        'primal_lr': 0.1,
+        'outer_iterations': 10,
+        'primal_step': 'preconditioned',
+    }
+    robots = two_scalar_robots(config)
+    run_rounds(robots, nx.path_graph(2), 1)
+    assert robots[0].dual.item() == pytest.approx(-20.0)
+    assert robots[1].dual.item() == pytest.approx(20.0)
+    assert robots[0].params.item() == pytest.approx(7.4 / 3)
+    assert robots[1].params.item() == pytest.approx(3.4 / 3)
+
+
+def test_dinno_preconditioned_reaches_the_central_optimum() -> None:
+    """With SGD its fixed point is the central least-squares solution (duals sum to zero)."""
+    config = {
+        'alg_name': 'dinno',
+        'rho_init': 0.1,
+        'rho_scaling': 1.0,
+        'primal_iterations': 5,
+        'primal_optimizer': 'sgd',
+        'primal_lr': 0.05,
+        'outer_iterations': 400,
+        'primal_step': 'preconditioned',
+    }
+    data = lsq_data()
+    robots = lsq_robots(config, data)
+    run_rounds(robots, nx.cycle_graph(NODES), 400)
+    assert max_error(robots, central_solution(data)) < 1e-3
+    assert float(torch.stack([r.dual for r in robots]).sum(0).abs().max()) < 1e-3
 
 
 def test_dsgd_round_by_hand_and_alpha_decay() -> None:

@@ -1,7 +1,8 @@
 """
 DiNNO (consensus ADMM) as one robot's round.
 
-Rho scaling, dual step, primal steps on the midpoint regulariser.
+Rho scaling, dual step, primal steps on the midpoint regulariser: on the whole augmented
+Lagrangian (the paper), or the data loss's optimizer step followed by the exact consensus prox.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from .schedules import lr_at, LR_DECAY_TYPES, make_primal_optimizer, PRIMAL_OPTI
 from ..schema import register_optimizer, spec
 
 logger = logging.getLogger(__name__)
+
+PRIMAL_STEPS = ('full', 'preconditioned')
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,11 @@ class DiNNOConfig:
     # dual ascent step as a fraction of rho: p_i += dual_step * rho * sum_j (th_i - th_j)
     # (1.0: the paper; below 1 the duals integrate less of the minibatch noise)
     dual_step: float = spec(1.0, gt=0.0, max=1.0)
+    # full: the paper; the primal optimizer steps on the gradient of the whole augmented
+    # Lagrangian. preconditioned: it steps on the data loss alone, then the dual and penalty
+    # terms are solved exactly in the optimizer's units (rho: the pull toward the midpoints per
+    # step, a much smaller number than the paper's rho); see DiNNO._consensus_prox
+    primal_step: str = spec('full', choices=PRIMAL_STEPS)
 
     def validate(self, section: str = 'optimizer_config') -> None:
         if self.primal_lr is not None and (
@@ -93,6 +101,24 @@ class DiNNO(RobotOptimizer):
         self._opt_vec = vec
         return self._opt
 
+    def _consensus_prox(
+        self, vec: torch.Tensor, lr: float, deg: int, mid_sum: torch.Tensor
+    ) -> None:
+        """
+        Move the data step's result z onto the exact minimiser of the consensus terms around it.
+
+        ``primal_step: preconditioned``: th = argmin lr <th, p_i> + rho sum_j ||th - m_ij||^2 +
+        ||th - z||^2 / 2 = (z - lr p_i + 2 rho sum_j m_ij) / (1 + 2 rho deg). The optimizer's step
+        (Adam's per-coordinate scaling) carries the data term alone; the penalty pulls every
+        coordinate the same fraction toward the midpoints, so it can neither swamp Adam's
+        normalisation nor outrun its bounded step.
+        """
+        with torch.no_grad():
+            vec.sub_(self.dual, alpha=lr)
+            if deg:
+                vec.add_(mid_sum, alpha=2.0 * self.rho)
+                vec.div_(1.0 + 2.0 * self.rho * deg)
+
     def step(
         self, round_k: int, neighbors: Mapping[int, NeighborMessage], degree: int
     ) -> dict[str, float]:
@@ -100,25 +126,31 @@ class DiNNO(RobotOptimizer):
         vec = self.params
         th_i = vec.detach().clone()  # fixed at the round start
         deg = len(neighbors)
+        lr = cfg.lr(round_k)
+        preconditioned = cfg.primal_step == 'preconditioned'
         self.rho *= cfg.rho_scaling
+        mid_sum = th_i  # unused without neighbours
         if deg:
             th_sum = self.neighbor_vectors(neighbors, 'params', th_i).sum(dim=0)
-            # p_i += dual_step * rho * sum_j (th_i - th_j)
-            self.dual.add_(deg * th_i - th_sum, alpha=cfg.dual_step * self.rho)
+            # p_i += dual_step * rho * sum_j (th_i - th_j)   (preconditioned: in units of lr)
+            step = cfg.dual_step * self.rho / (lr if preconditioned else 1.0)
+            self.dual.add_(deg * th_i - th_sum, alpha=step)
             mid_sum = 0.5 * (deg * th_i + th_sum)  # sum_j (th_i + th_j) / 2
-        lr = cfg.lr(round_k)
         opt = self._primal_optimizer(vec, lr)
         losses = []
         for _ in range(cfg.primal_iterations):
             loss, grad = self.batch_loss_and_grad()
-            # gradient of <th, p_i> + rho * sum_j ||th - m_ij||^2 = p_i + 2 rho (deg th - sum_j
-            # m_ij)
-            grad.add_(self.dual)
-            if deg:
-                grad.add_(deg * vec.detach() - mid_sum, alpha=2.0 * self.rho)
+            if not preconditioned:
+                # gradient of <th, p_i> + rho * sum_j ||th - m_ij||^2 = p_i + 2 rho (deg th -
+                # sum_j m_ij)
+                grad.add_(self.dual)
+                if deg:
+                    grad.add_(deg * vec.detach() - mid_sum, alpha=2.0 * self.rho)
             vec.grad = grad
             opt.step()
             vec.grad = None
+            if preconditioned:
+                self._consensus_prox(vec, lr, deg, mid_sum)
             losses.append(loss)
         return {
             'train_loss': sum(losses) / len(losses),
