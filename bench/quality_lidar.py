@@ -184,6 +184,37 @@ def train_central(
     return central.model, curve
 
 
+def train_fedavg(problem, args: argparse.Namespace) -> torch.nn.Module:
+    """
+    Run the control: each robot's own Adam on its own scans, the models averaged every round.
+
+    Exact averaging on a complete graph (FedAvg) bounds what robots with local Adams reach.
+    """
+    robots = [problem.local_problem(i) for i in range(NUM_ROBOTS)]
+    motions = [problem.motion(i) for i in range(NUM_ROBOTS)]
+    for robot, motion in zip(robots, motions):
+        robot.batch_size = args.batch
+        robot.add_observation(motion.observe(0))
+    opts = [torch.optim.Adam(r.model.parameters(), lr=args.lr_start) for r in robots]
+    for k in tqdm(range(args.rounds), desc='fedavg', unit='round', mininterval=5.0, leave=False):
+        lr = lr_at(k, args.lr_start, args.lr_finish, args.rounds, 'log')
+        for robot, motion, opt in zip(robots, motions, opts):
+            robot.add_observation(motion.observe(k))
+            for group in opt.param_groups:
+                group['lr'] = lr
+            for _ in range(args.primal_iterations):
+                loss = robot.loss(robot.next_batch())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            for group in zip(*(r.model.parameters() for r in robots)):
+                mean = torch.stack(group).mean(dim=0)
+                for p in group:
+                    p.copy_(mean)
+    return robots[0].model
+
+
 def coverage_mask(problem, rounds: int) -> np.ndarray:
     """Return the cells the map_iou metric counts: 360 beams from every robot pose of the run."""
     coverage = problem.coverage()
@@ -275,6 +306,15 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             'seconds': time.perf_counter() - t0,
         }
         meshes[name] = mesh
+    if args.fedavg:
+        t0 = time.perf_counter()
+        mesh = problem.mesh_grid_density(train_fedavg(problem, args)).numpy()
+        figures['fedavg'] = {
+            'miou_seen': float(problem.map_iou(mesh, seen)[0]),
+            'val': math.nan,
+            'seconds': time.perf_counter() - t0,
+        }
+        meshes['fedavg'] = mesh
     centrals = [k for k in figures if k.startswith('central_')]
     if not centrals:  # --central '': the optimizers only
         figures['central'] = {'miou_seen': math.nan, 'val': math.nan, 'seconds': 0.0}
@@ -348,6 +388,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--algs', default='dinno,dsgt,dsgd', help='comma-separated pairs to run')
     parser.add_argument(
         '--central', default='persistent', help='centralised runs: persistent and/or fresh (Adam)'
+    )
+    parser.add_argument(
+        '--fedavg',
+        action='store_true',
+        help='also run the control: local Adams, the models averaged after every round',
     )
     parser.add_argument('--eval-every', type=int, default=100)
     parser.add_argument('--threads', type=int, default=2, help='torch threads')

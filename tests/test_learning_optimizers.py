@@ -10,6 +10,7 @@ from dinno_ros.core.learning import registry, simulation
 from dinno_ros.core.learning.agent import RobotAgent
 from dinno_ros.core.learning.optimizers import DivergedError, RobotOptimizer
 from dinno_ros.core.learning.problems.base import robot_generator, TensorLocalProblem
+from dinno_ros.core.learning.problems.density import bce_loss
 from dinno_ros.core.learning.round import RoundGraph
 from dinno_ros.core.learning.simulation import OfflineSwarm
 import networkx as nx
@@ -286,8 +287,20 @@ def test_divergence_is_an_error_naming_robot_and_round(name: str) -> None:
     """A step size far too large blows the parameters up: the run stops saying where and why."""
     big = {'dinno': {'primal_lr': 50.0}, 'dsgt': {'alpha': 50.0}, 'dsgd': {'alpha0': 50.0}}[name]
     robots = lsq_robots({**CASES[name][0], **big}, lsq_data())
-    with pytest.raises(DivergedError, match=r'robot \d, round \d+: .* NaN or infinite'):
+    with pytest.raises(DivergedError, match=r'robot \d, round \d+: .* (NaN|inf)'):
         run_rounds(robots, nx.cycle_graph(NODES), 200)
+
+
+def test_nan_outputs_from_finite_weights_are_divergence_too() -> None:
+    """Finite weights whose products overflow: the BCE's range error becomes DivergedError."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Sigmoid())
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[3e38, -3e38]]))
+    data = (torch.full((1, 2), 10.0), torch.ones(1))
+    local = TensorLocalProblem(model, data, 1, robot_generator(0, 0), bce_loss)
+    robot = RobotAgent(0, local, registry.build_optimizer(CASES['dinno'][0], local))
+    with pytest.raises(DivergedError, match='robot 0, round 7: dinno diverged: the model outputs'):
+        robot.finish_round(7, {}, 0)
 
 
 def test_dsgt_sends_params_and_tracker() -> None:

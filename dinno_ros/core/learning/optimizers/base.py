@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 import logging
+import math
 from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 import torch
@@ -151,15 +152,23 @@ class RobotOptimizer(ABC):
     def batch_loss_and_grad(self) -> tuple[float, torch.Tensor]:
         """Loss on a fresh minibatch at the current parameters and its flat gradient."""
         vec = self.flat.rebind()
-        if not bool(torch.isfinite(vec).all()):
-            raise DivergedError(
-                f'{self.name} diverged: {int((~torch.isfinite(vec)).sum())} of {vec.numel()} '
-                'parameters are NaN or infinite; lower the step size (primal_lr / '
-                'primal_lr_start, alpha) or rho'
-            )
-        loss = self.problem.loss(self.problem.next_batch())
+        bad = int((~torch.isfinite(vec)).sum())
+        if bad:
+            raise self._diverged(f'{bad} of {vec.numel()} parameters are NaN or infinite')
+        try:
+            loss = self.problem.loss(self.problem.next_batch())
+        except FloatingPointError as err:
+            raise self._diverged(str(err)) from None
+        if not math.isfinite(float(loss.detach())):
+            raise self._diverged(f'the loss is {float(loss.detach())}')
         self.forward_passes += 1
         return float(loss.detach()), self.flat.grad(loss)
+
+    def _diverged(self, what: str) -> DivergedError:
+        return DivergedError(
+            f'{self.name} diverged: {what}; lower the step size (primal_lr / primal_lr_start, '
+            'alpha) or rho'
+        )
 
     @staticmethod
     def neighbor_vectors(

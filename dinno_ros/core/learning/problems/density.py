@@ -139,8 +139,12 @@ class DensityNet(nn.Module):
 
 
 def bce_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Mean BCE of the predicted occupancy; FloatingPointError when the model outputs NaN."""
     points, labels = batch
-    return nn.functional.binary_cross_entropy(model(points).reshape(-1), labels.reshape(-1))
+    pred = model(points).reshape(-1)
+    if not bool(torch.isfinite(pred).all()):
+        raise FloatingPointError('the model outputs NaN: its activations overflowed')
+    return nn.functional.binary_cross_entropy(pred, labels.reshape(-1))
 
 
 @torch.no_grad()
