@@ -147,6 +147,17 @@ def pair_configs(args: argparse.Namespace, common: dict, dsg_batch: int) -> dict
     }
 
 
+def adam_steps(learner, opt: torch.optim.Optimizer, lr: float, steps: int) -> None:
+    """Take ``steps`` optimizer steps at ``lr``, each on a fresh minibatch of ``learner``'s."""
+    for group in opt.param_groups:
+        group['lr'] = lr
+    for _ in range(steps):
+        loss = learner.loss(learner.next_batch())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def train_central(
     problem, args: argparse.Namespace, fresh_adam: bool
 ) -> tuple[torch.nn.Module, list[tuple[int, float]]]:
@@ -171,13 +182,7 @@ def train_central(
         lr = lr_at(k, args.lr_start, args.lr_finish, args.rounds, 'log')
         if fresh_adam:
             opt = torch.optim.Adam(central.model.parameters(), lr=lr)
-        for group in opt.param_groups:
-            group['lr'] = lr
-        for _ in range(args.primal_iterations):
-            loss = central.loss(central.next_batch())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        adam_steps(central, opt, lr, args.primal_iterations)
         if (k + 1) % args.eval_every == 0 or k == args.rounds - 1:
             val = problem.evaluate(central.model)['validation_loss']
             curve.append((k + 1, val))
@@ -200,13 +205,7 @@ def train_fedavg(problem, args: argparse.Namespace) -> torch.nn.Module:
         lr = lr_at(k, args.lr_start, args.lr_finish, args.rounds, 'log')
         for robot, motion, opt in zip(robots, motions, opts):
             robot.add_observation(motion.observe(k))
-            for group in opt.param_groups:
-                group['lr'] = lr
-            for _ in range(args.primal_iterations):
-                loss = robot.loss(robot.next_batch())
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+            adam_steps(robot, opt, lr, args.primal_iterations)
         with torch.no_grad():
             for group in zip(*(r.model.parameters() for r in robots)):
                 mean = torch.stack(group).mean(dim=0)

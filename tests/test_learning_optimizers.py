@@ -144,8 +144,22 @@ def summed_squared_error(
     return ((model(x).squeeze(1) - y) ** 2).sum()
 
 
-def two_scalar_robots(config: dict) -> list[RobotOptimizer]:
-    """Robot 0: w=1, loss (w - 3)^2; robot 1: w=3, loss (2w - 2)^2 (one sample each)."""
+def two_scalar_robots(**dinno: object) -> list[RobotOptimizer]:
+    """
+    Robot 0: w=1, loss (w - 3)^2; robot 1: w=3, loss (2w - 2)^2 (one sample each).
+
+    DiNNO with one sgd step of lr 0.1 per round, rho 0.5 doubled each round, and ``dinno``.
+    """
+    config = {
+        'alg_name': 'dinno',
+        'rho_init': 0.5,
+        'rho_scaling': 2.0,
+        'primal_iterations': 1,
+        'primal_optimizer': 'sgd',
+        'primal_lr': 0.1,
+        'outer_iterations': 10,
+        **dinno,
+    }
     robots = []
     for w, a, b in ((1.0, 1.0, 3.0), (3.0, 2.0, 2.0)):
         model = torch.nn.Linear(1, 1, bias=False)
@@ -170,17 +184,7 @@ def test_dinno_round_by_hand(dual_step: float, dual: float, w0: float, w1: float
         -> w1 = 1.0
     With dual_step 0.5 the duals are +-1: grads -7 and 19 -> w0 = 1.7, w1 = 1.1.
     """
-    config = {
-        'alg_name': 'dinno',
-        'rho_init': 0.5,
-        'rho_scaling': 2.0,
-        'primal_iterations': 1,
-        'primal_optimizer': 'sgd',
-        'primal_lr': 0.1,
-        'outer_iterations': 10,
-        'dual_step': dual_step,
-    }
-    robots = two_scalar_robots(config)
+    robots = two_scalar_robots(dual_step=dual_step)
     run_rounds(robots, nx.path_graph(2), 1)
     assert robots[0].rho == pytest.approx(1.0)
     assert robots[0].dual.item() == pytest.approx(-dual)
@@ -198,17 +202,7 @@ def test_dinno_preconditioned_round_by_hand() -> None:
     = 1.4, z1 = 3 - 0.1 * 16 = 1.4. Consensus prox, midpoint 2, deg 1:
     w0 = (1.4 + 0.1 * 20 + 2 * 2) / 3 = 7.4 / 3, w1 = (1.4 - 2 + 4) / 3 = 3.4 / 3.
     """
-    config = {
-        'alg_name': 'dinno',
-        'rho_init': 0.5,
-        'rho_scaling': 2.0,
-        'primal_iterations': 1,
-        'primal_optimizer': 'sgd',
-        'primal_lr': 0.1,
-        'outer_iterations': 10,
-        'primal_step': 'preconditioned',
-    }
-    robots = two_scalar_robots(config)
+    robots = two_scalar_robots(primal_step='preconditioned')
     run_rounds(robots, nx.path_graph(2), 1)
     assert robots[0].dual.item() == pytest.approx(-20.0)
     assert robots[1].dual.item() == pytest.approx(20.0)
