@@ -6,8 +6,10 @@ from pathlib import Path
 import subprocess
 import sys
 
-from conftest import CONFIGS
+from conftest import CONFIGS, REPO
+from dinno_ros.core.learning.experiment_config import load_experiment
 from dinno_ros.core.swarm.plan import plan_swarm
+from dinno_ros.core.swarm.spec import load_swarm
 import pytest
 import yaml
 
@@ -98,3 +100,15 @@ def test_plan_lists_robots_and_monitor():
     }
     assert robot.ros_args()[:5] == ['--ros-args', '-r', '__node:=robot', '-r', '__ns:=/robot_1']
     assert plan.spec.rounds == 7 and plan.spec.num_robots == 4
+
+
+SHIPPED = sorted((REPO / 'config').glob('*.yaml')) + sorted(
+    (REPO / 'config' / 'experiments').glob('*.yaml')
+)
+
+
+@pytest.mark.parametrize('path', SHIPPED, ids=lambda p: p.name)
+def test_shipped_configs_validate(path: Path) -> None:
+    """Every config the package ships validates, optimizer keys included (nothing runs)."""
+    config = load_swarm(path).experiment if path.parent.name == 'config' else load_experiment(path)
+    assert config.pairs
