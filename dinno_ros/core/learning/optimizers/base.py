@@ -159,10 +159,11 @@ class RobotOptimizer(ABC):
             loss = self.problem.loss(self.problem.next_batch())
         except FloatingPointError as err:
             raise self._diverged(str(err)) from None
-        if not math.isfinite(float(loss.detach())):
-            raise self._diverged(f'the loss is {float(loss.detach())}')
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise self._diverged(f'the loss is {value}')
         self.forward_passes += 1
-        return float(loss.detach()), self.flat.grad(loss)
+        return value, self.flat.grad(loss)
 
     def _diverged(self, what: str) -> DivergedError:
         return DivergedError(
