@@ -294,26 +294,23 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             'seconds': result.seconds[name],
         }
         meshes[f'{name} (robot 0)'] = robot_meshes[0]
+
+    def record(name: str, model: torch.nn.Module, val: float, t0: float) -> None:
+        """Add one single-model run's figures and learned map."""
+        meshes[name] = problem.mesh_grid_density(model).numpy()
+        figures[name] = {
+            'miou_seen': float(problem.map_iou(meshes[name], seen)[0]),
+            'val': val,
+            'seconds': time.perf_counter() - t0,
+        }
+
     for kind in [k for k in args.central.split(',') if k]:
         t0 = time.perf_counter()
         model, curve = train_central(problem, args, kind == 'fresh')
-        mesh = problem.mesh_grid_density(model).numpy()
-        name = f'central_{kind}'
-        figures[name] = {
-            'miou_seen': float(problem.map_iou(mesh, seen)[0]),
-            'val': curve[-1][1],
-            'seconds': time.perf_counter() - t0,
-        }
-        meshes[name] = mesh
+        record(f'central_{kind}', model, curve[-1][1], t0)
     if args.fedavg:
         t0 = time.perf_counter()
-        mesh = problem.mesh_grid_density(train_fedavg(problem, args)).numpy()
-        figures['fedavg'] = {
-            'miou_seen': float(problem.map_iou(mesh, seen)[0]),
-            'val': math.nan,
-            'seconds': time.perf_counter() - t0,
-        }
-        meshes['fedavg'] = mesh
+        record('fedavg', train_fedavg(problem, args), math.nan, t0)
     centrals = [k for k in figures if k.startswith('central_')]
     if not centrals:  # --central '': the optimizers only
         figures['central'] = {'miou_seen': math.nan, 'val': math.nan, 'seconds': 0.0}
