@@ -521,5 +521,6 @@ def test_cadmm_is_dinno_and_ignored_keys_say_why(tmp_path, caplog):
     cls, _ = registry.parse_optimizer_config(config.pair('problem1').optimizer_config)
     assert cls.name == 'dinno' and config.pair('problem1').alg_name == 'cadmm'
     assert 'optimizer_config.profile: ignored (the research code' in caplog.text
-    with pytest.raises(ValueError, match='allowed: cadmm, dinno, dsgd, dsgt'):
+    allowed = 'allowed: cadmm, choco, dinno, dsgd, dsgt, next, prox_pda'
+    with pytest.raises(ValueError, match=allowed):
         registry.parse_optimizer_config({'alg_name': 'admm'})

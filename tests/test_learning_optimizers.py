@@ -79,7 +79,8 @@ def max_error(robots: list[RobotOptimizer], x_star: torch.Tensor) -> float:
 # limits (1e-3, i.e. under 0.1% of |x*| ~ 1.3). DSGD's fixed point with step alpha is off the
 # optimum by O(alpha); with alpha_k ~ 1/(mu k) the error falls like 1/k (measured 0.031 at 500
 # rounds, 0.016 at 1000), so it is checked at 3e-2 after 1000 rounds: ~2% of the 1.3 it started
-# from.
+# from. Prox-PDA (primal-dual) and NEXT (gradient tracking, the paper's diminishing step) converge
+# exactly as well: measured ~1e-6 after 300 rounds with these steps.
 CASES = {
     'dinno': (
         {
@@ -100,6 +101,12 @@ CASES = {
         1e-3,
     ),
     'dsgd': ({'alg_name': 'dsgd', 'alpha0': 0.2, 'mu': 1.0, 'outer_iterations': 1000}, 1000, 3e-2),
+    'prox_pda': ({'alg_name': 'prox_pda', 'beta': 3.0, 'outer_iterations': 300}, 300, 1e-3),
+    'next': (
+        {'alg_name': 'next', 'alpha0': 1.0, 'mu': 0.01, 'tau': 5.0, 'outer_iterations': 300},
+        300,
+        1e-3,
+    ),
 }
 
 
@@ -160,6 +167,11 @@ def two_scalar_robots(**dinno: object) -> list[RobotOptimizer]:
         'outer_iterations': 10,
         **dinno,
     }
+    return scalar_robot_pair(config)
+
+
+def scalar_robot_pair(config: dict) -> list[RobotOptimizer]:
+    """Build the two scalar robots of :func:`two_scalar_robots` with any optimizer ``config``."""
     robots = []
     for w, a, b in ((1.0, 1.0, 3.0), (3.0, 2.0, 2.0)):
         model = torch.nn.Linear(1, 1, bias=False)
@@ -256,6 +268,80 @@ def test_dsgd_round_by_hand_and_alpha_decay() -> None:
     assert robots[0].alpha == pytest.approx(0.1 * (1 - 0.5 * 0.1))
 
 
+def test_prox_pda_rounds_by_hand() -> None:
+    """
+    The two scalar robots, beta 10, path 0-1 (degree 1): grads -4 (robot 0) and 16 (robot 1).
+
+    Round 1, dual step with x = (1, 3), then the primal step:
+    lambda0 = 10 (1 - 3) = -20, lambda1 = +20;
+    w0 = (10 (1 + 3) + 4 + 20) / (2 * 10) = 3.2, w1 = (10 (3 + 1) - 16 - 20) / 20 = 0.2.
+    Round 2: lambda0 = -20 + 10 (3.2 - 0.2) = 10, lambda1 = -10; grads 2 (3.2 - 3) = 0.4 and
+    4 (2 * 0.2 - 2) = -6.4; w0 = (10 * 3.4 - 0.4 - 10) / 20 = 1.18, w1 = (34 + 6.4 + 10) / 20
+    = 2.52. The duals sum to zero (1^T L^- = 0).
+    """
+    robots = scalar_robot_pair({'alg_name': 'prox_pda', 'beta': 10.0, 'outer_iterations': 10})
+    assert set(robots[0].outgoing()) == {'params'}
+    run_rounds(robots, nx.path_graph(2), 1)
+    assert robots[0].dual.item() == pytest.approx(-20.0)
+    assert robots[1].dual.item() == pytest.approx(20.0)
+    assert robots[0].params.item() == pytest.approx(3.2)
+    assert robots[1].params.item() == pytest.approx(0.2)
+    assert robots[0].problem.model.weight.item() == pytest.approx(3.2)  # the model itself moved
+    run_rounds(robots, nx.path_graph(2), 1)
+    assert robots[0].dual.item() == pytest.approx(10.0)
+    assert robots[1].dual.item() == pytest.approx(-10.0)
+    assert robots[0].params.item() == pytest.approx(1.18)
+    assert robots[1].params.item() == pytest.approx(2.52)
+
+
+def test_next_rounds_by_hand() -> None:
+    """
+    The two scalar robots, alpha0 0.5, mu 0.4, tau 10, path 0-1: W = [[1/2, 1/2], [1/2, 1/2]].
+
+    Round 0 (z^-1 = (1, 3), y^-1 = 0): x = W z = (2, 2); grads 2 (2 - 3) = -2 and
+    4 (2 * 2 - 2) = 8, so y = W 0 + g - 0 = (-2, 8); z = x - alpha y / tau = (2.1, 1.6);
+    alpha <- 0.5 (1 - 0.4 * 0.5) = 0.4.
+    Round 1: x = W z = (1.85, 1.85); grads -2.3 and 6.8; y = W y + g - g_prev
+    = (3 - 2.3 + 2, 3 + 6.8 - 8) = (2.7, 1.8) (sum 4.5 = the gradients' sum);
+    z = 1.85 - 0.4 y / 10 = (1.742, 1.778); alpha <- 0.4 (1 - 0.4 * 0.4) = 0.336.
+    """
+    config = {'alg_name': 'next', 'alpha0': 0.5, 'mu': 0.4, 'tau': 10.0, 'outer_iterations': 10}
+    robots = scalar_robot_pair(config)
+    assert set(robots[0].outgoing()) == {'params', 'tracker'}
+    run_rounds(robots, nx.path_graph(2), 1)
+    assert [r.tracker.item() for r in robots] == pytest.approx([-2.0, 8.0])
+    assert [r.params.item() for r in robots] == pytest.approx([2.1, 1.6])
+    assert robots[0].alpha == pytest.approx(0.4)
+    run_rounds(robots, nx.path_graph(2), 1)
+    assert [r.tracker.item() for r in robots] == pytest.approx([2.7, 1.8])
+    assert [r.params.item() for r in robots] == pytest.approx([1.742, 1.778])
+    assert [r.problem.model.weight.item() for r in robots] == pytest.approx([1.742, 1.778])
+    assert robots[1].alpha == pytest.approx(0.336)
+
+
+@pytest.mark.parametrize(
+    'config, key, allowed',
+    [
+        ({'alg_name': 'prox_pda', 'beta': 0.0}, 'optimizer_config.beta', '> 0'),
+        ({'alg_name': 'prox_pda', 'beta': 'big'}, 'optimizer_config.beta', 'number'),
+        ({'alg_name': 'prox_pda', 'rho': 1.0}, 'optimizer_config.rho', 'beta, outer_iterations'),
+        ({'alg_name': 'next', 'tau': -1.0}, 'optimizer_config.tau', '> 0'),
+        ({'alg_name': 'next', 'alpha0': 1.5}, 'optimizer_config.alpha0', '<= 1'),
+        (
+            {'alg_name': 'next', 'alpha0': 0.5, 'mu': 2.0},
+            'optimizer_config.mu',
+            '< 1 / alpha0 = 2',
+        ),
+        ({'alg_name': 'next', 'surrogate': 'local'}, 'optimizer_config.surrogate', 'alpha0, mu'),
+    ],
+)
+def test_prox_pda_and_next_config_errors(config: dict, key: str, allowed: str) -> None:
+    """A bad Prox-PDA or NEXT value names its key and what is allowed."""
+    with pytest.raises(ValueError) as info:
+        registry.parse_optimizer_config(config)
+    assert key in str(info.value) and allowed in str(info.value), str(info.value)
+
+
 def test_isolated_robot_takes_local_steps() -> None:
     """
     With no neighbours every algorithm still descends its own loss.
@@ -279,7 +365,13 @@ def test_isolated_robot_takes_local_steps() -> None:
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_divergence_is_an_error_naming_robot_and_round(name: str) -> None:
     """A step size far too large blows the parameters up: the run stops saying where and why."""
-    big = {'dinno': {'primal_lr': 50.0}, 'dsgt': {'alpha': 50.0}, 'dsgd': {'alpha0': 50.0}}[name]
+    big = {
+        'dinno': {'primal_lr': 50.0},
+        'dsgt': {'alpha': 50.0},
+        'dsgd': {'alpha0': 50.0},
+        'prox_pda': {'beta': 0.01},  # primal step 1 / (2 beta d_i) = 25
+        'next': {'tau': 0.02},  # step alpha / tau = 50
+    }[name]
     robots = lsq_robots({**CASES[name][0], **big}, lsq_data())
     with pytest.raises(DivergedError, match=r'robot \d, round \d+: .* (NaN|inf)'):
         run_rounds(robots, nx.cycle_graph(NODES), 200)

@@ -42,6 +42,9 @@ class Recorder:
     def send_weights(self, round_k, vector, values, degree) -> None:
         self.sent.append((round_k, vector, degree))
 
+    def send_params(self, round_k, packed) -> None:
+        pass
+
     def send_state(self, state) -> None:
         pass
 

@@ -32,8 +32,23 @@ CONSENSUS = re.compile(r'\[monitor\].*round (\d+): consensus ([0-9.e+-]+) - ([0-
 VAL = re.compile(r'\[monitor\].*round (\d+): consensus .* \| val loss ([0-9.e+-]+)')
 
 
-def swarm_config(tmp_path: Path, rounds: int, graph: dict, **swarm) -> Path:
-    """tiny_swarm.yaml with a DiNNO pair, written into tmp_path (results go there too)."""
+CHOCO = {  # Choco-SGD sending the top 10% of its update, 4-bit QSGD in the test's second case
+    'alg_name': 'choco',
+    'alpha0': 0.05,
+    'mu': 0.0,
+    'gamma': 0.3,
+    'compression': {'kind': 'top_k', 'fraction': 0.1},
+}
+
+
+def swarm_config(
+    tmp_path: Path, rounds: int, graph: dict, optimizer: dict | None = None, **swarm
+) -> Path:
+    """
+    tiny_swarm.yaml with a DiNNO pair, written into tmp_path (results go there too).
+
+    ``optimizer`` replaces the pair's DiNNO ``optimizer_config`` (rounds added).
+    """
     data = yaml.safe_load((CONFIGS / 'tiny_swarm.yaml').read_text())
     data['experiment']['graph'] = {'num_nodes': 3, **graph}
     data['swarm'].update(pair='dinno', **swarm)
@@ -56,6 +71,10 @@ def swarm_config(tmp_path: Path, rounds: int, graph: dict, **swarm) -> Path:
             'lr_decay_type': 'log',
         },
     }
+    if optimizer is not None:
+        pair = data['problem_configs']['dinno']
+        pair['optimizer_config'] = {**optimizer, 'outer_iterations': rounds}
+        pair['metrics'].append('wire_bytes')
     path = tmp_path / 'swarm.yaml'
     path.write_text(yaml.safe_dump(data))
     return path
@@ -137,16 +156,28 @@ def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
     assert list(tmp_path.glob('results/*/validation_loss_consensus.png'))
 
 
-@pytest.mark.parametrize('late', [[], [[1, 0, 3]]], ids=['on-time', 'late'])
-def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late):
+@pytest.mark.parametrize(
+    'late, optimizer',
+    [
+        ([], None),
+        ([[1, 0, 3]], None),
+        ([], CHOCO),
+        ([], {**CHOCO, 'compression': {'kind': 'qsgd', 'levels': 7}}),
+    ],
+    ids=['on-time', 'late', 'choco-top-k', 'choco-qsgd'],
+)
+def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer):
     """
     Same config and seed on CPU, static graph: the same consensus and val loss as offline.
 
     With every message on time, and with robot 1's round-3 message held back from robot 0 until
     robot 0's round 3 is over (injected lateness: robot 0 steps with robot 1's round-2 message;
-    the offline runner injects the same).
+    the offline runner injects the same). Choco-SGD's compressed messages decode to the same
+    values, and its robots count the same bytes, as offline.
     """
-    config = swarm_config(tmp_path, rounds=10, graph={'type': 'cycle'}, late_messages=late)
+    config = swarm_config(
+        tmp_path, rounds=10, graph={'type': 'cycle'}, optimizer=optimizer, late_messages=late
+    )
     proc, lines = start_swarm(config, ros_env, tmp_path)
     proc.wait(timeout=320)
     out = ''.join(lines)
@@ -154,7 +185,8 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late):
     assert ('no round-3 message in time from robot_1 (round 2)' in out) == bool(late), out[-4000:]
     assert 'all 4 nodes exited 0' in out and out.count('finished 10 rounds') == 3
     consensus = {int(m[1]): float(m[3]) for m in CONSENSUS.finditer(out)}
-    assert sorted(consensus) == list(range(11)) and consensus[10] < 0.5 * consensus[0]
+    assert sorted(consensus) == list(range(11))
+    assert optimizer is not None or consensus[10] < 0.5 * consensus[0]  # DiNNO agrees quickly
     ros = torch.load(results_file(tmp_path, 'dinno'), weights_only=True)
 
     spec = load_swarm(config)
@@ -176,6 +208,10 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late):
     for a, b in zip(ros['map_iou'], offline['map_iou']):  # the same coverage, the same maps
         assert torch.allclose(a, b, atol=1e-6), (a, b)
     assert ros['map_iou_columns'][0] == 'miou_seen' and 0.0 < float(ros['map_iou'][-1][0, 0])
+    if optimizer is not None:
+        assert len(ros['wire_bytes']) == 3 and int(ros['wire_bytes'][-1][0, 0]) > 0
+        for a, b in zip(ros['wire_bytes'], offline['wire_bytes']):
+            assert torch.equal(a, b), (a, b)
 
 
 def robot_pid(config: Path, robot: int) -> int | None:

@@ -16,6 +16,7 @@ from dinno_ros.core.learning.round import RoundGraph, StateReport
 from dinno_ros.core.learning.simulation import OfflineSwarm, run_rounds
 from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import load_swarm
+from dinno_ros.core.wire import PackedTensors
 import pytest
 import torch
 import yaml
@@ -36,9 +37,12 @@ class LocalLink:
             return []  # this robot's radio died
         return [r for j, r in self.swarm.items() if j != self.robot_id]
 
-    def send_weights(self, round_k: int, vector: str, values: torch.Tensor, degree: int) -> None:
+    def send_weights(self, round_k: int, vector: str, packed: PackedTensors, degree: int) -> None:
         for other in self._others(round_k):
-            other.inbox.put(self.robot_id, round_k, vector, values.detach().clone(), degree)
+            other.round.receive(self.robot_id, round_k, vector, packed, degree)
+
+    def send_params(self, round_k: int, packed: PackedTensors) -> None:
+        pass
 
     def send_state(self, state: StateReport) -> None:
         for other in self._others(state.round_k):

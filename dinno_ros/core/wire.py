@@ -231,3 +231,37 @@ def unpack_vector(
         )
     tensor = torch.from_numpy(flat.copy() if not flat.flags.writeable else flat)
     return tensor.to(device=device, dtype=dtype)
+
+
+def _cdr_string(offset: int, text: str) -> int:
+    offset += -offset % 4
+    return offset + 4 + len(text.encode()) + 1
+
+
+def weights_wire_bytes(packed: PackedTensors, vector: str, frame_id: str = '') -> int:
+    """
+    Return the bytes of a ``dinno_msgs/Weights`` message holding ``packed`` as DDS carries it.
+
+    Its CDR serialisation (the 4-byte encapsulation header included), the length
+    ``rclpy.serialization.serialize_message`` returns; the offline runner counts with it.
+    """
+    offset = 8  # header.stamp: int32 sec, uint32 nanosec
+    offset = _cdr_string(offset, frame_id)
+    offset += -offset % 4
+    offset += 12  # sender, round, degree
+    offset = _cdr_string(offset, vector)
+    for strings in (packed.names, packed.dtypes):
+        offset += -offset % 4
+        offset += 4
+        for text in strings:
+            offset = _cdr_string(offset, text)
+    for numbers in (packed.ndims, packed.shapes):
+        offset += -offset % 4
+        offset += 4 + 4 * len(numbers)
+    offset += -offset % 4
+    offset += (
+        4 + len(memoryview(packed.data).cast('B'))
+        if not isinstance(packed.data, (list, tuple))
+        else 4 + len(packed.data)
+    )
+    return 4 + offset

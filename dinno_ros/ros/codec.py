@@ -35,7 +35,26 @@ def weights_msg(
     stamp=None,
 ) -> Weights:
     """Pack the flat ``values`` of the optimizer vector named ``vector`` into a Weights message."""
-    packed = pack_vector(values, layout)
+    return packed_weights_msg(
+        pack_vector(values, layout),
+        sender=sender,
+        round_k=round_k,
+        degree=degree,
+        vector=vector,
+        stamp=stamp,
+    )
+
+
+def packed_weights_msg(
+    packed: PackedTensors,
+    *,
+    sender: int,
+    round_k: int,
+    degree: int,
+    vector: str = Weights.VECTOR_PARAMS,
+    stamp=None,
+) -> Weights:
+    """Copy wire tensors (dense or compressed, see ``RobotWire``) into a Weights message."""
     msg = Weights()
     if stamp is not None:
         msg.header.stamp = stamp
@@ -101,4 +120,5 @@ def state_msg(robot_id: int, state: StateReport, stamp=None) -> RobotState:
     msg.neighbors = [int(j) for j in state.neighbors]
     msg.train_loss, msg.forward_passes = float(state.train_loss), int(state.forward_passes)
     msg.dataset_size, msg.finished = int(state.dataset_size), bool(state.finished)
+    msg.bytes_sent, msg.bytes_received = int(state.bytes_sent), int(state.bytes_received)
     return msg

@@ -58,9 +58,10 @@ class MonitorNode(Node):
         if grid is not None:
             self.map_pub.publish(maps.occupancy_msg(grid, self.get_clock().now().to_msg()))
         for j in range(self.spec.num_robots):
-            self.create_subscription(
-                Weights, f'/robot_{j}/weights', self._on_weights, qos.monitor_inbox()
-            )
+            for topic in ('weights', 'params'):  # params: robots whose optimizer sends none
+                self.create_subscription(
+                    Weights, f'/robot_{j}/{topic}', self._on_weights, qos.monitor_inbox()
+                )
             self.create_subscription(
                 RobotState, f'/robot_{j}/state', self._on_state, qos.monitor_inbox()
             )
@@ -89,6 +90,7 @@ class MonitorNode(Node):
             np.array([p.x, p.y, yaw]),
             int(msg.forward_passes),
             bool(msg.finished),
+            (int(msg.bytes_sent), int(msg.bytes_received)),
         )
         self.arrived.set()
 
@@ -127,6 +129,9 @@ class MonitorNode(Node):
         msg.robot_validation_loss = r.per_robot.get('validation_loss', [])
         msg.robot_top1_accuracy = r.per_robot.get('top1_accuracy', [])
         msg.lost_robots = [int(i) for i in r.lost]
+        msg.robot_bytes_sent = [int(s) for s, _ in r.wire_bytes]
+        msg.robot_bytes_received = [int(v) for _, v in r.wire_bytes]
+        msg.megabytes_sent = sum(msg.robot_bytes_sent) / 1e6
         if r.evaluation is not None and hasattr(self.monitor.problem, 'mesh_grid_density'):
             quality = self._publish_learned_map(r)
             msg.map_accuracy, msg.map_iou = quality.get('accuracy', NAN), quality.get('iou', NAN)

@@ -7,7 +7,8 @@ and the optimizer's ``weights``, wait for the neighbours' round-k weights (or th
 the optimizer (``RobotAgent.finish_round``). Training runs on the main thread and the executor
 receives on its own thread, so a step never blocks receiving.
 
-Topics (relative to the namespace): ``weights`` (dinno_msgs/Weights), ``state``
+Topics (relative to the namespace): ``weights`` (dinno_msgs/Weights), ``params`` (the same type,
+for the monitor, only when the optimizer's vectors do not carry the parameters), ``state``
 (dinno_msgs/RobotState), ``scan`` (sensor_msgs/LaserScan), ``pose`` (geometry_msgs/PoseStamped),
 ``path`` (nav_msgs/Path), ``markers`` (visualization_msgs/MarkerArray); it subscribes to
 ``/robot_<j>/weights`` and ``/robot_<j>/state``.
@@ -24,12 +25,11 @@ from dinno_ros.core.learning.round import StateReport
 from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.threads import limit_threads
-from dinno_ros.core.wire import TensorLayout
+from dinno_ros.core.wire import PackedTensors, WireError
 from dinno_ros.ros import codec, qos, viz_msgs
 from dinno_ros.ros.lifecycle import run_node
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-import torch
 
 
 class RobotNode(Node):
@@ -45,13 +45,13 @@ class RobotNode(Node):
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
         limit_threads(self.spec.section.torch_threads)
         self.rounds = RobotRounds(self.spec, robot_id, link=self, log=self.get_logger())
-        self.layout = TensorLayout.from_model(self.rounds.agent.model)
         self.robot_id = robot_id
         self._make_topics()
 
     # topics --------------------------------------------------------------------------------------
     def _make_topics(self) -> None:
         self.weights_pub = self.create_publisher(Weights, 'weights', qos.weights())
+        self.params_pub = None  # created on first use: the optimizer sends no parameters
         self.state_pub = self.create_publisher(RobotState, 'state', qos.state())
         motion = self.rounds.agent.motion
         self.viz = None
@@ -72,10 +72,14 @@ class RobotNode(Node):
             self.create_subscription(RobotState, f'/robot_{j}/state', self._on_state, qos.state())
 
     def _on_weights(self, msg: Weights) -> None:
-        values = codec.values_or_warn(msg, self.layout, self.get_logger())
-        if values is not None:
-            sender, round_k = int(msg.sender), int(msg.round)
-            self.rounds.inbox.put(sender, round_k, msg.vector, values, int(msg.degree))
+        sender, round_k = int(msg.sender), int(msg.round)
+        try:
+            packed = codec.packed_of(msg)
+            self.rounds.round.receive(sender, round_k, msg.vector, packed, int(msg.degree))
+        except WireError as exc:
+            self.get_logger().warning(
+                f'ignored weights from robot {sender} round {round_k}: {exc}'
+            )
 
     def _on_metrics(self, msg: SwarmMetrics) -> None:
         self.monitor_round = max(self.monitor_round, int(msg.round))
@@ -89,12 +93,11 @@ class RobotNode(Node):
         )
 
     # RobotLink: what RobotRounds sends -------------------------------------------------------
-    def send_weights(self, round_k: int, vector: str, values: torch.Tensor, degree: int) -> None:
+    def send_weights(self, round_k: int, vector: str, packed: PackedTensors, degree: int) -> None:
         """Publish one optimizer vector on ``weights``."""
         stamp = self.get_clock().now().to_msg()
-        msg = codec.weights_msg(
-            values,
-            self.layout,
+        msg = codec.packed_weights_msg(
+            packed,
             sender=self.robot_id,
             round_k=round_k,
             degree=degree,
@@ -102,6 +105,16 @@ class RobotNode(Node):
             stamp=stamp,
         )
         self.weights_pub.publish(msg)
+
+    def send_params(self, round_k: int, packed: PackedTensors) -> None:
+        """Publish the parameters on ``params``, which only the monitor reads."""
+        if self.params_pub is None:
+            self.params_pub = self.create_publisher(Weights, 'params', qos.weights())
+        stamp = self.get_clock().now().to_msg()
+        msg = codec.packed_weights_msg(
+            packed, sender=self.robot_id, round_k=round_k, degree=0, stamp=stamp
+        )
+        self.params_pub.publish(msg)
 
     def send_state(self, state: StateReport) -> None:
         """Publish the robot's state on ``state``."""

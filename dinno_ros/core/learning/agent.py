@@ -71,6 +71,8 @@ class RobotView:
     forward_passes: int = 0
     current_epoch: float = 0.0
     position: np.ndarray | None = None  # (x, y, yaw) world metres
+    bytes_sent: int | None = None  # optimizer messages as DDS carries them, all rounds so far
+    bytes_received: int | None = None  # the neighbours' messages its steps used, so far
 
 
 class RobotMotion:
@@ -136,9 +138,12 @@ class RobotAgent:
         self.robot_id = int(robot_id)
         self.problem = problem
         self.optimizer = optimizer
+        optimizer.robot_id = self.robot_id
         self.motion = motion
         self.position: np.ndarray | None = None if motion is None else motion.pose(0)
         self.last_info: dict[str, float] = {}
+        self.bytes_sent = 0  # counted by its RobotRound
+        self.bytes_received = 0
 
     @property
     def model(self) -> torch.nn.Module:
@@ -192,6 +197,8 @@ class RobotAgent:
             int(self.optimizer.forward_passes),
             float(getattr(self.problem, 'current_epoch', 0.0)),
             self.position,
+            self.bytes_sent,
+            self.bytes_received,
         )
 
     def params(self) -> torch.Tensor:

@@ -130,6 +130,15 @@ def map_iou(ev: Evaluation) -> Metric:
     return Metric(values, summary, f'mIoU seen: {_range(values[:, 0], ".3f")}')
 
 
+def wire_bytes(ev: Evaluation) -> Metric | None:
+    """Return each robot's optimizer bytes so far, [robots, 2]: sent, received (as DDS)."""
+    if any(r.bytes_sent is None for r in ev.robots):
+        return None  # not counted where the views come from (the monitor)
+    counts = torch.tensor([[r.bytes_sent, r.bytes_received] for r in ev.robots], dtype=torch.int64)
+    megabytes = float(counts[:, 0].sum()) / 1e6
+    return Metric(counts, {'megabytes_sent': megabytes}, f'MB sent: {megabytes:.3f}')
+
+
 def current_graph(ev: Evaluation) -> Metric:
     edges = sorted((min(u, v), max(u, v)) for u, v in ev.graph.edges)
     return Metric(torch.tensor(edges, dtype=torch.int64).reshape(-1, 2))
@@ -147,6 +156,7 @@ METRICS: dict[str, Callable[[Evaluation], Metric | None]] = {
     'current_position': current_position,
     'current_graph': current_graph,
     'map_iou': map_iou,
+    'wire_bytes': wire_bytes,
 }
 
 

@@ -112,7 +112,7 @@ class RoundInbox(Board):
         vectors = self._rounds.get(sender, {}).get(round_k)
         if vectors is None or len(vectors) != len(self.vectors):
             return None
-        return NeighborMessage(dict(vectors), self._degrees[(sender, round_k)])
+        return NeighborMessage(dict(vectors), self._degrees[(sender, round_k)], round_k)
 
     def _settled(self, sender: int, round_k: int) -> bool:
         """Whether the sender's round-k message is in, or is in but held back (injected late)."""

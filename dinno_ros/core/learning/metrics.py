@@ -31,6 +31,7 @@ METRIC_NAMES = (
     'current_graph',
     'map_iou',
     'validation_nll',
+    'wire_bytes',
 )
 
 

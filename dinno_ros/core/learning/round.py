@@ -36,6 +36,15 @@ import torch
 from .agent import Observation, RobotAgent
 from .graphs import build_graph, disk_graph, fiedler_value, GraphConfig
 from .inbox import MissTracker, RoundInbox, RoundResult
+from ..wire import (
+    pack_tensors,
+    pack_vector,
+    PackedTensors,
+    TensorLayout,
+    unpack_tensors,
+    unpack_vector,
+    weights_wire_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +69,24 @@ class StateReport:
     train_loss: float
     forward_passes: int
     dataset_size: int
+    bytes_sent: int = 0  # optimizer messages so far (RobotWire's count)
+    bytes_received: int = 0
 
 
 class RobotLink(Protocol):
     """How a robot's round reaches the others: the ROS node, or other robots' inboxes."""
 
-    def send_weights(self, round_k: int, vector: str, values: torch.Tensor, degree: int) -> None:
+    def send_weights(self, round_k: int, vector: str, packed: PackedTensors, degree: int) -> None:
         """Send one optimizer vector (``vector`` names it: params, tracker, ...) of round k."""
+        ...
+
+    def send_params(self, round_k: int, packed: PackedTensors) -> None:
+        """
+        Send the parameters to the monitor alone (not to the robots).
+
+        Called when the optimizer's own vectors do not carry them (Choco-SGD sends compressed
+        updates); not counted as optimizer traffic.
+        """
         ...
 
     def send_state(self, state: StateReport) -> None:
@@ -127,6 +147,37 @@ class RoundGraph:
         return sorted(int(j) for j in self.at(positions).neighbors(robot_id))
 
 
+class RobotWire:
+    """
+    Where an optimizer's vector becomes wire tensors, and wire tensors a vector again.
+
+    Dense vectors travel as the model's float32 tensors; a vector the optimizer compresses
+    (``compressor_of``) travels as its compressor's arrays. Counts the bytes of what it encodes as
+    DDS carries them (``weights_wire_bytes``).
+    """
+
+    def __init__(self, agent: RobotAgent) -> None:
+        self.optimizer = agent.optimizer
+        self.layout = TensorLayout.from_model(agent.model)
+        self.sizes: dict[str, int] = {}  # vector -> bytes of its last message
+
+    def encode(self, vector: str, values: torch.Tensor) -> PackedTensors:
+        """Return the wire tensors of this round's ``vector``."""
+        arrays = self.optimizer.wire_arrays(vector)
+        packed = pack_vector(values, self.layout) if arrays is None else pack_tensors(arrays)
+        self.sizes[vector] = weights_wire_bytes(packed, vector)
+        return packed
+
+    def decode(
+        self, sender: int, round_k: int, vector: str, packed: PackedTensors
+    ) -> torch.Tensor:
+        """Return a received vector's values; raise WireError when it is malformed."""
+        compressor = self.optimizer.compressor_of(vector)
+        if compressor is None:
+            return unpack_vector(packed, self.layout)
+        return compressor.decode(unpack_tensors(packed), sender, round_k)
+
+
 def late_for(receiver: int, late: Iterable[Sequence[int]]) -> list[tuple[int, int]]:
     """Return the (sender, round) of the ``late`` (sender, receiver, round) that reach us."""
     return [(int(j), int(k)) for j, i, k in late if int(i) == int(receiver)]
@@ -150,6 +201,7 @@ class RobotRound:
         self.link = link
         self.log = log or logging.getLogger(f'robot_{self.robot_id}')
         self.inbox = RoundInbox(agent.optimizer.vectors, late=late_for(self.robot_id, late))
+        self.wire = RobotWire(agent)
         self.misses = MissTracker(lost_after_rounds)
         self.wait_for: list[int] = []  # this round's neighbours that are waited for
         self.last_neighbors: list[int] = []  # whose messages the last step used
@@ -185,6 +237,8 @@ class RobotRound:
         result = self.inbox.wait_round(k, self.wait_for, timeout)
         self.waited_s += time.monotonic() - t0
         self._account(k, result)
+        fresh = [j for j in result.messages if j not in result.late]
+        self.agent.bytes_received += len(fresh) * sum(self.wire.sizes.values())
         self.last_neighbors = sorted(result.messages)
         return self.agent.finish_round(k, result.messages, self.degree)
 
@@ -211,9 +265,23 @@ class RobotRound:
         pose = self.agent.position
         return None if pose is None else (float(pose[0]), float(pose[1]))
 
-    def send_weights(self, k: int) -> None:
+    def send_weights(self, k: int, counted: bool = True) -> None:
+        """Send the optimizer's vectors of round k; ``counted``: they are optimizer traffic."""
         for vector, values in self.agent.outgoing().items():
-            self.link.send_weights(k, vector, values, self.degree)
+            packed = self.wire.encode(vector, values)
+            if counted:
+                self.agent.bytes_sent += self.wire.sizes[vector]
+            self.link.send_weights(k, vector, packed, self.degree)
+        if 'params' not in self.inbox.vectors:
+            self.link.send_params(k, pack_vector(self.agent.params(), self.wire.layout))
+
+    def receive(
+        self, sender: int, round_k: int, vector: str, packed: PackedTensors, degree: int
+    ) -> None:
+        """Decode and validate a neighbour's vector into the inbox; WireError when malformed."""
+        if vector in self.inbox.vectors:
+            values = self.wire.decode(sender, round_k, vector, packed)
+            self.inbox.put(sender, round_k, vector, values, degree)
 
     def send_state(self, k: int, finished: bool = False) -> StateReport:
         info = self.agent.last_info
@@ -226,6 +294,8 @@ class RobotRound:
             train_loss=float(info.get('train_loss', math.nan)),
             forward_passes=int(self.agent.optimizer.forward_passes),
             dataset_size=self.agent.dataset_size,
+            bytes_sent=self.agent.bytes_sent,
+            bytes_received=self.agent.bytes_received,
         )
         self.link.send_state(state)
         return state
@@ -233,5 +303,5 @@ class RobotRound:
     def send_final(self, rounds: int) -> None:
         """After the last round: the state and the final model (tag R), then ``finished``."""
         self.send_state(rounds)  # tag R's forward passes, before its vector
-        self.send_weights(rounds)
+        self.send_weights(rounds, counted=False)  # for the monitor: no robot steps with them
         self.send_state(rounds, finished=True)

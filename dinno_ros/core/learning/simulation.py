@@ -13,11 +13,11 @@ import logging
 from typing import Any, Callable, Iterable, Sequence
 
 import networkx as nx
-import torch
 
 from .agent import Observation, RobotAgent
 from .evaluator import Evaluator
 from .round import Position, RobotRound, RoundGraph, StateReport
+from ..wire import PackedTensors
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +29,17 @@ class DirectLink:
         self.robot_id = robot_id
         self.swarm = swarm
 
-    def send_weights(self, round_k: int, vector: str, values: torch.Tensor, degree: int) -> None:
+    def send_weights(self, round_k: int, vector: str, packed: PackedTensors, degree: int) -> None:
+        """Decode once, as every receiver would, and put the values into the others' inboxes."""
+        values = self.swarm.by_id[self.robot_id].wire.decode(
+            self.robot_id, round_k, vector, packed
+        )
         for other in self.swarm.robots:
             if other.robot_id != self.robot_id:
                 other.inbox.put(self.robot_id, round_k, vector, values, degree)
+
+    def send_params(self, round_k: int, packed: PackedTensors) -> None:
+        """Do nothing: the evaluator reads the parameters from the robots directly."""
 
     def send_state(self, state: StateReport) -> None:
         """Positions are read from the robots directly."""
@@ -57,6 +64,7 @@ class OfflineSwarm:
             RobotRound(a, graph, DirectLink(a.robot_id, self), lost_after_rounds, late)
             for a in agents
         ]
+        self.by_id = {r.robot_id: r for r in self.robots}
 
     @property
     def agents(self) -> list[RobotAgent]:

@@ -43,6 +43,7 @@ class RoundReport:
         default_factory=dict
     )  # e.g. validation_loss per robot
     lost: list[int] = field(default_factory=list)
+    wire_bytes: list[tuple[int, int]] = field(default_factory=list)  # per robot: sent, received
 
 
 class SwarmMonitor:
@@ -73,6 +74,7 @@ class SwarmMonitor:
         self.forward_passes: dict[
             int, dict[int, int]
         ] = {}  # round -> robot -> passes before that round
+        self.wire_bytes: dict[int, dict[int, tuple[int, int]]] = {}  # round -> robot -> bytes
         self.finished: set[int] = set()
         self.lost: set[int] = set()
         self.started = time.monotonic()
@@ -98,11 +100,20 @@ class SwarmMonitor:
             self._seen(robot)
 
     def put_state(
-        self, robot: int, round_k: int, pose: np.ndarray, forward_passes: int, finished: bool
+        self,
+        robot: int,
+        round_k: int,
+        pose: np.ndarray,
+        forward_passes: int,
+        finished: bool,
+        wire_bytes: tuple[int, int] | None = None,
     ) -> None:
+        """Record a robot's state; ``wire_bytes``: (sent, received) optimizer bytes so far."""
         with self._lock:
             self.poses.setdefault(round_k, {})[robot] = np.asarray(pose, dtype=np.float64)
             self.forward_passes.setdefault(round_k, {})[robot] = int(forward_passes)
+            if wire_bytes is not None:
+                self.wire_bytes.setdefault(round_k, {})[robot] = wire_bytes
             if finished:
                 self.finished.add(robot)
             self._seen(robot)
@@ -196,10 +207,11 @@ class SwarmMonitor:
                 tag = self.next_round
                 vectors = self.vectors.pop(tag)
                 passes = dict(self.forward_passes.get(tag, {}))
+                counts = self.wire_bytes.pop(tag, {})
                 poses = dict(self.poses.get(max(tag - 1, 0), {}))  # tag 0: the start poses
                 lost = sorted(self.lost)
                 self.next_round += 1
-            out.append(self._report(tag, vectors, passes, poses, lost))
+            out.append(self._report(tag, vectors, passes, poses, lost, counts))
 
     def _report(
         self,
@@ -208,6 +220,7 @@ class SwarmMonitor:
         passes: dict[int, int],
         poses: dict[int, np.ndarray],
         lost: list[int],
+        counts: dict[int, tuple[int, int]] | None = None,
     ) -> RoundReport:
         ids = sorted(vectors)
         k = tag - 1  # the round whose step produced these vectors
@@ -218,7 +231,12 @@ class SwarmMonitor:
                 torch.nn.utils.vector_to_parameters(vectors[i], robot.model.parameters())
             robot.forward_passes = passes.get(i, robot.forward_passes)
             robot.position = poses.get(i, robot.position)
+            if counts and i in counts:
+                robot.bytes_sent, robot.bytes_received = counts[i]
         report = RoundReport(tag, ids, consensus_error([vectors[i] for i in ids]), lost=lost)
+        report.wire_bytes = [
+            (self.robots[i].bytes_sent or 0, self.robots[i].bytes_received or 0) for i in ids
+        ]
         self.evaluator.observe({}, list(poses.values()))  # what the lidars saw in round k
         if self.evaluator.due(tag):
             agents = [self.robots[i] for i in ids]

@@ -1,13 +1,18 @@
-"""Per-robot decentralized optimizers (registered by name: dinno, dsgd, dsgt)."""
+"""Per-robot decentralized optimizers by name: choco, dinno, dsgd, dsgt, next, prox_pda."""
 
 from __future__ import annotations
 
 from .base import DivergedError, FlatParameters, LocalProblem, NeighborMessage, RobotOptimizer
+from .choco import ChocoConfig, ChocoSGD
 from .dinno import DiNNO, DiNNOConfig
 from .dsgd import DSGD, DSGDConfig
 from .dsgt import DSGT, DSGTConfig
+from .next_sca import NEXT, NEXTConfig
+from .prox_pda import ProxPDA, ProxPDAConfig
 
 __all__ = [
+    'ChocoConfig',
+    'ChocoSGD',
     'DiNNO',
     'DiNNOConfig',
     'DivergedError',
@@ -18,5 +23,9 @@ __all__ = [
     'FlatParameters',
     'LocalProblem',
     'NeighborMessage',
+    'NEXT',
+    'NEXTConfig',
+    'ProxPDA',
+    'ProxPDAConfig',
     'RobotOptimizer',
 ]

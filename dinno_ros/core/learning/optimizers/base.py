@@ -37,6 +37,7 @@ class NeighborMessage:
 
     vectors: Mapping[str, torch.Tensor]  # vector name ("params", "tracker") -> flat values
     degree: int  # the neighbour's degree this round (for Metropolis weights)
+    round_k: int | None = None  # the round it was sent for (an earlier one when it came late)
 
 
 @runtime_checkable
@@ -127,6 +128,7 @@ class RobotOptimizer(ABC):
         self.problem = problem
         self.flat = FlatParameters(problem.model)
         self.forward_passes = 0  # minibatch losses evaluated so far (all rounds)
+        self.robot_id = 0  # set by RobotAgent (compressors seed shared draws with it)
 
     @property
     def params(self) -> torch.Tensor:
@@ -136,6 +138,14 @@ class RobotOptimizer(ABC):
     def outgoing(self) -> dict[str, torch.Tensor]:
         """Flat vectors to send to the neighbours for the current round (detached copies)."""
         return {'params': self.params.detach().clone()}
+
+    def compressor_of(self, vector: str) -> Any:
+        """Return the Compressor that encodes ``vector`` on the wire; None: dense float32."""
+        return None
+
+    def wire_arrays(self, vector: str) -> dict[str, Any] | None:
+        """Return the compressed wire arrays of this round's ``vector``; None: dense float32."""
+        return None
 
     @abstractmethod
     def step(
