@@ -140,6 +140,33 @@ def plot_learned_maps(
     return save_figure(fig, out_path)
 
 
+def plot_against_megabytes(
+    results: Mapping[str, Mapping[str, Any]], out_path: str | Path, metric: str
+) -> Path | None:
+    """``metric`` (mean over robots) against the megabytes all robots have sent (``wire_bytes``)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    for label, metrics in results.items():
+        band, counts = metric_band(metrics, metric), metrics.get('wire_bytes')
+        if band is None or not counts or len(counts) != len(band[1]):
+            continue
+        mb = np.array([float(torch.as_tensor(c)[:, 0].sum()) / 1e6 for c in counts])
+        ax.plot(mb[1:], band[1][1:], marker='.', label=label)  # tag 0: nothing sent yet
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set(
+        xlabel='megabytes sent by all robots',
+        ylabel=metric.replace('_', ' '),
+        xscale='log',
+        title=f'{metric.replace("_", " ")} per megabyte on the wire',
+    )
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_figure(fig, out_path)
+
+
 def plot_experiment(
     results: Mapping[str, Mapping[str, Any]], out_dir: str | Path, problem: str
 ) -> list[Path]:
@@ -151,6 +178,7 @@ def plot_experiment(
     out_dir = Path(out_dir)
     metric = 'top1_accuracy' if problem == 'mnist' else 'validation_loss'
     files = [plot_curves(results, out_dir / f'{metric}_consensus.png', metric)]
+    files.append(plot_against_megabytes(results, out_dir / f'{metric}_per_megabyte.png', metric))
     if problem == 'density':
         files.append(plot_learned_maps(results, out_dir / 'learned_map.png'))
     files = [f for f in files if f is not None]
