@@ -6,7 +6,9 @@ The world of ``bench/quality_mnist.py`` (8,000 / 2,000 split of the real t10k di
 one digit class each, cycle graph, the same base weights). Every robot's optimizer messages are
 counted as DDS carries them (``dinno_msgs/Weights`` CDR bytes, ``RobotWire``), the same count the
 ROS robots make. Choco-SGD runs with DSGD's step sizes and rounds (the Choco-SGD paper's
-comparison) and sends top-1% entries or 4-bit QSGD codes of its update.
+comparison) and sends top-1% entries or 4-bit QSGD codes of its update; ``choco_uncompressed``,
+Choco-SGD with top-1%'s consensus step and no compression, is the control that separates what the
+compression costs from what the smaller consensus step costs.
 
     .venv/bin/python bench/bandwidth.py [--rounds 1000] [--algs dinno,dsgd,dsgt,choco_top1pct,...]
 
@@ -54,6 +56,11 @@ def configs(rounds: int, gamma_top: float, gamma_qsgd: float) -> dict[str, dict]
             **choco,
             'gamma': gamma_top,
             'compression': {'kind': 'top_k', 'fraction': 0.01},
+        },
+        'choco_uncompressed': {  # the control: top-1%'s gamma, nothing compressed
+            **choco,
+            'gamma': gamma_top,
+            'compression': {'kind': 'identity'},
         },
         'choco_qsgd4bit': {
             **choco,
@@ -128,9 +135,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument('--eval-every', type=int, default=100)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=1)
-    ap.add_argument('--gamma-top', type=float, default=0.05, help='Choco top-1%% consensus step')
-    ap.add_argument('--gamma-qsgd', type=float, default=0.5, help='Choco 4-bit consensus step')
-    ap.add_argument('--algs', default='dinno,dsgd,dsgt,choco_top1pct,choco_qsgd4bit')
+    ap.add_argument('--gamma-top', type=float, default=0.1, help='Choco top-1%% consensus step')
+    ap.add_argument('--gamma-qsgd', type=float, default=0.1, help='Choco 4-bit consensus step')
+    ap.add_argument(
+        '--algs', default='dinno,dsgd,dsgt,choco_top1pct,choco_uncompressed,choco_qsgd4bit'
+    )
     ap.add_argument(
         '--set',
         action='append',

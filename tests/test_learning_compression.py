@@ -207,3 +207,21 @@ def test_quality_per_megabyte_is_plotted_from_wire_bytes(tmp_path) -> None:
     assert out is not None and out.stat().st_size > 0
     without = {'dsgd': {'top1_accuracy': [torch.zeros(2), torch.ones(2)]}}
     assert plot_against_megabytes(without, tmp_path / 'none.png', 'top1_accuracy') is None
+
+
+def test_choco_on_the_disk_graph_is_refused_before_anything_runs(tmp_path) -> None:
+    from dinno_ros.core.learning.experiment_config import parse_experiment
+
+    raw = {
+        'experiment': {
+            'name': 'x',
+            'map': {'generate': 'apartment', 'generate_seed': 0},
+            'graph': {'num_nodes': 3, 'type': 'disk', 'comm_radius': 3.0},
+        },
+        'problem_configs': {'p': {'problem_name': 'p', 'optimizer_config': {**choco()}}},
+    }
+    raw['problem_configs']['p']['optimizer_config']['outer_iterations'] = 5
+    with pytest.raises(ValueError, match='p.optimizer_config.alg_name: choco needs a fixed graph'):
+        parse_experiment(raw, tmp_path)
+    raw['experiment']['graph'] = {'num_nodes': 3, 'type': 'cycle'}
+    assert parse_experiment(raw, tmp_path).pair('p').alg_name == 'choco'

@@ -120,6 +120,37 @@ def live_topics(domain_id: int, until, timeout: float) -> dict[str, set[str]]:
     return seen
 
 
+def metrics_bytes(domain_id: int, until, timeout: float) -> dict[int, tuple]:
+    """Round -> (robot ids, bytes sent, bytes received, megabytes) of /swarm/metrics."""
+    from dinno_msgs.msg import SwarmMetrics
+    from dinno_ros.ros import qos
+    from rclpy.executors import SingleThreadedExecutor
+
+    got: dict[int, tuple] = {}
+
+    def keep(msg) -> None:
+        sent, received = list(msg.robot_bytes_sent), list(msg.robot_bytes_received)
+        got[int(msg.round)] = (list(msg.robot_ids), sent, received, msg.megabytes_sent)
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    node = rclpy.create_node('metrics_probe', context=context)
+    node.create_subscription(SwarmMetrics, '/swarm/metrics', keep, qos.metrics())
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    deadline = time.monotonic() + timeout
+    try:
+        while not until() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.2)
+        for _ in range(10):  # what is still queued
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    return got
+
+
 def results_file(tmp_path: Path, name: str) -> Path:
     files = sorted((tmp_path / 'results').glob(f'*/{name}_results.pt'))
     assert files, f'no results under {tmp_path / "results"}'
@@ -179,7 +210,8 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer
         tmp_path, rounds=10, graph={'type': 'cycle'}, optimizer=optimizer, late_messages=late
     )
     proc, lines = start_swarm(config, ros_env, tmp_path)
-    proc.wait(timeout=320)
+    on_air = metrics_bytes(int(ros_env['ROS_DOMAIN_ID']), lambda: proc.poll() is not None, 320)
+    proc.wait(timeout=60)
     out = ''.join(lines)
     assert proc.returncode == 0, out[-4000:]
     assert ('no round-3 message in time from robot_1 (round 2)' in out) == bool(late), out[-4000:]
@@ -212,6 +244,9 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer
         assert len(ros['wire_bytes']) == 3 and int(ros['wire_bytes'][-1][0, 0]) > 0
         for a, b in zip(ros['wire_bytes'], offline['wire_bytes']):
             assert torch.equal(a, b), (a, b)
+        ids, sent, received, megabytes = on_air[10]  # SwarmMetrics after the last round
+        assert ids == [0, 1, 2] and [sent, received] == offline['wire_bytes'][-1].T.tolist()
+        assert megabytes == pytest.approx(sum(sent) / 1e6)
 
 
 def robot_pid(config: Path, robot: int) -> int | None:

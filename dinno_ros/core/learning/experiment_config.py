@@ -37,7 +37,7 @@ import yaml
 from .graphs import GraphConfig
 from .metrics import METRIC_NAMES
 from .registry import parse_optimizer_config, problem_class
-from .schema import parse_dataclass, parse_field, spec
+from .schema import GRAPH_TYPES, parse_dataclass, parse_field, spec
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +255,7 @@ def parse_experiment(
         lambda: problem_cls.config_from_sections(prob_keys), 'problem', 'experiment'
     )
     pairs = _parse_pairs(raw['problem_configs'], problem)
+    _check_fixed_graph(pairs, common.graph)
     config = ExperimentConfig(
         name=common.name,
         problem=problem,
@@ -308,6 +309,20 @@ def _parse_common(exp: Mapping[str, Any]) -> CommonConfig:
     device = common.device or ('auto' if common.use_cuda in (None, True) else 'cpu')
     problem = common.problem or ('density' if 'map' in exp else 'mnist')
     return dataclasses.replace(common, device=device, problem=problem)
+
+
+def _check_fixed_graph(pairs: Mapping[str, PairConfig], graph: GraphConfig) -> None:
+    """Refuse an optimizer that needs a fixed graph (``FIXED_GRAPH``) on the disk graph."""
+    if graph.type != 'disk':
+        return
+    for key, pair in pairs.items():
+        cls, _ = parse_optimizer_config(pair.optimizer_config)
+        if getattr(cls.config_cls, 'FIXED_GRAPH', False):
+            raise ValueError(
+                f'problem_configs.{key}.optimizer_config.alg_name: {cls.name} needs a fixed '
+                "graph and experiment.graph.type 'disk' follows the robots; allowed: "
+                f'{", ".join(t for t in GRAPH_TYPES if t != "disk")}'
+            )
 
 
 def _parse_pairs(raw: Any, problem: str) -> dict[str, PairConfig]:

@@ -35,6 +35,7 @@ class ChocoConfig:
     """``optimizer_config`` keys for ``alg_name: choco``."""
 
     IGNORED_KEYS: ClassVar[dict[str, str]] = {'profile': PROFILE_IGNORED}
+    FIXED_GRAPH: ClassVar[bool] = True  # its copies of the neighbours need every message
 
     alpha0: float = spec(0.005, gt=0.0)  # initial SGD step size (the paper's eta)
     mu: float = spec(0.0, min=0.0)  # alpha <- alpha * (1 - mu * alpha) after every round (DSGD's)
