@@ -202,7 +202,8 @@ def test_quality_per_megabyte_is_plotted_from_wire_bytes(tmp_path) -> None:
     from dinno_ros.core.learning.plots import plot_against_megabytes
 
     counts = [torch.tensor([[0, 0], [0, 0]]), torch.tensor([[1000, 2000], [3000, 2000]])]
-    with_bytes = {'choco': {'top1_accuracy': [torch.zeros(2), torch.ones(2)], 'wire_bytes': counts}}
+    accuracy = [torch.zeros(2), torch.ones(2)]
+    with_bytes = {'choco': {'top1_accuracy': accuracy, 'wire_bytes': counts}}
     out = plot_against_megabytes(with_bytes, tmp_path / 'mb.png', 'top1_accuracy')
     assert out is not None and out.stat().st_size > 0
     without = {'dsgd': {'top1_accuracy': [torch.zeros(2), torch.ones(2)]}}

@@ -143,7 +143,7 @@ def plot_learned_maps(
 def plot_against_megabytes(
     results: Mapping[str, Mapping[str, Any]], out_path: str | Path, metric: str
 ) -> Path | None:
-    """``metric`` (mean over robots) against the megabytes all robots have sent (``wire_bytes``)."""
+    """``metric`` (robot mean) against the megabytes all robots have sent (``wire_bytes``)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = False
     for label, metrics in results.items():
