@@ -51,7 +51,9 @@ class RobotNode(Node):
     # topics --------------------------------------------------------------------------------------
     def _make_topics(self) -> None:
         self.weights_pub = self.create_publisher(Weights, 'weights', qos.weights())
-        self.params_pub = None  # created on first use: the optimizer sends no parameters
+        self.params_pub = None  # only when the optimizer sends no parameters (for the monitor)
+        if 'params' not in self.rounds.inbox.vectors:
+            self.params_pub = self.create_publisher(Weights, 'params', qos.weights())
         self.state_pub = self.create_publisher(RobotState, 'state', qos.state())
         motion = self.rounds.agent.motion
         self.viz = None
@@ -143,18 +145,29 @@ class RobotNode(Node):
 
     def _wait_for_subscribers(self) -> None:
         """
-        Before round 0, wait until every other robot listens to our weights.
+        Before round 0, wait until every other robot listens to our weights and state.
 
-        The monitor too, when one is planned.
+        The monitor too, when one is planned (and to our ``params``, when we publish them): a
+        monitor that matched our state late would report round 0 without our pose.
         """
         expected = self.spec.num_robots - 1 + (1 if self.wait_for_monitor else 0)
+        monitor_params = 1 if self.wait_for_monitor and self.params_pub is not None else 0
+
+        def listening() -> bool:
+            params = self.params_pub.get_subscription_count() if self.params_pub else 0
+            return (
+                self.weights_pub.get_subscription_count() >= expected
+                and self.state_pub.get_subscription_count() >= expected
+                and params >= monitor_params
+            )
+
         deadline = time.monotonic() + self.spec.section.startup_timeout
-        while self.weights_pub.get_subscription_count() < expected and time.monotonic() < deadline:
+        while not listening() and time.monotonic() < deadline:
             if self.rounds.stopped:
                 return
             time.sleep(0.05)
         got = self.weights_pub.get_subscription_count()
-        if got < expected:
+        if not listening():
             self.get_logger().warning(
                 f'starting with {got} of {expected} listeners after '
                 f'{self.spec.section.startup_timeout:.0f} s'
