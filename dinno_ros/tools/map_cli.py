@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+import re
 import sys
 
 from dinno_ros.core.world.grid import GridMap
@@ -79,11 +80,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+MAP_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]*')
+
+
+def map_name(name: str) -> str:
+    """Return ``name`` if it is a plain file name (no folders, no leading dot), else ValueError."""
+    if not MAP_NAME.fullmatch(name):
+        raise ValueError(
+            f'--name: {name!r} is not a plain map name; allowed: letters, digits, _ . - '
+            '(not first: . or -), so the files stay in --out'
+        )
+    return name
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from dinno_ros.core.world.floorplan import DEFAULT_RESOLUTION, load_floorplan
     from dinno_ros.core.world.map_io import save_map
 
-    name = args.name or args.image.stem
+    name = map_name(args.name or args.image.stem)
     grid = load_floorplan(
         args.image, resolution=args.resolution or DEFAULT_RESOLUTION, kind=args.kind, name=name
     )
@@ -101,7 +115,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from dinno_ros.core.world.map_io import save_map
     from dinno_ros.core.world.mapgen import generate_floorplan
 
-    name = args.name or f'{args.kind}_{args.seed}'
+    name = map_name(args.name or f'{args.kind}_{args.seed}')
     grid = generate_floorplan(
         kind=args.kind,
         seed=args.seed,

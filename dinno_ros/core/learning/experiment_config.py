@@ -208,13 +208,31 @@ class ExperimentConfig:
         return text
 
 
+def read_yaml(path: Path) -> Any:
+    """Return a YAML file's data; ``ValueError`` in one line (where, what) when it is not YAML."""
+    try:
+        return yaml.safe_load(path.read_text(encoding='utf-8'))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
+        raise ValueError(f'{path}: not valid YAML: {exc.problem or exc.context}{where}') from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ValueError(f'{path}: not valid YAML: {str(exc).splitlines()[0]}') from None
+
+
 def load_experiment(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment YAML (``ValueError`` naming the key on any problem)."""
+    """
+    Read and validate an experiment YAML (``ValueError`` naming the key on any problem).
+
+    A swarm config's ``swarm:`` section is ignored (logged): the experiment runs offline.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'experiment config {path} does not exist')
-    with open(path, encoding='utf-8') as fh:
-        raw = yaml.safe_load(fh)
+    raw = read_yaml(path)
+    if isinstance(raw, Mapping) and 'swarm' in raw:
+        logger.info('%s: the swarm: section is ignored offline', path)
+        raw = {k: v for k, v in raw.items() if k != 'swarm'}
     return parse_experiment(raw, base_dir=path.resolve().parent, source=str(path.resolve()))
 
 

@@ -14,10 +14,11 @@ from dinno_ros.core.learning.experiment_config import (
     ExperimentConfig,
     PairConfig,
     parse_experiment,
+    read_yaml,
 )
+from dinno_ros.core.learning.problems.world import load_world_map
 from dinno_ros.core.swarm.config import parse_swarm_section, SwarmSection
 from dinno_ros.share import resolve_config
-import yaml
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,7 @@ class SwarmSpec:
 
 
 def _read(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f'{path}: not valid YAML: {exc}') from exc
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ValueError(
             f"{path}: expected a mapping with 'experiment', 'problem_configs' "
@@ -101,5 +99,11 @@ def _check_files(experiment: ExperimentConfig) -> None:
     """Files the nodes would open (the map): fail now, naming the key, not in every node."""
     map_cfg = getattr(experiment.problem_config, 'map', None)
     path = getattr(map_cfg, 'path', None)
-    if path is not None and not Path(path).is_file():
+    if path is None:
+        return
+    if not Path(path).is_file():
         raise ValueError(f'experiment.map.path: {path} does not exist')
+    try:
+        load_world_map(map_cfg)  # the image too: missing, truncated or not an image
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f'experiment.map.path: {path}: {exc}') from None
