@@ -86,9 +86,21 @@ def start_node(
     return NodeProcess(node, proc, thread)
 
 
-def stop_all(procs: Sequence[NodeProcess], grace: float = 10.0) -> None:
+STOP_GRACE_S = 3.5  # SIGINT's grace; then SIGTERM 0.5 s, then SIGKILL: all gone within 5 s
+RUNNER_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # stop the swarm like Ctrl-C
+
+
+class StopRequest(KeyboardInterrupt):
+    """SIGTERM or SIGHUP on the runner: stop the swarm as Ctrl-C does."""
+
+
+def _request_stop(signum: int, _frame) -> None:
+    raise StopRequest(signal.Signals(signum).name)
+
+
+def stop_all(procs: Sequence[NodeProcess], grace: float = STOP_GRACE_S) -> None:
     """SIGINT every node still running, then SIGTERM and SIGKILL those that do not end in time."""
-    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 0.5), (signal.SIGKILL, 3.0)):
         alive = [p for p in procs if p.process.poll() is None]
         if not alive:
             return
@@ -146,19 +158,27 @@ def run_swarm(
     lock = threading.Lock()
     procs: list[NodeProcess] = []
     interrupted = False
+    env = {**env, 'DINNO_PARENT_PID': str(os.getpid())}  # nodes stop if the runner dies
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _request_stop) for sig in RUNNER_SIGNALS}
     try:
         for node in nodes:
             procs.append(start_node(node, env, out, lock))
         if not supervise(procs, timeout):
             logger.error('the swarm did not end normally (timeout %s s): stopping it', timeout)
             interrupted = True
-    except KeyboardInterrupt:
-        logger.info('Ctrl-C: stopping the swarm')
+    except KeyboardInterrupt as exc:
+        logger.info('%s: stopping the swarm', exc.args[0] if exc.args else 'Ctrl-C')
         interrupted = True
     finally:
+        for sig in previous:  # a second signal during the stop must not cut it short
+            signal.signal(sig, signal.SIG_IGN)
         stop_all(procs)
         for p in procs:
             p.forwarder.join(timeout=5.0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     codes = {p.node.label: p.process.returncode for p in procs}
     if interrupted:
         codes['<runner>'] = 130

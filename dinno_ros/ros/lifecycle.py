@@ -6,12 +6,17 @@ thread (subscriptions keep arriving whatever the work does) and calls the node's
 main thread. SIGINT and SIGTERM (Ctrl-C, ``ros2 launch`` shutting down) ask the node to stop:
 ``close()`` wakes whatever it waits on, ``work()`` returns at its next step, and the process exits
 0 within a few seconds. A node whose work failed, or that ended without finishing, exits 1.
+Started by ``dinno-swarm`` (``DINNO_PARENT_PID`` set), a node also stops when the runner dies,
+even SIGKILLed: the kernel sends it SIGTERM (Linux ``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
+import sys
 import threading
 from typing import Callable, Protocol
 
@@ -21,6 +26,8 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PARENT_ENV = 'DINNO_PARENT_PID'  # set by dinno-swarm: the runner's pid
+PR_SET_PDEATHSIG = 1
 SPIN_PERIOD_S = 0.1  # longest wait of the executor thread before it checks for a stop
 SPIN_JOIN_S = 3.0  # how long teardown waits for the executor thread
 
@@ -62,6 +69,7 @@ def run_node(
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, on_signal)
+    _stop_with_parent(log)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     executor = spinner = None
     code = 0
@@ -84,6 +92,22 @@ def run_node(
             node.close()
         _teardown(node, executor, spinner, log)
     return code
+
+
+def _stop_with_parent(log: logging.Logger) -> None:
+    """Under ``dinno-swarm``: have the kernel send SIGTERM when the runner dies."""
+    parent = os.environ.get(PARENT_ENV, '')
+    if not parent.isdigit() or not sys.platform.startswith('linux'):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), 'prctl(PR_SET_PDEATHSIG) failed')
+    except (OSError, AttributeError) as exc:
+        log.warning('cannot follow the runner (%s): this node outlives it if it dies', exc)
+        return
+    if os.getppid() != int(parent):  # the runner died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _teardown(node, executor, spinner, log: logging.Logger) -> None:
