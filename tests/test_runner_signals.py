@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from conftest import CONFIGS, tagged_processes, TAG
+from conftest import CONFIGS, TAG, tagged_processes
 import pytest
 import yaml
 
