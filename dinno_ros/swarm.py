@@ -241,14 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     nodes = list(plan.nodes)
     if args.viz:
         nodes.append(plan_viz_node(plan, args.viz))
-    env = swarm_environment()
+    env = {**swarm_environment(), **plan.env}
     logger.info(
-        '%s: %d robots, %d rounds, ROS_DOMAIN_ID=%s, discovery %s',
+        '%s: %d robots, %d rounds, ROS_DOMAIN_ID=%s, discovery %s, swarm %s',
         plan.spec.path.name,
         plan.spec.num_robots,
         plan.spec.rounds,
         env['ROS_DOMAIN_ID'],
         env['ROS_AUTOMATIC_DISCOVERY_RANGE'],
+        env.get('DINNO_SWARM_ID', '?'),
     )
     if args.dry_run:
         for node in nodes:

@@ -238,6 +238,15 @@ def _cdr_string(offset: int, text: str) -> int:
     return offset + 4 + len(text.encode()) + 1
 
 
+def check_bound(values: torch.Tensor, max_abs: float | None) -> torch.Tensor:
+    """Return ``values``; WireError when an entry's magnitude exceeds ``max_abs`` (None: none)."""
+    if max_abs is not None and values.numel():
+        peak = float(values.abs().max())
+        if peak > max_abs:
+            raise WireError(f'vector holds a value of magnitude {peak:.3g}, beyond {max_abs:g}')
+    return values
+
+
 def weights_wire_bytes(packed: PackedTensors, vector: str, frame_id: str = '') -> int:
     """
     Return the bytes of a ``dinno_msgs/Weights`` message holding ``packed`` as DDS carries it.

@@ -12,7 +12,9 @@ from typing import Any
 
 from dinno_msgs.msg import RobotState, Weights
 from dinno_ros.core.learning.round import StateReport
+from dinno_ros.core.swarm.auth import canonical_header, SwarmCredentials
 from dinno_ros.core.wire import (
+    check_bound,
     pack_vector,
     PackedTensors,
     TensorLayout,
@@ -53,8 +55,13 @@ def packed_weights_msg(
     degree: int,
     vector: str = Weights.VECTOR_PARAMS,
     stamp=None,
+    credentials: SwarmCredentials | None = None,
 ) -> Weights:
-    """Copy wire tensors (dense or compressed, see ``RobotWire``) into a Weights message."""
+    """
+    Copy wire tensors (dense or compressed, see ``RobotWire``) into a Weights message.
+
+    With ``credentials``: the swarm id and the MAC of the message.
+    """
     msg = Weights()
     if stamp is not None:
         msg.header.stamp = stamp
@@ -67,7 +74,45 @@ def packed_weights_msg(
         packed.shapes,
     )
     msg.data = packed.data
+    if credentials is not None:
+        msg.swarm = credentials.swarm_id
+        msg.mac = credentials.sign(weights_header(msg), packed.data)
     return msg
+
+
+def weights_header(msg: Weights) -> bytes:
+    """Return what a Weights MAC covers besides ``data``."""
+    return canonical_header(
+        'weights',
+        msg.swarm,
+        sender=int(msg.sender),
+        round=int(msg.round),
+        degree=int(msg.degree),
+        vector=msg.vector,
+        names=list(msg.names),
+        dtypes=list(msg.dtypes),
+        ndims=[int(v) for v in msg.ndims],
+        shapes=[int(v) for v in msg.shapes],
+    )
+
+
+def state_header(msg: RobotState) -> bytes:
+    """Return what a RobotState MAC covers (every field but the header stamp)."""
+    p, q = msg.pose.position, msg.pose.orientation
+    return canonical_header(
+        'state',
+        msg.swarm,
+        robot_id=int(msg.robot_id),
+        round=int(msg.round),
+        pose=[p.x, p.y, p.z, q.x, q.y, q.z, q.w],
+        neighbors=[int(j) for j in msg.neighbors],
+        train_loss=repr(float(msg.train_loss)),
+        forward_passes=int(msg.forward_passes),
+        dataset_size=int(msg.dataset_size),
+        bytes=[int(msg.bytes_sent), int(msg.bytes_received)],
+        finished=bool(msg.finished),
+        frame=msg.header.frame_id,
+    )
 
 
 def packed_of(msg: Weights) -> PackedTensors:
@@ -82,20 +127,25 @@ def packed_of(msg: Weights) -> PackedTensors:
 
 
 def values_of(
-    msg: Weights, expected: TensorLayout | None, device: torch.device | str = 'cpu'
+    msg: Weights,
+    expected: TensorLayout | None,
+    device: torch.device | str = 'cpu',
+    max_abs: float | None = None,
 ) -> torch.Tensor:
     """
     Return the validated flat float32 vector of a received Weights message.
 
-    Raises WireError when malformed.
+    Raises WireError when malformed (or an entry is beyond ``max_abs``).
     """
-    return unpack_vector(packed_of(msg), expected, device=device)
+    return check_bound(unpack_vector(packed_of(msg), expected, device=device), max_abs)
 
 
-def values_or_warn(msg: Weights, expected: TensorLayout | None, log: Any) -> torch.Tensor | None:
+def values_or_warn(
+    msg: Weights, expected: TensorLayout | None, log: Any, max_abs: float | None = None
+) -> torch.Tensor | None:
     """Return the validated vector of a received Weights message, or None after a warning."""
     try:
-        return values_of(msg, expected)
+        return values_of(msg, expected, max_abs=max_abs)
     except WireError as exc:
         log.warning(f'ignored weights from robot {msg.sender} round {msg.round}: {exc}')
         return None
@@ -109,7 +159,12 @@ def pose_msg(x: float, y: float, yaw: float) -> Pose:
     return pose
 
 
-def state_msg(robot_id: int, state: StateReport, stamp=None) -> RobotState:
+def state_msg(
+    robot_id: int,
+    state: StateReport,
+    stamp=None,
+    credentials: SwarmCredentials | None = None,
+) -> RobotState:
     """Return the RobotState message of a robot's ``StateReport`` (pose in the map frame)."""
     msg = RobotState()
     msg.header.frame_id = 'map'
@@ -121,4 +176,7 @@ def state_msg(robot_id: int, state: StateReport, stamp=None) -> RobotState:
     msg.train_loss, msg.forward_passes = float(state.train_loss), int(state.forward_passes)
     msg.dataset_size, msg.finished = int(state.dataset_size), bool(state.finished)
     msg.bytes_sent, msg.bytes_received = int(state.bytes_sent), int(state.bytes_received)
+    if credentials is not None:
+        msg.swarm = credentials.swarm_id
+        msg.mac = credentials.sign(state_header(msg))
     return msg

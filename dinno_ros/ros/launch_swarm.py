@@ -76,6 +76,7 @@ def swarm_actions(context: LaunchContext) -> list:
             name=node.name,
             namespace=node.namespace or None,
             parameters=[node.parameters],
+            additional_env=plan.env,  # the swarm id and key: not on any command line
             output='screen',
         )
         for node in plan.nodes

@@ -18,9 +18,10 @@ import threading
 import time
 
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
+from dinno_ros.core.swarm.auth import MessageGate, ROUND_WINDOW, SwarmCredentials
 from dinno_ros.core.swarm.monitor import fmt_report, RoundReport, SwarmMonitor
 from dinno_ros.core.swarm.results import write_swarm_results
-from dinno_ros.core.swarm.spec import load_swarm
+from dinno_ros.core.swarm.spec import default_swarm_id, load_swarm
 from dinno_ros.core.threads import limit_threads
 from dinno_ros.core.wire import TensorLayout
 from dinno_ros.core.world.datasets import map_quality
@@ -48,6 +49,14 @@ class MonitorNode(Node):
         limit_threads(self.spec.section.torch_threads)
         self.monitor = SwarmMonitor(self.spec)
         self.layout = TensorLayout.from_model(self.monitor.problem.base_model())
+        self.credentials = SwarmCredentials.from_env(default_swarm_id(self.spec))
+        self.gate = MessageGate(
+            self.credentials,
+            range(self.spec.num_robots),
+            ROUND_WINDOW,
+            self.get_logger().warning,
+            max_round=self.spec.rounds,
+        )
         self.metrics_pub = self.create_publisher(SwarmMetrics, '/swarm/metrics', qos.metrics())
         self.map_pub = self.create_publisher(maps.OccupancyGrid, '/map', qos.latched())
         self.learned_pub = self.create_publisher(
@@ -60,10 +69,16 @@ class MonitorNode(Node):
         for j in range(self.spec.num_robots):
             for topic in ('weights', 'params'):  # params: robots whose optimizer sends none
                 self.create_subscription(
-                    Weights, f'/robot_{j}/{topic}', self._on_weights, qos.monitor_inbox()
+                    Weights,
+                    f'/robot_{j}/{topic}',
+                    lambda msg, j=j: self._on_weights(msg, j),
+                    qos.monitor_inbox(),
                 )
             self.create_subscription(
-                RobotState, f'/robot_{j}/state', self._on_state, qos.monitor_inbox()
+                RobotState,
+                f'/robot_{j}/state',
+                lambda msg, j=j: self._on_state(msg, j),
+                qos.monitor_inbox(),
             )
         self.arrived = threading.Event()  # set by the receiving thread: something new to process
         self.eval_delay = float(os.environ.get(EVAL_DELAY_ENV, '0') or 0)  # tests: a slow monitor
@@ -73,15 +88,29 @@ class MonitorNode(Node):
             f'{self.spec.rounds} rounds of {self.spec.pair.alg_name}'
         )
 
-    def _on_weights(self, msg: Weights) -> None:
+    def _admit(self, what: str, msg, sender: int, topic_robot: int, header, payload) -> bool:
+        """Whether the gate takes the message (any round of the run: the monitor may lag)."""
+        return not self.gate.admit(
+            what, msg.swarm, sender, topic_robot, int(msg.round), None, header, payload, msg.mac
+        )
+
+    def _on_weights(self, msg: Weights, topic_robot: int) -> None:
         if msg.vector != Weights.VECTOR_PARAMS:
             return
-        vector = codec.values_or_warn(msg, self.layout, self.get_logger())
+        header = codec.weights_header(msg)
+        if not self._admit('weights', msg, int(msg.sender), topic_robot, header, msg.data):
+            return
+        vector = codec.values_or_warn(
+            msg, self.layout, self.get_logger(), self.spec.section.max_abs_value
+        )
         if vector is not None:
             self.monitor.put_vector(int(msg.sender), int(msg.round), vector)
         self.arrived.set()
 
-    def _on_state(self, msg: RobotState) -> None:
+    def _on_state(self, msg: RobotState, topic_robot: int) -> None:
+        header = codec.state_header(msg)
+        if not self._admit('state', msg, int(msg.robot_id), topic_robot, header, b''):
+            return
         p, q = msg.pose.position, msg.pose.orientation
         yaw = 2.0 * math.atan2(q.z, q.w)
         self.monitor.put_state(

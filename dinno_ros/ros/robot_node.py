@@ -22,8 +22,9 @@ import time
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
 from dinno_ros.core.learning.agent import Observation
 from dinno_ros.core.learning.round import StateReport
+from dinno_ros.core.swarm.auth import MessageGate, ROUND_WINDOW, SwarmCredentials
 from dinno_ros.core.swarm.rounds import RobotRounds
-from dinno_ros.core.swarm.spec import load_swarm
+from dinno_ros.core.swarm.spec import default_swarm_id, load_swarm
 from dinno_ros.core.threads import limit_threads
 from dinno_ros.core.wire import PackedTensors, WireError
 from dinno_ros.ros import codec, qos, viz_msgs
@@ -46,6 +47,14 @@ class RobotNode(Node):
         limit_threads(self.spec.section.torch_threads)
         self.rounds = RobotRounds(self.spec, robot_id, link=self, log=self.get_logger())
         self.robot_id = robot_id
+        self.credentials = SwarmCredentials.from_env(default_swarm_id(self.spec))
+        self.gate = MessageGate(
+            self.credentials,
+            range(self.spec.num_robots),
+            ROUND_WINDOW,
+            self.get_logger().warning,
+            max_round=self.spec.rounds,
+        )
         self._make_topics()
 
     # topics --------------------------------------------------------------------------------------
@@ -69,18 +78,33 @@ class RobotNode(Node):
             if j == self.robot_id:
                 continue
             self.create_subscription(
-                Weights, f'/robot_{j}/weights', self._on_weights, qos.weights()
+                Weights,
+                f'/robot_{j}/weights',
+                lambda msg, j=j: self._on_weights(msg, j),
+                qos.weights(),
             )
-            self.create_subscription(RobotState, f'/robot_{j}/state', self._on_state, qos.state())
+            self.create_subscription(
+                RobotState,
+                f'/robot_{j}/state',
+                lambda msg, j=j: self._on_state(msg, j),
+                qos.state(),
+            )
 
-    def _on_weights(self, msg: Weights) -> None:
+    def _on_weights(self, msg: Weights, topic_robot: int) -> None:
         sender, round_k = int(msg.sender), int(msg.round)
+        header = codec.weights_header(msg)
+        own = self.rounds.round_k
+        if self.gate.admit(
+            'weights', msg.swarm, sender, topic_robot, round_k, own, header, msg.data, msg.mac
+        ):
+            return
         try:
             packed = codec.packed_of(msg)
             self.rounds.round.receive(sender, round_k, msg.vector, packed, int(msg.degree))
         except WireError as exc:
-            self.get_logger().warning(
-                f'ignored weights from robot {sender} round {round_k}: {exc}'
+            self.gate.dropped['malformed'] += 1
+            self.gate.log.warn(
+                'malformed', f'ignored weights from robot {sender} round {round_k}: {exc}'
             )
 
     def _on_metrics(self, msg: SwarmMetrics) -> None:
@@ -88,7 +112,14 @@ class RobotNode(Node):
         if self.monitor_round >= self.spec.rounds:
             self.monitor_seen.set()
 
-    def _on_state(self, msg: RobotState) -> None:
+    def _on_state(self, msg: RobotState, topic_robot: int) -> None:
+        sender, round_k = int(msg.robot_id), int(msg.round)
+        header = codec.state_header(msg)
+        own = self.rounds.round_k
+        if self.gate.admit(
+            'state', msg.swarm, sender, topic_robot, round_k, own, header, b'', msg.mac
+        ):
+            return
         p = msg.pose.position
         self.rounds.positions.put(
             int(msg.robot_id), int(msg.round), (p.x, p.y), bool(msg.finished)
@@ -105,6 +136,7 @@ class RobotNode(Node):
             degree=degree,
             vector=vector,
             stamp=stamp,
+            credentials=self.credentials,
         )
         self.weights_pub.publish(msg)
 
@@ -114,14 +146,19 @@ class RobotNode(Node):
             self.params_pub = self.create_publisher(Weights, 'params', qos.weights())
         stamp = self.get_clock().now().to_msg()
         msg = codec.packed_weights_msg(
-            packed, sender=self.robot_id, round_k=round_k, degree=0, stamp=stamp
+            packed,
+            sender=self.robot_id,
+            round_k=round_k,
+            degree=0,
+            stamp=stamp,
+            credentials=self.credentials,
         )
         self.params_pub.publish(msg)
 
     def send_state(self, state: StateReport) -> None:
         """Publish the robot's state on ``state``."""
         stamp = self.get_clock().now().to_msg()
-        self.state_pub.publish(codec.state_msg(self.robot_id, state, stamp))
+        self.state_pub.publish(codec.state_msg(self.robot_id, state, stamp, self.credentials))
 
     def show_observation(self, observation: Observation) -> None:
         """Publish the scan, pose, path and markers for RViz (when ``publish_scans``)."""

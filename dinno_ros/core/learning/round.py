@@ -37,6 +37,7 @@ from .agent import Observation, RobotAgent
 from .graphs import build_graph, disk_graph, fiedler_value, GraphConfig
 from .inbox import MissTracker, RoundInbox, RoundResult
 from ..wire import (
+    check_bound,
     pack_tensors,
     pack_vector,
     PackedTensors,
@@ -156,9 +157,10 @@ class RobotWire:
     DDS carries them (``weights_wire_bytes``).
     """
 
-    def __init__(self, agent: RobotAgent) -> None:
+    def __init__(self, agent: RobotAgent, max_abs: float | None = None) -> None:
         self.optimizer = agent.optimizer
         self.layout = TensorLayout.from_model(agent.model)
+        self.max_abs = max_abs  # a received entry beyond it: WireError (None: no bound)
         self.sizes: dict[str, int] = {}  # vector -> bytes of its last message
 
     def encode(self, vector: str, values: torch.Tensor) -> PackedTensors:
@@ -174,8 +176,10 @@ class RobotWire:
         """Return a received vector's values; raise WireError when it is malformed."""
         compressor = self.optimizer.compressor_of(vector)
         if compressor is None:
-            return unpack_vector(packed, self.layout)
-        return compressor.decode(unpack_tensors(packed), sender, round_k)
+            values = unpack_vector(packed, self.layout)
+        else:
+            values = compressor.decode(unpack_tensors(packed), sender, round_k)
+        return check_bound(values, self.max_abs)
 
 
 def late_for(receiver: int, late: Iterable[Sequence[int]]) -> list[tuple[int, int]]:
@@ -194,6 +198,7 @@ class RobotRound:
         lost_after_rounds: int = 3,
         late: Iterable[Sequence[int]] = (),
         log: Log | None = None,
+        max_abs: float | None = None,
     ) -> None:
         self.agent = agent
         self.robot_id = agent.robot_id
@@ -201,7 +206,7 @@ class RobotRound:
         self.link = link
         self.log = log or logging.getLogger(f'robot_{self.robot_id}')
         self.inbox = RoundInbox(agent.optimizer.vectors, late=late_for(self.robot_id, late))
-        self.wire = RobotWire(agent)
+        self.wire = RobotWire(agent, max_abs)
         self.misses = MissTracker(lost_after_rounds)
         self.wait_for: list[int] = []  # this round's neighbours that are waited for
         self.last_neighbors: list[int] = []  # whose messages the last step used

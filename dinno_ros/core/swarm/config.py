@@ -47,6 +47,8 @@ class SwarmSection:
     # injected lateness: [sender, receiver, round] messages held back until the receiver's round
     # is over (the offline runner takes the same list); for tests and robustness studies
     late_messages: list = field(default_factory=list)
+    # a received vector with an entry beyond this magnitude is dropped like one holding NaN
+    max_abs_value: float = spec(1e6, gt=0)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def validate(self, section: str = 'swarm') -> None:

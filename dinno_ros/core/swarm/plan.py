@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from dinno_ros.core.swarm.auth import SwarmCredentials
 from dinno_ros.core.swarm.spec import load_swarm, SwarmSpec
 
 PACKAGE = 'dinno_ros'
@@ -47,6 +48,8 @@ def _param_literal(value: Any) -> str:
 class SwarmPlan:
     spec: SwarmSpec
     nodes: tuple[NodeSpec, ...]
+    # the swarm id and key every node gets in its environment (never on a command line)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def parse_robot_ids(text: str) -> list[int]:
@@ -110,4 +113,5 @@ def plan_swarm(
                 {**common, 'results_dir': str(results_dir or '')},
             )
         )
-    return SwarmPlan(spec=spec, nodes=tuple(nodes))
+    credentials = SwarmCredentials.new(spec.experiment.name, spec.experiment.seed)
+    return SwarmPlan(spec=spec, nodes=tuple(nodes), env=credentials.env())

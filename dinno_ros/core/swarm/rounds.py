@@ -98,6 +98,7 @@ class RobotRounds:
             spec.section.lost_after_rounds,
             spec.section.late_messages,
             self.log,
+            spec.section.max_abs_value,
         )
         self.inbox = self.round.inbox
         self.positions = PositionBoard()

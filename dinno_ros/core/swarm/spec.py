@@ -107,3 +107,8 @@ def _check_files(experiment: ExperimentConfig) -> None:
         load_world_map(map_cfg)  # the image too: missing, truncated or not an image
     except (OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f'experiment.map.path: {path}: {exc}') from None
+
+
+def default_swarm_id(spec: SwarmSpec) -> str:
+    """Return the swarm id of a node started without one: the config's name and seed."""
+    return f'{spec.experiment.name}-{spec.experiment.seed}'
