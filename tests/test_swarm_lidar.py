@@ -213,6 +213,7 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer
     on_air = metrics_bytes(int(ros_env['ROS_DOMAIN_ID']), lambda: proc.poll() is not None, 320)
     proc.wait(timeout=60)
     out = ''.join(lines)
+    (tmp_path / 'swarm.log').write_text(out)  # for a failure's post-mortem
     assert proc.returncode == 0, out[-4000:]
     assert ('no round-3 message in time from robot_1 (round 2)' in out) == bool(late), out[-4000:]
     assert 'all 4 nodes exited 0' in out and out.count('finished 10 rounds') == 3

@@ -247,12 +247,15 @@ def check_bound(values: torch.Tensor, max_abs: float | None) -> torch.Tensor:
     return values
 
 
-def weights_wire_bytes(packed: PackedTensors, vector: str, frame_id: str = '') -> int:
+def weights_wire_bytes(
+    packed: PackedTensors, vector: str, frame_id: str = '', swarm_id: str = '', mac: int = 0
+) -> int:
     """
     Return the bytes of a ``dinno_msgs/Weights`` message holding ``packed`` as DDS carries it.
 
     Its CDR serialisation (the 4-byte encapsulation header included), the length
-    ``rclpy.serialization.serialize_message`` returns; the offline runner counts with it.
+    ``rclpy.serialization.serialize_message`` returns. The swarm counts its messages unsigned
+    (``swarm_id`` and ``mac`` empty): signing adds ``len(swarm_id) + mac`` bytes (HMAC-SHA256: 32).
     """
     offset = 8  # header.stamp: int32 sec, uint32 nanosec
     offset = _cdr_string(offset, frame_id)
@@ -268,9 +271,11 @@ def weights_wire_bytes(packed: PackedTensors, vector: str, frame_id: str = '') -
         offset += -offset % 4
         offset += 4 + 4 * len(numbers)
     offset += -offset % 4
-    offset += (
-        4 + len(memoryview(packed.data).cast('B'))
-        if not isinstance(packed.data, (list, tuple))
-        else 4 + len(packed.data)
+    data = packed.data
+    offset += 4 + (
+        len(data) if isinstance(data, (list, tuple)) else len(memoryview(data).cast('B'))
     )
+    offset = _cdr_string(offset, swarm_id)
+    offset += -offset % 4
+    offset += 4 + mac
     return 4 + offset

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import time
 
@@ -23,7 +24,7 @@ from dinno_ros.core.swarm.monitor import fmt_report, RoundReport, SwarmMonitor
 from dinno_ros.core.swarm.results import write_swarm_results
 from dinno_ros.core.swarm.spec import default_swarm_id, load_swarm
 from dinno_ros.core.threads import limit_threads
-from dinno_ros.core.wire import TensorLayout
+from dinno_ros.core.wire import TensorLayout, WireError
 from dinno_ros.core.world.datasets import map_quality
 from dinno_ros.ros import codec, maps, qos
 from dinno_ros.ros.lifecycle import run_node
@@ -100,11 +101,16 @@ class MonitorNode(Node):
         header = codec.weights_header(msg)
         if not self._admit('weights', msg, int(msg.sender), topic_robot, header, msg.data):
             return
-        vector = codec.values_or_warn(
-            msg, self.layout, self.get_logger(), self.spec.section.max_abs_value
-        )
-        if vector is not None:
-            self.monitor.put_vector(int(msg.sender), int(msg.round), vector)
+        try:
+            vector = codec.values_of(msg, self.layout, max_abs=self.spec.section.max_abs_value)
+        except WireError as exc:  # one line per kind of fault every few seconds, with a count
+            self.gate.dropped['malformed'] += 1
+            self.gate.log.warn(
+                re.sub(r'[0-9.e+-]+', 'N', str(exc)),
+                f'ignored weights from robot {msg.sender} round {msg.round}: {exc}',
+            )
+            return
+        self.monitor.put_vector(int(msg.sender), int(msg.round), vector)
         self.arrived.set()
 
     def _on_state(self, msg: RobotState, topic_robot: int) -> None:

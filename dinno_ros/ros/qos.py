@@ -69,8 +69,16 @@ def latched() -> QoSProfile:
 
 
 def metrics() -> QoSProfile:
+    """
+    Return the QoS of /swarm/metrics: the last 100 reports reach a late subscriber too.
+
+    Transient local: a volatile reader (RViz, ``ros2 topic echo``) still matches.
+    """
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
+        history=HistoryPolicy.KEEP_LAST,
+        depth=100,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )
 
 

@@ -16,6 +16,7 @@ for the monitor, only when the optimizer's vectors do not carry the parameters),
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -104,7 +105,8 @@ class RobotNode(Node):
         except WireError as exc:
             self.gate.dropped['malformed'] += 1
             self.gate.log.warn(
-                'malformed', f'ignored weights from robot {sender} round {round_k}: {exc}'
+                re.sub(r'[0-9.e+-]+', 'N', str(exc)),  # one line per kind of fault, not per value
+                f'ignored weights from robot {sender} round {round_k}: {exc}',
             )
 
     def _on_metrics(self, msg: SwarmMetrics) -> None:

@@ -164,7 +164,10 @@ class SwarmMonitor:
         Whether tag ``next_round`` can be reported.
 
         It can when every live robot's vector and state (its forward passes) of that round are in,
-        or those missing have moved on to later tags (a lost message must not stall the monitor).
+        or those missing have moved on to later tags (a lost message must not stall the monitor): a
+        missing vector, when a later vector of that robot is in; a missing state, when a later
+        state is (the states travel on their own topic, and their callbacks may run after the
+        vectors' even when they arrived first).
         """
         tag = self.next_round
         if tag > self.spec.rounds:
@@ -174,7 +177,8 @@ class SwarmMonitor:
             return False
         moved = self._moved_on(tag)
         stateless = have - self.lost - set(self.forward_passes.get(tag, {}))
-        return not (self._expected() - have - moved) and not (stateless - moved)
+        states_moved = {r for t, robots in self.forward_passes.items() if t > tag for r in robots}
+        return not (self._expected() - have - moved) and not (stateless - states_moved)
 
     def _moved_on(self, tag: int) -> set[int]:
         return {r for t, robots in self.vectors.items() if t > tag for r in robots}
