@@ -130,7 +130,7 @@ def test_a_robot_that_dies_fails_the_launch_and_the_results_say_so(processes, tm
     assert 'robot_2/robot exited with -9' in out, out[-4000:]
     assert re.search(
         rf'\[monitor\].*incomplete run: robot_2 stopped after \d+ of {rounds} rounds', out
-    )
+    ), out[-4000:]
     results = torch.load(next(tmp_path.glob('*/*_results.pt')), weights_only=True)
     assert not results['complete']
     done = results['rounds_completed']
