@@ -19,8 +19,6 @@ best_acc_per_mb=<alg>`` (mean node top-1 accuracy after the last round; bytes se
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 from pathlib import Path
 import sys
 import time
@@ -39,7 +37,12 @@ import matplotlib  # noqa: E402
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
-from quality_mnist import DEFAULT_DATA, optimizer_configs  # noqa: E402
+from quality_mnist import (  # noqa: E402
+    apply_overrides,
+    mnist_problem,
+    optimizer_configs,
+    world_parser,
+)
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -125,29 +128,14 @@ def plot(histories: dict[str, dict], path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ap = world_parser(
+        __doc__,
+        100,
+        'dinno,dsgd,dsgt,choco_top1pct,choco_uncompressed,choco_qsgd4bit',
+        'bandwidth.png',
     )
-    ap.add_argument('--data-dir', type=Path, default=DEFAULT_DATA)
-    ap.add_argument('--rounds', type=int, default=1000)
-    ap.add_argument('--nodes', type=int, default=10)
-    ap.add_argument('--batch', type=int, default=64)
-    ap.add_argument('--eval-every', type=int, default=100)
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--gamma-top', type=float, default=0.1, help='Choco top-1%% consensus step')
     ap.add_argument('--gamma-qsgd', type=float, default=0.1, help='Choco 4-bit consensus step')
-    ap.add_argument(
-        '--algs', default='dinno,dsgd,dsgt,choco_top1pct,choco_uncompressed,choco_qsgd4bit'
-    )
-    ap.add_argument(
-        '--set',
-        action='append',
-        default=[],
-        metavar='ALG.KEY=VALUE',
-        help='override an optimizer key, e.g. choco_top1pct.gamma=0.1 (JSON values)',
-    )
-    ap.add_argument('--out', type=Path, default=ROOT / 'results' / 'bench' / 'bandwidth.png')
     return ap.parse_args(argv)
 
 
@@ -155,25 +143,9 @@ def measure(args: argparse.Namespace) -> dict[str, dict]:
     limit_threads(args.threads)
     torch.manual_seed(args.seed)
     table = configs(args.rounds, args.gamma_top, args.gamma_qsgd)
-    for item in args.set:
-        key, value = item.split('=', 1)
-        alg, name = key.split('.', 1)
-        table[alg][name] = json.loads(value)
     algs = [a for a in args.algs.split(',') if a]
-    for alg in algs:
-        registry.parse_optimizer_config(copy.deepcopy(table[alg]))  # fail before anything runs
-    problem_cls, problem_config = registry.parse_problem_config(
-        {
-            'problem_name': 'mnist',
-            'data_dir': str(args.data_dir),
-            'data_split_type': 'hetero',
-            'model': {'num_filters': 3, 'kernel_size': 5, 'linear_width': 64},
-            'train_batch_size': args.batch,
-            'val_batch_size': 2000,
-            'num_train': 8000,
-        }
-    )
-    problem = problem_cls(problem_config, num_nodes=args.nodes, seed=args.seed)
+    apply_overrides(table, args.set, algs)  # fail before anything runs
+    problem = mnist_problem(args)
     print(
         f'MNIST: {args.nodes} robots, hetero split, cycle graph, {args.rounds} rounds, '
         f'batch {args.batch}, {torch.get_num_threads()} threads'

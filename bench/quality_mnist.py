@@ -18,6 +18,7 @@ accuracy on the validation digits after the last round).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 import sys
@@ -184,9 +185,10 @@ def plot(histories: dict[str, dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def world_parser(doc: str, eval_every: int, algs: str, out: str) -> argparse.ArgumentParser:
+    """Return the options of an MNIST bench world (also ``bench/bandwidth.py``'s)."""
     ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument('--data-dir', type=Path, default=DEFAULT_DATA)
     ap.add_argument('--rounds', type=int, default=1000)
@@ -197,7 +199,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=64,
         help='train_batch_size of every robot and of the central model',
     )
-    ap.add_argument('--eval-every', type=int, default=50)
+    ap.add_argument('--eval-every', type=int, default=eval_every)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument(
         '--threads',
@@ -205,7 +207,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help='torch threads (1: robust when the cores are shared)',
     )
-    ap.add_argument('--algs', default='dinno,dsgd,dsgt')
+    ap.add_argument('--algs', default=algs)
     ap.add_argument(
         '--set',
         action='append',
@@ -213,22 +215,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar='ALG.KEY=VALUE',
         help='override an optimizer key, e.g. dinno.rho_init=1.0 (JSON values)',
     )
-    ap.add_argument('--out', type=Path, default=ROOT / 'results' / 'bench' / 'quality_mnist.png')
-    return ap.parse_args(argv)
+    ap.add_argument('--out', type=Path, default=ROOT / 'results' / 'bench' / out)
+    return ap
 
 
-def measure(args: argparse.Namespace) -> dict[str, float]:
-    """Run every optimizer and the centralised model; return each one's final mean accuracy."""
-    limit_threads(args.threads)
-    torch.manual_seed(args.seed)
-    configs = optimizer_configs(args.rounds)
-    for item in args.set:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return world_parser(__doc__, 50, 'dinno,dsgd,dsgt', 'quality_mnist.png').parse_args(argv)
+
+
+def apply_overrides(configs: dict[str, dict], overrides: list[str], algs: list[str]) -> None:
+    """Apply ``--set ALG.KEY=VALUE`` items; check every config of ``algs`` before any runs."""
+    for item in overrides:
         key, value = item.split('=', 1)
         alg, name = key.split('.', 1)
         configs[alg][name] = json.loads(value)
-    algs = [a for a in args.algs.split(',') if a]
     for alg in algs:
-        registry.parse_optimizer_config(configs[alg])  # fail before anything runs
+        registry.parse_optimizer_config(copy.deepcopy(configs[alg]))
+
+
+def mnist_problem(args: argparse.Namespace):
+    """Return the bench's MNIST problem: 8,000 / 2,000 real digits, hetero split."""
     problem_cls, problem_config = registry.parse_problem_config(
         {
             'problem_name': 'mnist',
@@ -240,7 +246,17 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
             'num_train': 8000,
         }
     )
-    problem = problem_cls(problem_config, num_nodes=args.nodes, seed=args.seed)
+    return problem_cls(problem_config, num_nodes=args.nodes, seed=args.seed)
+
+
+def measure(args: argparse.Namespace) -> dict[str, float]:
+    """Run every optimizer and the centralised model; return each one's final mean accuracy."""
+    limit_threads(args.threads)
+    torch.manual_seed(args.seed)
+    configs = optimizer_configs(args.rounds)
+    algs = [a for a in args.algs.split(',') if a]
+    apply_overrides(configs, args.set, algs)  # fail before anything runs
+    problem = mnist_problem(args)
     graph = nx.cycle_graph(args.nodes)
     print(
         f'MNIST: {len(problem.train_y)} train / {len(problem.validation_set[1])} validation, '

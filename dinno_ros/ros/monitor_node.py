@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 import time
 
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
-from dinno_ros.core.swarm.auth import MessageGate, ROUND_WINDOW, SwarmCredentials
+from dinno_ros.core.swarm.auth import swarm_gate
 from dinno_ros.core.swarm.monitor import fmt_report, RoundReport, SwarmMonitor
 from dinno_ros.core.swarm.results import write_swarm_results
 from dinno_ros.core.swarm.spec import default_swarm_id, load_swarm
@@ -50,14 +49,13 @@ class MonitorNode(Node):
         limit_threads(self.spec.section.torch_threads)
         self.monitor = SwarmMonitor(self.spec)
         self.layout = TensorLayout.from_model(self.monitor.problem.base_model())
-        self.credentials = SwarmCredentials.from_env(default_swarm_id(self.spec))
-        self.gate = MessageGate(
-            self.credentials,
-            range(self.spec.num_robots),
-            ROUND_WINDOW,
+        self.gate = swarm_gate(
+            self.spec.num_robots,
+            self.spec.rounds,
+            default_swarm_id(self.spec),
             self.get_logger().warning,
-            max_round=self.spec.rounds,
         )
+        self.credentials = self.gate.credentials
         self.metrics_pub = self.create_publisher(SwarmMetrics, '/swarm/metrics', qos.metrics())
         self.map_pub = self.create_publisher(maps.OccupancyGrid, '/map', qos.latched())
         self.learned_pub = self.create_publisher(
@@ -103,12 +101,8 @@ class MonitorNode(Node):
             return
         try:
             vector = codec.values_of(msg, self.layout, max_abs=self.spec.section.max_abs_value)
-        except WireError as exc:  # one line per kind of fault every few seconds, with a count
-            self.gate.dropped['malformed'] += 1
-            self.gate.log.warn(
-                re.sub(r'[0-9.e+-]+', 'N', str(exc)),
-                f'ignored weights from robot {msg.sender} round {msg.round}: {exc}',
-            )
+        except WireError as exc:
+            self.gate.malformed('weights', int(msg.sender), int(msg.round), exc)
             return
         self.monitor.put_vector(int(msg.sender), int(msg.round), vector)
         self.arrived.set()

@@ -16,14 +16,13 @@ for the monitor, only when the optimizer's vectors do not carry the parameters),
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
 from dinno_ros.core.learning.agent import Observation
 from dinno_ros.core.learning.round import StateReport
-from dinno_ros.core.swarm.auth import MessageGate, ROUND_WINDOW, SwarmCredentials
+from dinno_ros.core.swarm.auth import swarm_gate
 from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import default_swarm_id, load_swarm
 from dinno_ros.core.threads import limit_threads
@@ -48,14 +47,13 @@ class RobotNode(Node):
         limit_threads(self.spec.section.torch_threads)
         self.rounds = RobotRounds(self.spec, robot_id, link=self, log=self.get_logger())
         self.robot_id = robot_id
-        self.credentials = SwarmCredentials.from_env(default_swarm_id(self.spec))
-        self.gate = MessageGate(
-            self.credentials,
-            range(self.spec.num_robots),
-            ROUND_WINDOW,
+        self.gate = swarm_gate(
+            self.spec.num_robots,
+            self.spec.rounds,
+            default_swarm_id(self.spec),
             self.get_logger().warning,
-            max_round=self.spec.rounds,
         )
+        self.credentials = self.gate.credentials
         self._make_topics()
 
     # topics --------------------------------------------------------------------------------------
@@ -103,11 +101,7 @@ class RobotNode(Node):
             packed = codec.packed_of(msg)
             self.rounds.round.receive(sender, round_k, msg.vector, packed, int(msg.degree))
         except WireError as exc:
-            self.gate.dropped['malformed'] += 1
-            self.gate.log.warn(
-                re.sub(r'[0-9.e+-]+', 'N', str(exc)),  # one line per kind of fault, not per value
-                f'ignored weights from robot {sender} round {round_k}: {exc}',
-            )
+            self.gate.malformed('weights', sender, round_k, exc)
 
     def _on_metrics(self, msg: SwarmMetrics) -> None:
         self.monitor_round = max(self.monitor_round, int(msg.round))

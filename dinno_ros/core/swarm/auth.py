@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -163,6 +164,14 @@ class MessageGate:
             self.log.warn(reason, f'dropped {what} from robot {sender} round {round_k}: {reason}')
         return reason
 
+    def malformed(self, what: str, sender: int, round_k: int, error: Exception) -> None:
+        """Count and report a message that failed to decode (one line per kind of fault)."""
+        self.dropped['malformed'] += 1
+        self.log.warn(
+            re.sub(r'[0-9.e+-]+', 'N', str(error)),  # the kind of fault, not its values
+            f'ignored {what} from robot {sender} round {round_k}: {error}',
+        )
+
     def _reason(
         self,
         swarm_id: str,
@@ -182,3 +191,11 @@ class MessageGate:
         if own_round is not None and abs(int(round_k) - int(own_round)) > self.window:
             return f'round more than {self.window} from ours'
         return None
+
+
+def swarm_gate(
+    num_robots: int, rounds: int, default_id: str, warn: Callable[[str], Any]
+) -> MessageGate:
+    """Return a node's gate with the credentials it was started with (``gate.credentials``)."""
+    credentials = SwarmCredentials.from_env(default_id)
+    return MessageGate(credentials, range(num_robots), ROUND_WINDOW, warn, max_round=rounds)
