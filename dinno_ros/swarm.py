@@ -23,21 +23,26 @@ import threading
 import time
 from typing import IO, Sequence
 
+from dinno_ros.core.swarm.domains import DomainLease, lease_domain
 from dinno_ros.core.swarm.plan import NodeSpec, parse_robot_ids, plan_swarm
 
 logger = logging.getLogger('dinno_swarm')
 
 
-def swarm_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+def swarm_environment(
+    base: dict[str, str] | None = None, lease: DomainLease | None = None
+) -> dict[str, str]:
     """
     Return the environment for the nodes.
 
-    Localhost discovery and a domain id of this run's own by default.
+    Localhost discovery and, unless ``ROS_DOMAIN_ID`` is set, the ``lease``'s domain id (one that
+    no other swarm on this host holds) or a random one.
     """
     env = dict(os.environ if base is None else base)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     if 'ROS_DOMAIN_ID' not in env:
-        env['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 100))
+        domain = lease.domain_id if lease else random.SystemRandom().randint(1, 100)
+        env['ROS_DOMAIN_ID'] = str(domain)
     env.setdefault(
         'FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA'
     )  # shared memory for big weight messages
@@ -241,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     nodes = list(plan.nodes)
     if args.viz:
         nodes.append(plan_viz_node(plan, args.viz))
-    env = {**swarm_environment(), **plan.env}
+    lease = None if 'ROS_DOMAIN_ID' in os.environ or args.dry_run else lease_domain()
+    env = {**swarm_environment(lease=lease), **plan.env}
     logger.info(
         '%s: %d robots, %d rounds, ROS_DOMAIN_ID=%s, discovery %s, swarm %s',
         plan.spec.path.name,
