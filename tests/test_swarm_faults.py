@@ -66,8 +66,8 @@ class Rogue:
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(self.node)
         gen = torch.Generator().manual_seed(0)
-        while not self.stop.is_set():  # about 500 messages a second: forgery, not a flood
-            executor.spin_once(timeout_sec=0.05)
+        while not self.stop.is_set():  # about 50 messages a second: forgery, not a flood
+            executor.spin_once(timeout_sec=0.5)
             for round_k in (*range(12), 2**32 - 1):
                 noise = 10.0 * torch.randn(self.layout.numel, generator=gen)
                 if round_k % 3 == 0:
@@ -100,7 +100,7 @@ def test_forged_and_unsigned_messages_change_nothing(tmp_path, ros_env) -> None:
         rogue.close()
     out = ''.join(lines)
     assert proc.returncode == 0, out[-4000:]
-    assert rogue.sent > 100 and rogue.swarm, 'the rogue never ran against the swarm'
+    assert rogue.sent > 50 and rogue.swarm, 'the rogue never ran against the swarm'
     assert 'dropped weights from robot 1' in out and 'bad or missing MAC' in out, out[-4000:]
     assert out.count('dropped ') < 200, 'warnings are not rate-limited'
     assert_equals_offline(tmp_path, config)
