@@ -6,6 +6,8 @@ thread (subscriptions keep arriving whatever the work does) and calls the node's
 main thread. SIGINT and SIGTERM (Ctrl-C, ``ros2 launch`` shutting down) ask the node to stop:
 ``close()`` wakes whatever it waits on, ``work()`` returns at its next step, and the process exits
 0 within a few seconds. A node whose work failed, or that ended without finishing, exits 1.
+The process ends with ``os._exit`` once its logs are flushed (the OS releases the node and its DDS
+participant).
 Started by ``dinno-swarm`` (``DINNO_PARENT_PID`` set), a node also stops when the runner dies,
 even SIGKILLed: the kernel sends it SIGTERM (Linux ``PR_SET_PDEATHSIG``).
 """
@@ -18,7 +20,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, Protocol
+from typing import Callable, NoReturn, Protocol
 
 import rclpy
 from rclpy.executors import Executor
@@ -53,8 +55,8 @@ def run_node(
     make_node: Callable[[], Node],
     make_executor: Callable[[], Executor],
     args: list[str] | None = None,
-) -> int:
-    """Run one node process; 0 when its work finished or a stop signal came, else 1 (logged)."""
+) -> NoReturn:
+    """Run one node process; exit 0 when its work finished or a stop signal came, else 1."""
     logging.basicConfig(level=logging.INFO)
     log = logging.getLogger(name)
     stop = threading.Event()
@@ -91,7 +93,28 @@ def run_node(
         if node is not None:
             node.close()
         _teardown(node, executor, spinner, log)
-    return code
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """
+    End the process with ``code`` once every log line is out, without destroying the node.
+
+    rclpy's ``Node.destroy_node`` once spun at full CPU, holding the GIL, after a robot's last
+    round (a clean-clone CI run: the robot outlived its 300 s timeout); the operating system
+    releases the node and its DDS participant as the process ends.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        ctypes.CDLL(None).fflush(None)  # rcutils logs through C stdio: flush its buffers too
+    except (OSError, AttributeError):
+        pass
+    os._exit(code)
 
 
 def _stop_with_parent(log: logging.Logger) -> None:
@@ -112,9 +135,9 @@ def _stop_with_parent(log: logging.Logger) -> None:
 
 def _teardown(node, executor, spinner, log: logging.Logger) -> None:
     """
-    Stop spinning, then shut the executor down and destroy the node.
+    Stop spinning, then shut the executor down (the process then ends: see ``_exit_now``).
 
-    In that order: a node whose handles the executor thread still uses cannot be destroyed.
+    In that order: the executor thread must not be in a callback when the process ends.
     """
     # a stop request from here on (a launch's shutdown) must not kill the process while the
     # interpreter finalizes: SIGINT is ignored (Python resets handlers, not SIG_IGN, to SIG_DFL);
@@ -128,9 +151,6 @@ def _teardown(node, executor, spinner, log: logging.Logger) -> None:
             return
     if executor is not None:
         executor.shutdown(timeout_sec=SPIN_JOIN_S)
-    if node is not None:
-        node.destroy_node()
-    rclpy.try_shutdown()
 
 
 def _spin(executor: Executor, stop: threading.Event, log: logging.Logger) -> None:
