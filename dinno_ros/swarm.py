@@ -122,17 +122,53 @@ def stop_all(procs: Sequence[NodeProcess], grace: float = STOP_GRACE_S) -> None:
                 pass
 
 
+class Respawner:
+    """Restarts robots whose process died, up to ``limit`` times each (``swarm.respawn``)."""
+
+    def __init__(
+        self, limit: int, env: dict[str, str], out: IO[str], lock: threading.Lock
+    ) -> None:
+        self.limit, self.env, self.out, self.lock = limit, env, out, lock
+        self.restarts: dict[str, int] = {}
+
+    def check(self, procs: list[NodeProcess]) -> None:
+        """Replace, in ``procs``, every robot that died (non-zero exit) and may be restarted."""
+        for n, p in enumerate(procs):
+            code = p.process.poll()
+            label = p.node.label
+            if code in (None, 0) or p.node.executable != 'robot_node':
+                continue
+            if self.restarts.get(label, 0) >= self.limit:
+                continue
+            self.restarts[label] = self.restarts.get(label, 0) + 1
+            logger.warning(
+                '%s died (exit %s): restarting it (%d of %d); it rejoins the swarm',
+                label,
+                code,
+                self.restarts[label],
+                self.limit,
+            )
+            p.forwarder.join(timeout=2.0)
+            procs[n] = start_node(p.node, self.env, self.out, self.lock)
+
+
 def supervise(
-    procs: Sequence[NodeProcess], timeout: float | None, monitor_grace: float = 60.0
+    procs: list[NodeProcess],
+    timeout: float | None,
+    monitor_grace: float = 60.0,
+    respawner: Respawner | None = None,
 ) -> bool:
     """
     Wait until every node ended (True) or the timeout passed (False).
 
     Once every robot process has ended, the others (the monitor) get ``monitor_grace`` s to finish.
+    The ``respawner`` restarts robots that die meanwhile.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     robots_gone_at = None
     while any(p.process.poll() is None for p in procs):
+        if respawner is not None:
+            respawner.check(procs)
         now = time.monotonic()
         if deadline is not None and now > deadline:
             return False
@@ -154,11 +190,13 @@ def run_swarm(
     env: dict[str, str],
     timeout: float | None = None,
     out: IO[str] = sys.stdout,
+    respawn: int = 0,
 ) -> dict[str, int]:
     """
     Start the nodes, wait for them, stop them on Ctrl-C or timeout.
 
-    Return each node's exit code.
+    Robots that die are restarted up to ``respawn`` times each. Return each node's exit code (a
+    restarted robot's: its last process's).
     """
     lock = threading.Lock()
     procs: list[NodeProcess] = []
@@ -170,7 +208,8 @@ def run_swarm(
     try:
         for node in nodes:
             procs.append(start_node(node, env, out, lock))
-        if not supervise(procs, timeout):
+        respawner = Respawner(respawn, env, out, lock) if respawn else None
+        if not supervise(procs, timeout, respawner=respawner):
             logger.error('the swarm did not end normally (timeout %s s): stopping it', timeout)
             interrupted = True
     except KeyboardInterrupt as exc:
@@ -261,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         for node in nodes:
             print(node.label, ' '.join(node.ros_args()))
         return 0
-    codes = run_swarm(nodes, env, timeout=args.timeout)
+    codes = run_swarm(nodes, env, timeout=args.timeout, respawn=plan.spec.section.respawn)
     failed = {label: code for label, code in codes.items() if code != 0}
     if failed:
         logger.error('failed: %s', ', '.join(f'{k} (exit {v})' for k, v in failed.items()))

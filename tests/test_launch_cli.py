@@ -3,7 +3,8 @@
 
 All with real processes. Bad arguments fail before any node starts; ``rviz:=true`` without rviz2
 leaves nothing behind; Ctrl-C stops every node cleanly (no SIGTERM escalation); a robot that dies
-makes the launch fail and the results say which rounds are missing. The ``ros_env`` fixture fails
+makes the launch fail and the results say which rounds are missing, unless ``swarm.respawn``
+restarts it and it rejoins. The ``ros_env`` fixture fails
 any test that leaves a process of its own running.
 """
 
@@ -100,9 +101,9 @@ def test_ctrl_c_stops_every_node_cleanly(processes, tmp_path):
     assert re.search(r'\[monitor\].*interrupted after \d+ of 100000 rounds', out), out[-4000:]
 
 
-def test_a_robot_that_dies_fails_the_launch_and_the_results_say_so(processes, tmp_path):
-    rounds = 300  # many: robot 2 is killed mid-run, and rounds take milliseconds here
-    config = config_file(tmp_path, round_timeout=2.0, lost_after_rounds=2)
+def launch_and_kill_robot_2(processes, tmp_path: Path, rounds: int, **swarm) -> tuple[int, str]:
+    """Launch a 4-robot swarm, SIGKILL robot 2 at round 30; return the exit code and output."""
+    config = config_file(tmp_path, round_timeout=2.0, lost_after_rounds=2, **swarm)
     data = yaml.safe_load(config.read_text())
     data['swarm']['monitor']['lost_after'] = 2.0
     config.write_text(yaml.safe_dump(data))
@@ -125,7 +126,12 @@ def test_a_robot_that_dies_fails_the_launch_and_the_results_say_so(processes, tm
     assert robot_2, tail(lines)
     robot_2[0].send_signal(signal.SIGKILL)
     code = processes.wait(proc, lines, timeout=240)
-    out = ''.join(lines)
+    return code, ''.join(lines)
+
+
+def test_a_robot_that_dies_fails_the_launch_and_the_results_say_so(processes, tmp_path):
+    rounds = 300  # many: robot 2 is killed mid-run, and rounds take milliseconds here
+    code, out = launch_and_kill_robot_2(processes, tmp_path, rounds)
     assert code != 0, out[-4000:]
     assert 'robot_2/robot exited with -9' in out, out[-4000:]
     assert re.search(
@@ -135,6 +141,16 @@ def test_a_robot_that_dies_fails_the_launch_and_the_results_say_so(processes, tm
     assert not results['complete']
     done = results['rounds_completed']
     assert done[0] == done[1] == rounds and done[2] < rounds, done
+
+
+def test_with_respawn_a_robot_that_dies_is_restarted_and_rejoins(processes, tmp_path):
+    rounds = 300
+    code, out = launch_and_kill_robot_2(processes, tmp_path, rounds, respawn=1)
+    assert code == 0, out[-4000:]
+    assert re.search(r'\[robot_2\.robot\].*rejoins the swarm at round [1-9]', out), out[-4000:]
+    results = torch.load(next(tmp_path.glob('*/*_results.pt')), weights_only=True)
+    assert results['complete'] and results['lost_robots'] == [], out[-4000:]
+    assert all(done == rounds for done in results['rounds_completed'].values())
 
 
 def test_ros2_cli_finds_the_package_and_its_interfaces(processes):

@@ -8,18 +8,23 @@ with a second swarm on the same domain at the same time.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import threading
 import time
 
 from dinno_msgs.msg import RobotState, Weights
+from dinno_ros.core.learning import plots
 from dinno_ros.core.learning.build import build_problem
 from dinno_ros.core.learning.experiment import run_pair
 from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.wire import TensorLayout
 from dinno_ros.ros import codec, qos
 import pytest
-from test_swarm_lidar import results_file, start_swarm, swarm_config
+from test_swarm_lidar import results_file, robot_pid, start_swarm, swarm_config
 import torch
+import yaml
 
 rclpy = pytest.importorskip('rclpy')
 pytestmark = pytest.mark.dds
@@ -120,3 +125,44 @@ def test_two_swarms_on_one_domain_stay_apart(tmp_path, ros_env) -> None:
     for folder, config, _, lines in runs:
         assert 'another swarm' in ''.join(lines), 'the swarms never met: the test shows nothing'
         assert_equals_offline(folder, config)
+
+
+def final_consensus(results: dict) -> float:
+    """Return the last evaluation's mean pairwise distance between the robots' models."""
+    rounds, means = plots.consensus_curve(results)
+    return float(means[-1])
+
+
+def test_a_killed_robot_restarts_and_rejoins(tmp_path, ros_env) -> None:
+    config = swarm_config(
+        tmp_path, rounds=200, graph={'type': 'complete'}, round_timeout=2.0, respawn=1
+    )
+    data = yaml.safe_load(config.read_text())
+    data['swarm']['monitor']['lost_after'] = 4.0
+    config.write_text(yaml.safe_dump(data))
+    proc, lines = start_swarm(config, ros_env, tmp_path)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not any(
+        re.search(r'\[robot_2/robot\].*round 20: train_loss', line) for line in lines
+    ):
+        time.sleep(0.05)
+    pid = robot_pid(config, 2)
+    assert pid is not None, ''.join(lines)[-3000:]
+    os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=300)
+    out = ''.join(lines)
+    assert proc.returncode == 0, out[-4000:]
+    rejoined = re.search(r'\[robot_2/robot\].*rejoins the swarm at round (\d+) from', out)
+    assert rejoined and int(rejoined.group(1)) > 20, out[-4000:]
+    assert 'restarting it (1 of 1)' in out
+    assert re.search(r'\[monitor\].*round 200: consensus', out), out[-4000:]
+    ros = torch.load(results_file(tmp_path, 'dinno'), weights_only=True)
+    assert ros['lost_robots'] == [] and ros['complete'], ros['lost_robots']
+    assert len(ros['consensus_error'][-1]) == 3  # the last evaluation holds all three robots
+    spec = load_swarm(config)
+    torch.set_num_threads(1)
+    offline, _ = run_pair(spec.experiment, spec.pair_key, 'cpu', progress=False)
+    assert final_consensus(ros) < 2 * final_consensus(offline), (
+        final_consensus(ros),
+        final_consensus(offline),
+    )

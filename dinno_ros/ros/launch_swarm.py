@@ -20,7 +20,7 @@ from dinno_ros.core.swarm.launch_args import (
     parse_launch_arguments,
     plan_from_launch,
 )
-from dinno_ros.core.swarm.plan import PACKAGE, SwarmPlan
+from dinno_ros.core.swarm.plan import NodeSpec, PACKAGE, SwarmPlan
 from dinno_ros.share import share_dir
 from dinno_ros.tools.rviz_config import write_rviz
 from launch import LaunchContext
@@ -39,17 +39,51 @@ class SwarmLaunchError(RuntimeError):
 
 
 class SwarmExits:
-    """Collects the nodes' exit codes; decides when the launch ends and whether it failed."""
+    """
+    Collects the nodes' exit codes; decides when the launch ends and whether it failed.
 
-    def __init__(self, labels: dict[int, str], monitor_label: str | None) -> None:
-        self.labels = labels  # id(Node action) -> the plan's label (robot_0/robot, monitor)
-        self.pending = set(labels.values())
+    A robot that dies is started again (a fresh ``Node`` action, which rejoins the swarm) up to
+    ``respawn`` times: launch's own ``respawn`` would also restart robots that finished.
+    """
+
+    def __init__(
+        self,
+        plan: SwarmPlan,
+        monitor_label: str | None,
+        respawn: int = 0,
+    ) -> None:
+        self.plan = plan
+        self.labels: dict[int, str] = {}  # id(Node action) -> the plan's label
+        self.specs = {node.label: node for node in plan.nodes}
+        self.pending = set(self.specs)
         self.monitor_label = monitor_label
+        self.respawn = respawn
+        self.restarts: dict[str, int] = {}
         self.failed: dict[str, int] = {}
+
+    def start(self, node: NodeSpec) -> list:
+        """Return the actions that start ``node`` and watch its exit."""
+        action = Node(
+            package=PACKAGE,
+            executable=node.executable,
+            name=node.name,
+            namespace=node.namespace or None,
+            parameters=[node.parameters],
+            additional_env=self.plan.env,  # the swarm id and key: not on any command line
+            output='screen',
+        )
+        self.labels[id(action)] = node.label
+        return [
+            RegisterEventHandler(OnProcessExit(target_action=action, on_exit=self.on_exit)),
+            action,
+        ]
 
     def on_exit(self, event: ProcessExited, _context: LaunchContext):
         """Record one exit; end the launch (Shutdown, or an error if anything failed) when due."""
         label = self.labels.get(id(event.action), event.action.name)
+        if event.returncode != 0 and self._may_restart(label):
+            self.restarts[label] = self.restarts.get(label, 0) + 1
+            return self.start(self.specs[label])
         self.pending.discard(label)
         if event.returncode != 0:
             self.failed[label] = event.returncode
@@ -62,6 +96,11 @@ class SwarmExits:
             return EmitEvent(event=Shutdown(reason=f'{label} finished'))
         return None
 
+    def _may_restart(self, label: str) -> bool:
+        node = self.specs.get(label)
+        is_robot = node is not None and node.executable == 'robot_node'
+        return is_robot and self.restarts.get(label, 0) < self.respawn
+
 
 def swarm_actions(context: LaunchContext) -> list:
     """Return the swarm's Node actions and their exit handlers, for an ``OpaqueFunction``."""
@@ -69,26 +108,9 @@ def swarm_actions(context: LaunchContext) -> list:
     args = parse_launch_arguments(values)
     plan = plan_from_launch(args)
     rviz = [rviz_node(plan)] if args.rviz else []
-    nodes = [
-        Node(
-            package=PACKAGE,
-            executable=node.executable,
-            name=node.name,
-            namespace=node.namespace or None,
-            parameters=[node.parameters],
-            additional_env=plan.env,  # the swarm id and key: not on any command line
-            output='screen',
-        )
-        for node in plan.nodes
-    ]
-    labels = {id(action): node.label for action, node in zip(nodes, plan.nodes)}
     monitor = [node.label for node in plan.nodes if node.executable == 'monitor_node']
-    exits = SwarmExits(labels, monitor[0] if monitor else None)
-    handlers = [
-        RegisterEventHandler(OnProcessExit(target_action=node, on_exit=exits.on_exit))
-        for node in nodes
-    ]
-    return [*handlers, *nodes, *rviz]
+    exits = SwarmExits(plan, monitor[0] if monitor else None, plan.spec.section.respawn)
+    return [action for node in plan.nodes for action in exits.start(node)] + rviz
 
 
 def rviz_node(plan: SwarmPlan) -> Node:

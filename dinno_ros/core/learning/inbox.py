@@ -137,6 +137,26 @@ class RoundInbox(Board):
         with self._cond:
             return self._latest.get(sender)
 
+    def latest_mean(
+        self, vector: str, senders: Iterable[int], timeout: float
+    ) -> torch.Tensor | None:
+        """
+        Return the mean of the senders' newest ``vector`` (waiting up to ``timeout`` s for one).
+
+        None when the optimizer sends no such vector or nobody sent one.
+        """
+        if vector not in self.vectors:
+            return None
+        wanted = set(senders)
+        with self._cond:
+            self._wait(lambda: bool(wanted & set(self._latest)), timeout)
+            newest = [
+                self._rounds[j][self._latest[j]][vector]
+                for j in sorted(wanted & set(self._latest))
+                if self._latest[j] in self._rounds[j]
+            ]
+        return torch.stack(newest).mean(dim=0) if newest else None
+
     def wait_round(self, round_k: int, senders: Iterable[int], timeout: float) -> RoundResult:
         """
         Return the senders' round-k messages, waiting up to ``timeout`` s.

@@ -49,6 +49,9 @@ class SwarmSection:
     late_messages: list = field(default_factory=list)
     # a received vector with an entry beyond this magnitude is dropped like one holding NaN
     max_abs_value: float = spec(1e6, gt=0)
+    # times the runner (or launch file) restarts a robot whose process died; a restarted robot
+    # rejoins the running swarm at its current round (0: a dead robot stays dead)
+    respawn: int = spec(0, min=0)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def validate(self, section: str = 'swarm') -> None:

@@ -5,6 +5,11 @@ Round k is :class:`~dinno_ros.core.learning.round.RobotRound`'s: drive and scan,
 find the neighbours (the configured graph, or the disk graph of the robots' round-k positions as
 their states report them, waiting up to the timeout for those), send the vectors, wait for the
 neighbours' round-k vectors at most ``round_timeout`` s (``startup_timeout`` in round 0), step.
+
+A robot restarted mid-run (same id, same swarm) rejoins: the others' recent states and vectors
+reach it at once (transient local), so it starts at their current round from the mean of their
+parameters with fresh optimizer state (:meth:`RobotRounds.join`), and they take it back as soon as
+its vectors are current (``RobotRound.send``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from dinno_ros.core.learning.inbox import Board, MissTracker
 from dinno_ros.core.learning.round import Log, RobotLink, RobotRound, RoundGraph
 from dinno_ros.core.swarm.spec import SwarmSpec
 import torch
+
+JOIN_LISTEN_S = 1.0  # how long a starting robot listens for a swarm already under way
 
 
 def robot_device(device: str, robot_id: int) -> str:
@@ -71,6 +78,17 @@ class PositionBoard(Board):
                     now[j] = self._latest[j][1]
             return {j: xy for j, xy in now.items() if j in robots}
 
+    def newest_round(self, robots: set[int], timeout: float) -> int | None:
+        """
+        Return the newest round any of ``robots`` reported, waiting up to ``timeout`` s for one.
+
+        None: nobody reported yet.
+        """
+        with self._cond:
+            self._wait(lambda: bool(robots & set(self._latest)), timeout)
+            rounds = [self._latest[j][0] for j in robots if j in self._latest]
+            return max(rounds) if rounds else None
+
     def wait_finished(self, robots: set[int], timeout: float) -> set[int]:
         with self._cond:
             self._wait(lambda: robots <= self.finished, timeout)
@@ -104,6 +122,7 @@ class RobotRounds:
         self.positions = PositionBoard()
         self.others = [j for j in range(spec.num_robots) if j != self.robot_id]
         self.round_k = 0
+        self.joining = True  # until join() decided the first round: any round of the run is news
         self.stopped = False
 
     @property
@@ -135,6 +154,31 @@ class RobotRounds:
         self.round.send(k, positions)
         return self.round.finish(k, self._timeout(k))
 
+    def join(self, listen_s: float = JOIN_LISTEN_S) -> int:
+        """
+        Return the round to start at: 0 in a swarm that starts now.
+
+        A swarm already under way (a restarted robot: the others' states of later rounds arrive,
+        kept for late joiners) is joined at its newest round, from the mean of the neighbours'
+        latest parameters, with fresh optimizer state.
+        """
+        newest = self.positions.newest_round(set(self.others), listen_s)
+        start = 0 if newest is None or newest < 1 else min(newest, self.spec.rounds - 1)
+        if start:
+            params = self.inbox.latest_mean('params', self.others, listen_s)
+            self.agent.optimizer.resume(start, params)
+            self.log.warning(
+                f'robot_{self.robot_id} rejoins the swarm at round {start} '
+                + (
+                    "from its neighbours' mean parameters"
+                    if params is not None
+                    else 'from its initial model (no neighbour sent parameters)'
+                )
+            )
+        self.round_k = start
+        self.joining = False
+        return start
+
     def run(self) -> None:
         """Run every round, then send the final model and wait for the others to finish."""
         rounds = self.spec.rounds
@@ -144,13 +188,14 @@ class RobotRounds:
             f'graph {self.spec.experiment.graph.type}'
         )
         t0 = t1 = time.monotonic()
-        for k in range(rounds):
+        start = self.join()
+        for k in range(start, rounds):
             if self.stopped:
                 self.log.info(f'stopped in round {k}')
                 return
             self.round_k = k
             info = self.step(k)
-            if k == 0:
+            if k == start:
                 t1 = time.monotonic()  # round 0 includes waiting for the swarm to come up
             if k % max(1, rounds // 10) == 0 or k == rounds - 1:
                 self.log.info(
@@ -158,10 +203,11 @@ class RobotRounds:
                     f'neighbours {self.last_neighbors}'
                 )
         t_end = time.monotonic()
-        per_round = 1e3 * (t_end - t1) / max(rounds - 1, 1)
+        per_round = 1e3 * (t_end - t1) / max(rounds - start - 1, 1)
+        done = f'{rounds} rounds' if start == 0 else f'rounds {start}-{rounds - 1} (rejoined)'
         self.log.info(
-            f'finished {rounds} rounds in {t_end - t0:.1f} s ({self.round.waited_s:.1f} s '
-            f'waiting for neighbours; {per_round:.1f} ms per round after round 0)'
+            f'finished {done} in {t_end - t0:.1f} s ({self.round.waited_s:.1f} s waiting for '
+            f'neighbours; {per_round:.1f} ms per round after the first)'
         )
         self.round.send_final(rounds)
         # stay until the others are done too: they may still need our last vectors

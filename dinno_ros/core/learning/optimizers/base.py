@@ -139,6 +139,17 @@ class RobotOptimizer(ABC):
         """Flat vectors to send to the neighbours for the current round (detached copies)."""
         return {'params': self.params.detach().clone()}
 
+    def resume(self, round_k: int, params: torch.Tensor | None) -> None:
+        """
+        Rejoin a running swarm at round ``round_k`` (a restarted robot).
+
+        Start from ``params`` (the neighbours' mean; None: keep the initial model) with fresh
+        optimizer state; subclasses also move their schedules on to ``round_k``.
+        """
+        if params is not None:
+            with torch.no_grad():
+                self.params.copy_(params.to(self.params))
+
     def compressor_of(self, vector: str) -> Any:
         """Return the Compressor that encodes ``vector`` on the wire; None: dense float32."""
         return None

@@ -88,6 +88,13 @@ class DiNNO(RobotOptimizer):
         self._opt: torch.optim.Optimizer | None = None
         self._opt_vec: torch.Tensor | None = None
 
+    def resume(self, round_k: int, params: torch.Tensor | None) -> None:
+        """Rejoin at ``round_k``: the neighbours' mean, zero dual, rho as it is by then."""
+        super().resume(round_k, params)
+        self.rho = float(self.config.rho_init) * float(self.config.rho_scaling) ** round_k
+        self.dual.zero_()
+        self._opt = None
+
     def _primal_optimizer(self, vec: torch.Tensor, lr: float) -> torch.optim.Optimizer:
         if self.config.persistant_primal_opt and self._opt is not None and self._opt_vec is vec:
             set_lr(self._opt, lr)

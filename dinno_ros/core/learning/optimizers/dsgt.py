@@ -38,7 +38,15 @@ class DSGT(RobotOptimizer):
 
     def __init__(self, config: DSGTConfig, problem: LocalProblem) -> None:
         super().__init__(config, problem)
-        if config.init_grads:
+        self._init_tracker()
+
+    def resume(self, round_k: int, params: torch.Tensor | None) -> None:
+        """Rejoin at ``round_k``: the neighbours' mean, the tracker started there afresh."""
+        super().resume(round_k, params)
+        self._init_tracker()
+
+    def _init_tracker(self) -> None:
+        if self.config.init_grads:
             _, grad = self.batch_loss_and_grad()
             self.tracker = grad.clone()
             self.last_grad = grad
