@@ -28,6 +28,7 @@ setup(
         share('launch', '*.py'),
         share('config', '*.yaml'),
         share('config/experiments', '*.yaml'),
+        share('config/dds', '*.xml'),
         share('maps'),
         share('rviz', '*.rviz'),
     ],

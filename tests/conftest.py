@@ -207,3 +207,11 @@ def ros2_cli() -> list[str]:
     if found is None:
         pytest.skip(LAUNCH_STACK_HINT)
     return [found]
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Name each ``fault`` test's fault kind in the JUnit report (``bench/faults.py`` reads it)."""
+    for item in items:
+        marker = item.get_closest_marker('fault')
+        if marker is not None:
+            item.user_properties.append(('fault', marker.args[0]))

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 
+@pytest.mark.fault('invalid YAML at the door')
 @pytest.mark.parametrize('text', ['experiment: [\n  bad', 'a: b\n c: d\n', '\tx: 1\n'])
 def test_invalid_yaml_is_one_line_and_exit_2(tmp_path: Path, capsys, text: str) -> None:
     path = tmp_path / 'bad.yaml'
@@ -52,6 +53,7 @@ def map_swarm(folder: Path, kind: str | None = None) -> Path:
     return path
 
 
+@pytest.mark.fault('bad map image at the door')
 @pytest.mark.parametrize('kind', ['missing', 'truncated', 'not an image'])
 def test_a_bad_map_image_is_refused_before_any_node_starts(tmp_path: Path, kind: str) -> None:
     load_swarm(map_swarm(tmp_path / 'good'))  # the generated map itself loads
@@ -59,6 +61,7 @@ def test_a_bad_map_image_is_refused_before_any_node_starts(tmp_path: Path, kind:
         load_swarm(map_swarm(tmp_path / 'bad', kind))
 
 
+@pytest.mark.fault('map name escaping --out')
 @pytest.mark.parametrize('name', ['../../x', 'sub/x', '.hidden', '/tmp/x', '..'])
 def test_map_name_cannot_leave_out(tmp_path: Path, capsys, name: str) -> None:
     out = tmp_path / 'a' / 'b'

@@ -129,6 +129,7 @@ def launch_and_kill_robot_2(processes, tmp_path: Path, rounds: int, **swarm) -> 
     return code, ''.join(lines)
 
 
+@pytest.mark.fault('robot killed for good')
 def test_a_robot_that_dies_fails_the_launch_and_the_results_say_so(processes, tmp_path):
     rounds = 300  # many: robot 2 is killed mid-run, and rounds take milliseconds here
     code, out = launch_and_kill_robot_2(processes, tmp_path, rounds)
@@ -143,6 +144,7 @@ def test_a_robot_that_dies_fails_the_launch_and_the_results_say_so(processes, tm
     assert done[0] == done[1] == rounds and done[2] < rounds, done
 
 
+@pytest.mark.fault('robot killed and restarted: rejoins')
 def test_with_respawn_a_robot_that_dies_is_restarted_and_rejoins(processes, tmp_path):
     rounds = 300
     code, out = launch_and_kill_robot_2(processes, tmp_path, rounds, respawn=1)

@@ -49,6 +49,7 @@ def wait_for(predicate, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.fault('malformed messages')
 def test_malformed_weights_are_ignored(ros_env):
     cmd = [
         sys.executable,

@@ -43,6 +43,7 @@ def nodes_left(env: dict[str, str], runner: int) -> list:
     return [p for p in tagged_processes(env[TAG]) if p.pid != runner]
 
 
+@pytest.mark.fault('signal on the runner')
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGHUP], ids=['SIGTERM', 'SIGHUP'])
 def test_a_signal_on_the_runner_stops_every_node(processes, ros_env, tmp_path, sig) -> None:
     proc, lines = start_running(processes, tmp_path)
@@ -58,6 +59,7 @@ def test_a_signal_on_the_runner_stops_every_node(processes, ros_env, tmp_path, s
     assert f'{sig.name}: stopping the swarm' in out and code != 0
 
 
+@pytest.mark.fault('runner SIGKILLed')
 def test_nodes_stop_when_the_runner_is_killed(processes, ros_env, tmp_path) -> None:
     proc, lines = start_running(processes, tmp_path)
     os.kill(proc.pid, signal.SIGKILL)

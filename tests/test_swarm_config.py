@@ -97,6 +97,7 @@ def test_plan_lists_robots_and_monitor():
         'rounds': 7,
         'robot_id': 1,
         'wait_for_monitor': True,
+        'results_dir': '',  # where a robot keeps its final weights if no monitor reports them
     }
     assert robot.ros_args()[:5] == ['--ros-args', '-r', '__node:=robot', '-r', '__ns:=/robot_1']
     assert plan.spec.rounds == 7 and plan.spec.num_robots == 4

@@ -267,6 +267,7 @@ def robot_pid(config: Path, robot: int) -> int | None:
     return None
 
 
+@pytest.mark.fault('robot killed for good')
 def test_killed_robot_does_not_stall_the_swarm(tmp_path, ros_env):
     config = swarm_config(tmp_path, rounds=300, graph={'type': 'complete'}, round_timeout=2.0)
     data = yaml.safe_load(config.read_text())

@@ -238,6 +238,20 @@ def _cdr_string(offset: int, text: str) -> int:
     return offset + 4 + len(text.encode()) + 1
 
 
+MESSAGE_SLACK = 64 * 1024  # bytes a message may hold beyond its tensors (names, header, MAC)
+STATE_MAX_BYTES = 64 * 1024  # a RobotState is a few hundred bytes
+
+
+def max_message_bytes(layout: TensorLayout) -> int:
+    """
+    Return the largest serialised Weights message a receiver takes for a model of ``layout``.
+
+    8 bytes per parameter (float64 values, or float32 values with int32 indices: any encoding the
+    optimizers use) plus ``MESSAGE_SLACK``; anything longer is dropped before it is decoded.
+    """
+    return 8 * layout.numel + MESSAGE_SLACK
+
+
 def check_bound(values: torch.Tensor, max_abs: float | None) -> torch.Tensor:
     """Return ``values``; WireError when an entry's magnitude exceeds ``max_abs`` (None: none)."""
     if max_abs is not None and values.numel():

@@ -5,7 +5,8 @@ How every dinno_ros node process runs: work on the main thread, the executor in 
 thread (subscriptions keep arriving whatever the work does) and calls the node's ``work()`` on the
 main thread. SIGINT and SIGTERM (Ctrl-C, ``ros2 launch`` shutting down) ask the node to stop:
 ``close()`` wakes whatever it waits on, ``work()`` returns at its next step, and the process exits
-0 within a few seconds. A node whose work failed, or that ended without finishing, exits 1.
+0 within a few seconds. A node whose work failed, or that ended without finishing, exits 1; one
+that cannot start (``NodeStartError``) says why in one line, without a traceback, and exits 1.
 The process ends with ``os._exit`` once its logs are flushed (the OS releases the node and its DDS
 participant).
 Started by ``dinno-swarm`` (``DINNO_PARENT_PID`` set), a node also stops when the runner dies,
@@ -32,6 +33,10 @@ PARENT_ENV = 'DINNO_PARENT_PID'  # set by dinno-swarm: the runner's pid
 PR_SET_PDEATHSIG = 1
 SPIN_PERIOD_S = 0.1  # longest wait of the executor thread before it checks for a stop
 SPIN_JOIN_S = 3.0  # how long teardown waits for the executor thread
+
+
+class NodeStartError(RuntimeError):
+    """A node cannot start, for a reason its message says in one line (no traceback)."""
 
 
 class WorkingNode(Protocol):
@@ -85,6 +90,9 @@ def run_node(
         spinner.start()
         finished = node.work(stop)
         code = 0 if finished or stop.is_set() else 1
+    except NodeStartError as exc:
+        log.error('%s cannot start: %s', name, exc)
+        code = 1
     except Exception as exc:  # a failed node says why and exits non-zero
         log.exception('%s failed: %s', name, exc)
         code = 1

@@ -6,8 +6,11 @@ thread evaluates, so receipt never waits on an evaluation); each round (once eve
 vector is in) computes the consensus error, every evaluation round the validation metrics, with the
 learning core's ``Evaluator`` (``dinno_ros.core.swarm.monitor``). Publishes ``/swarm/metrics``
 (dinno_msgs/SwarmMetrics), ``/map`` (the true map, latched) and ``/swarm/learned_map``
-(nav_msgs/OccupancyGrid); logs a line per round; at the end writes the results like the experiment
-runner, plus plots, and exits.
+(nav_msgs/OccupancyGrid); logs a line per round. Its results folder is made when it starts (a
+``results_dir`` it cannot write is a one-line error then, before any round); after every
+evaluation the results so far are on disk (``ResultsWriter``: a monitor killed at any point leaves
+every evaluated round), before the round's log line; at the end it writes the results like the
+experiment runner, plus plots, and exits.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ import time
 from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
 from dinno_ros.core.swarm.auth import swarm_gate
 from dinno_ros.core.swarm.monitor import fmt_report, RoundReport, SwarmMonitor
-from dinno_ros.core.swarm.results import write_swarm_results
+from dinno_ros.core.swarm.results import ResultsDirError, ResultsWriter
 from dinno_ros.core.swarm.spec import default_swarm_id, load_swarm
 from dinno_ros.core.threads import limit_threads
-from dinno_ros.core.wire import TensorLayout, WireError
+from dinno_ros.core.wire import max_message_bytes, TensorLayout, WireError
 from dinno_ros.core.world.datasets import map_quality
-from dinno_ros.ros import codec, maps, qos
-from dinno_ros.ros.lifecycle import run_node
+from dinno_ros.ros import codec, inbound, maps, qos
+from dinno_ros.ros.lifecycle import NodeStartError, run_node
 import numpy as np
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -46,6 +49,14 @@ class MonitorNode(Node):
         rounds = int(self.declare_parameter('rounds', 0).value) or None
         self.results_dir = self.declare_parameter('results_dir', '').value or None
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
+        self.writer = None  # writeout: false writes nothing
+        if self.spec.section.monitor.writeout:  # before anything else: a bad folder fails now
+            self.writer = ResultsWriter(self.spec, self.results_dir)
+            try:
+                out = self.writer.start()
+            except ResultsDirError as exc:
+                raise NodeStartError(str(exc)) from None
+            self.get_logger().info(f'results go to {out}')
         limit_threads(self.spec.section.torch_threads)
         self.monitor = SwarmMonitor(self.spec)
         self.layout = TensorLayout.from_model(self.monitor.problem.base_model())
@@ -65,20 +76,16 @@ class MonitorNode(Node):
         grid = getattr(self.monitor.problem, 'grid', None)
         if grid is not None:
             self.map_pub.publish(maps.occupancy_msg(grid, self.get_clock().now().to_msg()))
-        for j in range(self.spec.num_robots):
-            for topic in ('weights', 'params'):  # params: robots whose optimizer sends none
-                self.create_subscription(
-                    Weights,
-                    f'/robot_{j}/{topic}',
-                    lambda msg, j=j: self._on_weights(msg, j),
-                    qos.monitor_inbox(),
-                )
-            self.create_subscription(
-                RobotState,
-                f'/robot_{j}/state',
-                lambda msg, j=j: self._on_state(msg, j),
-                qos.monitor_inbox(),
-            )
+        inbound.subscribe_robots(  # params: robots whose optimizer sends none on weights
+            self,
+            range(self.spec.num_robots),
+            self.gate,
+            qos.monitor_inbox(),
+            max_message_bytes(self.layout),
+            self._on_weights,
+            self._on_state,
+            weights_topics=('weights', 'params'),
+        )
         self.arrived = threading.Event()  # set by the receiving thread: something new to process
         self.eval_delay = float(os.environ.get(EVAL_DELAY_ENV, '0') or 0)  # tests: a slow monitor
         self.stop = threading.Event()  # work()'s stop flag
@@ -129,6 +136,7 @@ class MonitorNode(Node):
         while not stop.is_set():
             self.monitor.update_lost()
             for report in self.monitor.process():
+                self._save(report)  # on disk before the round is announced
                 self._publish(report)
                 if stop.is_set():
                     break
@@ -137,6 +145,15 @@ class MonitorNode(Node):
             self.arrived.wait(0.05)
             self.arrived.clear()
         return self._finish(interrupted=stop.is_set())
+
+    def _save(self, r: RoundReport) -> None:
+        """After an evaluation round: the results so far to disk (a failed write is logged)."""
+        if self.writer is None or r.evaluation is None:
+            return
+        try:
+            self.writer.update(self.monitor.results())
+        except (OSError, RuntimeError) as exc:  # a full disk must not end the run
+            self.get_logger().error(f'results of round {r.round_k} not saved: {exc}')
 
     def _publish(self, r: RoundReport) -> None:
         if r.evaluation is not None and self.eval_delay > 0:
@@ -190,9 +207,12 @@ class MonitorNode(Node):
         else:
             for line in shortfall:
                 log.error(f'incomplete run: {line}')
-        if self.spec.section.monitor.writeout:
-            results = {**m.results(), 'interrupted': interrupted}
-            out = write_swarm_results(self.spec, results, self.results_dir)
+        if self.writer is not None:
+            try:
+                out = self.writer.finish({**m.results(), 'interrupted': interrupted})
+            except (OSError, RuntimeError) as exc:
+                log.error(f'final results not saved: {exc}')
+                return False
             log.info(f'results written to {out}')
         log.info(f'monitor done: {m.rounds_reported} of {self.spec.rounds} rounds reported')
         time.sleep(0.5)  # let the last metrics message go out

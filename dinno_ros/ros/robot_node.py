@@ -23,14 +23,17 @@ from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
 from dinno_ros.core.learning.agent import Observation
 from dinno_ros.core.learning.round import StateReport
 from dinno_ros.core.swarm.auth import swarm_gate
+from dinno_ros.core.swarm.results import write_robot_final
 from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import default_swarm_id, load_swarm
 from dinno_ros.core.threads import limit_threads
-from dinno_ros.core.wire import PackedTensors, WireError
-from dinno_ros.ros import codec, qos, viz_msgs
+from dinno_ros.core.wire import max_message_bytes, PackedTensors, WireError
+from dinno_ros.ros import codec, inbound, qos, viz_msgs
 from dinno_ros.ros.lifecycle import run_node
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+
+MONITOR_GONE_S = 3.0  # a finished robot waits this long for a monitor that no longer publishes
 
 
 class RobotNode(Node):
@@ -43,6 +46,7 @@ class RobotNode(Node):
         num_robots = int(self.declare_parameter('num_robots', 0).value) or None
         rounds = int(self.declare_parameter('rounds', 0).value) or None
         self.wait_for_monitor = bool(self.declare_parameter('wait_for_monitor', False).value)
+        self.results_dir = self.declare_parameter('results_dir', '').value or None
         self.spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
         limit_threads(self.spec.section.torch_threads)
         self.rounds = RobotRounds(self.spec, robot_id, link=self, log=self.get_logger())
@@ -73,21 +77,15 @@ class RobotNode(Node):
             self.create_subscription(
                 SwarmMetrics, '/swarm/metrics', self._on_metrics, qos.metrics()
             )
-        for j in range(self.spec.num_robots):
-            if j == self.robot_id:
-                continue
-            self.create_subscription(
-                Weights,
-                f'/robot_{j}/weights',
-                lambda msg, j=j: self._on_weights(msg, j),
-                qos.weights(),
-            )
-            self.create_subscription(
-                RobotState,
-                f'/robot_{j}/state',
-                lambda msg, j=j: self._on_state(msg, j),
-                qos.state(),
-            )
+        inbound.subscribe_robots(
+            self,
+            self.rounds.others,
+            self.gate,
+            qos.weights(),
+            max_message_bytes(self.rounds.round.wire.layout),
+            self._on_weights,
+            self._on_state,
+        )
 
     def _on_weights(self, msg: Weights, topic_robot: int) -> None:
         sender, round_k = int(msg.sender), int(msg.round)
@@ -123,7 +121,9 @@ class RobotNode(Node):
 
     # RobotLink: what RobotRounds sends -------------------------------------------------------
     def send_weights(self, round_k: int, vector: str, packed: PackedTensors, degree: int) -> None:
-        """Publish one optimizer vector on ``weights``."""
+        """Publish one optimizer vector on ``weights`` (nothing once the node shuts down)."""
+        if not self.context.ok():
+            return
         stamp = self.get_clock().now().to_msg()
         msg = codec.packed_weights_msg(
             packed,
@@ -168,12 +168,37 @@ class RobotNode(Node):
         self.rounds.run()
         if self.rounds.stopped:
             return False
-        if self.wait_for_monitor:
-            # the monitor may still need our last vectors (transient local lives as long as we do)
-            if not self.monitor_seen.wait(timeout=self.spec.section.startup_timeout):
-                self.get_logger().warning(
-                    'the monitor did not report the last round: leaving anyway'
-                )
+        if self.wait_for_monitor and not self._wait_for_monitor():
+            out = write_robot_final(
+                self.spec,
+                self.robot_id,
+                self.rounds.agent.params(),
+                self.rounds.summary(),
+                self.credentials.swarm_id,
+                self.results_dir,
+            )
+            self.get_logger().warning(
+                f'the monitor did not report the last round: final weights and summary in {out}'
+            )
+        return True
+
+    def _wait_for_monitor(self) -> bool:
+        """
+        Wait until the monitor reported the last round; False when it did not.
+
+        The monitor may still need our last vectors (transient local lives as long as we do). Waits
+        up to ``startup_timeout``, less once the monitor is gone (no publisher of its metrics).
+        """
+        deadline = time.monotonic() + self.spec.section.startup_timeout
+        gone_since = None
+        while not self.monitor_seen.wait(timeout=0.5):
+            now = time.monotonic()
+            if self.count_publishers('/swarm/metrics') == 0:
+                gone_since = gone_since or now
+            else:
+                gone_since = None
+            if now > deadline or (gone_since is not None and now - gone_since > MONITOR_GONE_S):
+                return False
         return True
 
     def _wait_for_subscribers(self) -> None:

@@ -157,6 +157,14 @@ class RoundInbox(Board):
             ]
         return torch.stack(newest).mean(dim=0) if newest else None
 
+    def wait_settled(self, round_k: int, senders: Iterable[int], timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the senders' round-k messages; True when all are in."""
+        wanted = set(senders)
+        with self._cond:
+            done = lambda: all(self._settled(j, round_k) for j in wanted)  # noqa: E731
+            self._wait(done, timeout)
+            return done()
+
     def wait_round(self, round_k: int, senders: Iterable[int], timeout: float) -> RoundResult:
         """
         Return the senders' round-k messages, waiting up to ``timeout`` s.

@@ -25,8 +25,27 @@ logger = logging.getLogger(__name__)
 
 
 def _rounds(metrics: Mapping[str, Any], n: int) -> np.ndarray:
+    """
+    Return the rounds of the first ``n`` evaluations (1..n where the file does not say).
+
+    A list of evaluated rounds shorter than ``n`` (a file written mid-evaluation) is continued
+    with NaN, so every value still has its x.
+    """
     rounds = metrics.get('evaluation_rounds')
-    return np.asarray(rounds[:n] if rounds is not None else np.arange(1, n + 1), dtype=float)
+    if rounds is None:
+        return np.arange(1, n + 1, dtype=float)
+    out = np.full(n, np.nan)
+    known = np.asarray(list(rounds)[:n], dtype=float).reshape(-1)
+    out[: len(known)] = known
+    return out
+
+
+def _row_stats(value: Any) -> tuple[float, float, float]:
+    """Return (mean, min, max) of one evaluation's per-robot values; NaN when it has none."""
+    row = torch.as_tensor(value, dtype=torch.float64).reshape(-1).numpy()
+    if row.size == 0:
+        return (np.nan, np.nan, np.nan)
+    return (float(row.mean()), float(row.min()), float(row.max()))
 
 
 def metric_band(
@@ -35,30 +54,31 @@ def metric_band(
     """
     Return (rounds, mean, min, max) over robots of a per-robot metric; None when absent.
 
-    The robots may differ between evaluations (a robot lost mid-run).
+    The robots may differ between evaluations (a robot lost mid-run, or back): each row has the
+    robots of its evaluation, any number of them (none: NaN, a gap in the curve).
     """
     values = metrics.get(name)
-    if not values:
+    if values is None or len(values) == 0:
         return None
-    rows = [torch.as_tensor(v, dtype=torch.float64).reshape(-1).numpy() for v in values]
-    stats = np.array([(r.mean(), r.min(), r.max()) for r in rows]).reshape(-1, 3)
-    return _rounds(metrics, len(rows)), stats[:, 0], stats[:, 1], stats[:, 2]
+    stats = np.array([_row_stats(v) for v in values], dtype=float).reshape(-1, 3)
+    return _rounds(metrics, len(stats)), stats[:, 0], stats[:, 1], stats[:, 2]
 
 
 def consensus_curve(metrics: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
     """
     Return (rounds, mean over robots of each robot's mean distance to the others).
 
-    From the pairwise matrices.
+    From the pairwise matrices, which may differ in size between evaluations (robots lost, or
+    back); one robot alone, or none, has no distance: 0.
     """
     values = metrics.get('consensus_error')
-    if not values:
+    if values is None or len(values) == 0:
         return None
     means = []
     for mat in values:
         m = torch.as_tensor(mat, dtype=torch.float64)
-        n = m.shape[0]
-        means.append(float(m.sum() / max(n * (n - 1), 1)))
+        n = m.shape[0] if m.dim() else 0
+        means.append(float(m.sum() / max(n * (n - 1), 1)) if m.numel() else 0.0)
     return _rounds(metrics, len(means)), np.asarray(means)
 
 
@@ -114,15 +134,40 @@ def plot_curves(
     return save_figure(fig, out_path)
 
 
+def _learned_row(metrics: Mapping[str, Any], count: int, robot: int) -> tuple[int, int]:
+    """
+    Return (row, robot id) of robot ``robot``'s map among the last evaluation's ``count`` rows.
+
+    ``evaluation_robots`` (in the monitor's results) lists each evaluation's robots: with a robot
+    lost, the rows are those of the robots left. A robot absent from the last evaluation: the
+    first robot's map.
+    """
+    robots = metrics.get('evaluation_robots')
+    if robots and len(robots[-1]) == count:
+        ids = [int(i) for i in robots[-1]]
+        row = ids.index(robot) if robot in ids else 0
+        return row, ids[row]
+    row = min(robot, count - 1)
+    return row, row
+
+
 def plot_learned_maps(
     results: Mapping[str, Mapping[str, Any]], out_path: str | Path, robot: int = 0
 ) -> Path | None:
     """
     Plot the true map next to each pair's learned map.
 
-    The learned map is robot ``robot``'s last ``mesh_grid_density``.
+    The learned map is robot ``robot``'s last ``mesh_grid_density`` (another robot's when
+    ``robot`` was not in that evaluation: the panel says whose).
     """
-    learned = {k: m for k, m in results.items() if m.get('mesh_grid_density')}
+    learned = {
+        k: m
+        for k, m in results.items()
+        if m.get('mesh_grid_density') is not None
+        and len(m['mesh_grid_density'])
+        and torch.as_tensor(m['mesh_grid_density'][-1]).dim() == 3
+        and len(m['mesh_grid_density'][-1])
+    }
     if not learned:
         return None
     first = next(iter(learned.values()))
@@ -131,7 +176,8 @@ def plot_learned_maps(
     )
     for label, metrics in learned.items():
         mesh = torch.as_tensor(metrics['mesh_grid_density'][-1])
-        panels.append((f'{label} (robot {robot})', mesh[min(robot, mesh.shape[0] - 1)].numpy()))
+        row, robot_id = _learned_row(metrics, mesh.shape[0], robot)
+        panels.append((f'{label} (robot {robot_id})', mesh[row].numpy()))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for ax, (title, image) in zip(axes[0], panels):
         ax.imshow(image, cmap='gray_r', vmin=0.0, vmax=1.0, interpolation='nearest')
@@ -150,7 +196,7 @@ def plot_against_megabytes(
         band, counts = metric_band(metrics, metric), metrics.get('wire_bytes')
         if band is None or not counts or len(counts) != len(band[1]):
             continue
-        mb = np.array([float(torch.as_tensor(c)[:, 0].sum()) / 1e6 for c in counts])
+        mb = np.array([float(torch.as_tensor(c).reshape(-1, 2)[:, 0].sum()) / 1e6 for c in counts])
         ax.plot(mb[1:], band[1][1:], marker='.', label=label)  # tag 0: nothing sent yet
         drawn = True
     if not drawn:

@@ -16,7 +16,10 @@ The rules, the same offline and over DDS:
   with the vectors and both ends of a link use it for their Metropolis weights;
 * **late**: a neighbour whose round-k vectors are not in when the wait ends is replaced by its
   newest earlier complete message, or left out when there is none; one late
-  ``lost_after_rounds`` rounds in a row is no longer waited for, until it sends again.
+  ``lost_after_rounds`` rounds in a row is no longer waited for, until it sends again;
+* **re-sent**: a robot still waiting sends its last two rounds' vectors again every
+  ``RESEND_AFTER_S`` s: a message pushed out of a receiver's queue (a flood on its topic) costs
+  about a second, not the round's timeout. Receivers keep one copy per round.
 
 The robot reaches the others only through its :class:`RobotLink`.
 """
@@ -50,6 +53,7 @@ from ..wire import (
 logger = logging.getLogger(__name__)
 
 Position = Sequence[float]  # (x, y, ...) world metres
+RESEND_AFTER_S = 1.0  # a robot still waiting this long sends its last rounds' vectors again
 
 
 class Log(Protocol):
@@ -211,6 +215,8 @@ class RobotRound:
         self.wait_for: list[int] = []  # this round's neighbours that are waited for
         self.last_neighbors: list[int] = []  # whose messages the last step used
         self.waited_s = 0.0  # time spent waiting for neighbours
+        self.sent: dict[int, list[tuple[str, PackedTensors, int]]] = {}  # last 2 rounds' vectors
+        self.resent = 0  # vectors sent again while waiting (not counted as optimizer bytes)
 
     @property
     def degree(self) -> int:
@@ -239,13 +245,33 @@ class RobotRound:
     def finish(self, k: int, timeout: float) -> dict[str, float]:
         """Take the neighbours' round-k messages (waiting up to ``timeout`` s) and step."""
         t0 = time.monotonic()
-        result = self.inbox.wait_round(k, self.wait_for, timeout)
+        self._wait_resending(k, t0 + timeout)
+        result = self.inbox.wait_round(k, self.wait_for, 0.0)
         self.waited_s += time.monotonic() - t0
         self._account(k, result)
         fresh = [j for j in result.messages if j not in result.late]
         self.agent.bytes_received += len(fresh) * sum(self.wire.sizes.values())
         self.last_neighbors = sorted(result.messages)
         return self.agent.finish_round(k, result.messages, self.degree)
+
+    def _wait_resending(self, k: int, deadline: float) -> None:
+        """Wait for the round-k messages until ``deadline``, re-sending ours now and then."""
+        while True:
+            remaining = deadline - time.monotonic()
+            pause = min(RESEND_AFTER_S, remaining)
+            if remaining <= 0 or self.inbox.wait_settled(k, self.wait_for, pause):
+                return
+            if self.inbox.closed:  # stopping: nothing more goes out
+                return
+            if time.monotonic() < deadline:
+                self.resend(k)
+
+    def resend(self, k: int) -> None:
+        """Send the vectors of rounds k - 1 and k again (a neighbour may have lost them)."""
+        for round_k in (k - 1, k):
+            for vector, packed, degree in self.sent.get(round_k, []):
+                self.link.send_weights(round_k, vector, packed, degree)
+                self.resent += 1
 
     def _account(self, k: int, result: RoundResult) -> None:
         on_time = [j for j in self.wait_for if j not in result.late]
@@ -272,11 +298,15 @@ class RobotRound:
 
     def send_weights(self, k: int, counted: bool = True) -> None:
         """Send the optimizer's vectors of round k; ``counted``: they are optimizer traffic."""
+        sent = self.sent.setdefault(k, [])
         for vector, values in self.agent.outgoing().items():
             packed = self.wire.encode(vector, values)
             if counted:
                 self.agent.bytes_sent += self.wire.sizes[vector]
             self.link.send_weights(k, vector, packed, self.degree)
+            sent.append((vector, packed, self.degree))
+        for old in [r for r in self.sent if r < k - 1]:
+            del self.sent[old]
         if 'params' not in self.inbox.vectors:
             self.link.send_params(k, pack_vector(self.agent.params(), self.wire.layout))
 

@@ -164,6 +164,14 @@ class MessageGate:
             self.log.warn(reason, f'dropped {what} from robot {sender} round {round_k}: {reason}')
         return reason
 
+    def oversized(self, what: str, topic_robot: int, size: int, limit: int) -> None:
+        """Count and report a message dropped unread for its size."""
+        self.dropped['too large'] += 1
+        self.log.warn(
+            'too large',
+            f"dropped {what} on robot {topic_robot}'s topic unread: {size} bytes, over {limit}",
+        )
+
     def malformed(self, what: str, sender: int, round_k: int, error: Exception) -> None:
         """Count and report a message that failed to decode (one line per kind of fault)."""
         self.dropped['malformed'] += 1

@@ -77,10 +77,11 @@ def plan_from_launch(args: SwarmLaunchArgs) -> SwarmPlan:
             monitor=args.monitor,
             results_dir=args.results_dir,
             robots_label=f'robots:={args.robots_text}',
+            results_label='results_dir',
         )
     except (ValueError, FileNotFoundError) as exc:
         message = str(exc)
-        if message.startswith('robots:='):
+        if message.startswith(('robots:=', 'results_dir:')):
             raise LaunchArgumentError(message) from exc
         raise LaunchArgumentError(f'config:={args.config}: {message}') from exc
 

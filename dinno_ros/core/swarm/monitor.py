@@ -11,6 +11,7 @@ Metrics come from the same ``Evaluator`` as the offline runner, fed with the rob
 
 from __future__ import annotations
 
+from collections import Counter
 import dataclasses
 from dataclasses import dataclass, field
 import logging
@@ -64,6 +65,7 @@ class SwarmMonitor:
             i: RobotView(i, self.problem.base_model(), torch.empty(0))
             for i in range(spec.num_robots)
         }
+        self.num_params = sum(p.numel() for p in self.problem.base_model().parameters())
         # the validation data is the monitor's alone: make it now, while the robots wait for us
         _ = self.problem.validation_set
         experiment = spec.experiment
@@ -84,6 +86,7 @@ class SwarmMonitor:
         self.skipped: list[int] = []  # tags no vector of which ever arrived
         self.latest_tag: dict[int, int] = {}  # robot -> newest tag received (R: all rounds done)
         self.lost_reason: dict[int, str] = {}  # robot -> why it was declared lost
+        self.ignored: Counter[str] = Counter()  # messages put in but ignored, by reason
         self._lock = threading.Lock()
 
     # input ---------------------------------------------------------------------------------------
@@ -91,11 +94,18 @@ class SwarmMonitor:
         """
         Thread-safe and quick.
 
-        Subscription callbacks call it while an evaluation may be running.
+        Subscription callbacks call it while an evaluation may be running. A vector of a robot or
+        round outside the run, or of the wrong size, is ignored (counted in ``ignored``).
         """
+        why = self._outside(robot, round_tag)
+        if why is None and vector.numel() != self.num_params:
+            why = f'{vector.numel()} values, not {self.num_params}'
+        if why is not None:
+            self._ignore('vector', robot, round_tag, why)
+            return
         with self._lock:
             if round_tag >= self.next_round:
-                self.vectors.setdefault(round_tag, {})[robot] = vector
+                self.vectors.setdefault(round_tag, {})[robot] = vector.reshape(-1)
             self.latest_tag[robot] = max(round_tag, self.latest_tag.get(robot, -1))
             self._seen(robot)
 
@@ -108,15 +118,42 @@ class SwarmMonitor:
         finished: bool,
         wire_bytes: tuple[int, int] | None = None,
     ) -> None:
-        """Record a robot's state; ``wire_bytes``: (sent, received) optimizer bytes so far."""
+        """
+        Record a robot's state; ``wire_bytes``: (sent, received) optimizer bytes so far.
+
+        A state of a robot or round outside the run, or with a pose that is no (x, y, yaw), is
+        ignored (counted in ``ignored``).
+        """
+        why = self._outside(robot, round_k)
+        pose = np.asarray(pose, dtype=np.float64).reshape(-1)
+        if why is None and pose.shape != (3,):
+            why = f'a pose of {pose.size} values, not (x, y, yaw)'
+        if why is not None:
+            self._ignore('state', robot, round_k, why)
+            return
         with self._lock:
-            self.poses.setdefault(round_k, {})[robot] = np.asarray(pose, dtype=np.float64)
+            self.poses.setdefault(round_k, {})[robot] = pose
             self.forward_passes.setdefault(round_k, {})[robot] = int(forward_passes)
             if wire_bytes is not None:
                 self.wire_bytes.setdefault(round_k, {})[robot] = wire_bytes
             if finished:
                 self.finished.add(robot)
             self._seen(robot)
+
+    def _outside(self, robot: int, round_tag: int) -> str | None:
+        """Return why a message of ``robot``, ``round_tag`` is outside the run; None if inside."""
+        if robot not in self.robots:
+            return f'no robot {robot} in this swarm of {len(self.robots)}'
+        if not 0 <= round_tag <= self.spec.rounds:
+            return f'round {round_tag} outside 0..{self.spec.rounds}'
+        return None
+
+    def _ignore(self, what: str, robot: int, round_tag: int, why: str) -> None:
+        with self._lock:
+            self.ignored[what] += 1
+            first = self.ignored[what] == 1
+        if first:  # the first of its kind: a flood of them must not flood the log
+            logger.warning('ignored %s of robot %s round %s: %s', what, robot, round_tag, why)
 
     def _seen(self, robot: int) -> None:
         self.last_seen[robot] = time.monotonic()
@@ -280,6 +317,9 @@ class SwarmMonitor:
             [[r.round_k, r.consensus['min'], r.consensus['max']] for r in self.reports],
             dtype=torch.float64,
         ).reshape(-1, 3)
+        out['evaluation_robots'] = [
+            list(r.robots) for r in self.reports if r.evaluation is not None
+        ]
         out['lost_robots'] = sorted(self.lost)
         out['skipped_rounds'] = list(self.skipped)
         out['rounds_configured'] = self.spec.rounds

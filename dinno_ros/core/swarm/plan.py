@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from dinno_ros.core.swarm.auth import SwarmCredentials
+from dinno_ros.core.swarm.results import check_results_root
 from dinno_ros.core.swarm.spec import load_swarm, SwarmSpec
+from dinno_ros.share import share_dir
 
 PACKAGE = 'dinno_ros'
+DDS_PROFILES = 'config/dds/fastdds_profiles.xml'  # under the package share
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,22 @@ class SwarmPlan:
     env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
+def dds_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """
+    Return the environment entries that give the nodes the package's Fast DDS profiles.
+
+    Readers free each payload once taken (``config/dds/fastdds_profiles.xml``); nothing when the
+    user chose profiles of their own.
+    """
+    env = os.environ if env is None else env
+    if 'FASTDDS_DEFAULT_PROFILES_FILE' in env or 'RMW_FASTRTPS_USE_QOS_FROM_XML' in env:
+        return {}
+    return {
+        'FASTDDS_DEFAULT_PROFILES_FILE': str(share_dir() / DDS_PROFILES),
+        'RMW_FASTRTPS_USE_QOS_FROM_XML': '1',
+    }
+
+
 def parse_robot_ids(text: str) -> list[int]:
     """Return the sorted robot ids of ``0,1,2``; ValueError when it is no such list."""
     try:
@@ -76,6 +96,7 @@ def plan_swarm(
     monitor: bool = True,
     results_dir: str | Path | None = None,
     robots_label: str = '--robots',
+    results_label: str = '--results-dir',
 ) -> SwarmPlan:
     """
     Validate the config (raising before anything starts) and list the nodes to start.
@@ -83,7 +104,8 @@ def plan_swarm(
     ``robots`` limits which robots this host starts (a swarm spread over several hosts on one
     domain; ``robots_label`` names that option in errors); the monitor runs where ``monitor`` is
     true and writes its results under ``results_dir`` (default: the config's
-    ``swarm.monitor.results_dir``).
+    ``swarm.monitor.results_dir``), which must be a folder it can write, or make
+    (``ResultsDirError``, a ValueError, naming ``results_label`` or the config key, if not).
     """
     spec = load_swarm(config, num_robots=num_robots, rounds=rounds)
     ids = list(range(spec.num_robots)) if robots is None else list(robots)
@@ -92,6 +114,11 @@ def plan_swarm(
         raise ValueError(
             f'{robots_label}: robot {bad[0]} does not exist; allowed: 0..{spec.num_robots - 1}'
         )
+    if monitor and spec.section.monitor.writeout:
+        if results_dir:
+            check_results_root(results_dir, results_label)
+        else:
+            check_results_root(spec.section.monitor.results_dir, 'swarm.monitor.results_dir')
     common = {'config': str(spec.path), 'num_robots': spec.num_robots, 'rounds': spec.rounds}
     nodes = [
         NodeSpec(
@@ -99,7 +126,12 @@ def plan_swarm(
             'dinno_ros.ros.robot_node',
             'robot',
             robot_namespace(i),
-            {**common, 'robot_id': i, 'wait_for_monitor': monitor},
+            {
+                **common,
+                'robot_id': i,
+                'wait_for_monitor': monitor,
+                'results_dir': str(results_dir or ''),
+            },
         )
         for i in ids
     ]
@@ -114,4 +146,4 @@ def plan_swarm(
             )
         )
     credentials = SwarmCredentials.new(spec.experiment.name, spec.experiment.seed)
-    return SwarmPlan(spec=spec, nodes=tuple(nodes), env=credentials.env())
+    return SwarmPlan(spec=spec, nodes=tuple(nodes), env={**credentials.env(), **dds_env()})

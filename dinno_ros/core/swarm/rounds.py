@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 from dinno_ros.core.learning.build import build_agent, build_problem
 from dinno_ros.core.learning.inbox import Board, MissTracker
-from dinno_ros.core.learning.round import Log, RobotLink, RobotRound, RoundGraph
+from dinno_ros.core.learning.round import Log, RESEND_AFTER_S, RobotLink, RobotRound, RoundGraph
 from dinno_ros.core.swarm.spec import SwarmSpec
 import torch
 
@@ -78,16 +79,30 @@ class PositionBoard(Board):
                     now[j] = self._latest[j][1]
             return {j: xy for j, xy in now.items() if j in robots}
 
-    def newest_round(self, robots: set[int], timeout: float) -> int | None:
+    def newest_round(
+        self, robots: set[int], timeout: float, quiet: float = 0.5, settle: float = 3.0
+    ) -> int | None:
         """
-        Return the newest round any of ``robots`` reported, waiting up to ``timeout`` s for one.
+        Return the newest round any of ``robots`` reported; None when nobody did in ``timeout`` s.
 
-        None: nobody reported yet.
+        Once one reported, listens on until no newer round came for ``quiet`` s (at most
+        ``settle`` s): a late joiner receives the others' recent states oldest first.
         """
         with self._cond:
             self._wait(lambda: bool(robots & set(self._latest)), timeout)
-            rounds = [self._latest[j][0] for j in robots if j in self._latest]
-            return max(rounds) if rounds else None
+            newest = self._newest(robots)
+            deadline = time.monotonic() + settle
+            while newest is not None and time.monotonic() < deadline:
+                seen = newest
+                self._wait(lambda: self._newest(robots) != seen, quiet)
+                newest = self._newest(robots)
+                if newest == seen:
+                    break
+            return newest
+
+    def _newest(self, robots: set[int]) -> int | None:
+        rounds = [self._latest[j][0] for j in robots if j in self._latest]
+        return max(rounds) if rounds else None
 
     def wait_finished(self, robots: set[int], timeout: float) -> set[int]:
         with self._cond:
@@ -132,6 +147,22 @@ class RobotRounds:
     @property
     def misses(self) -> MissTracker:
         return self.round.misses
+
+    def summary(self) -> dict[str, Any]:
+        """Return what the robot's run came to (written when no monitor reported it)."""
+        agent = self.agent
+        return {
+            'robot_id': self.robot_id,
+            'rounds_configured': self.spec.rounds,
+            'rounds_completed': self.round_k + 1,
+            'last_info': dict(agent.last_info),
+            'forward_passes': int(agent.optimizer.forward_passes),
+            'dataset_size': agent.dataset_size,
+            'bytes_sent': agent.bytes_sent,
+            'bytes_received': agent.bytes_received,
+            'neighbors': list(self.last_neighbors),
+            'alg_name': self.spec.pair.alg_name,
+        }
 
     def stop(self) -> None:
         """End the run at the next round boundary; wake any wait (Ctrl-C, shutdown)."""
@@ -207,9 +238,22 @@ class RobotRounds:
         done = f'{rounds} rounds' if start == 0 else f'rounds {start}-{rounds - 1} (rejoined)'
         self.log.info(
             f'finished {done} in {t_end - t0:.1f} s ({self.round.waited_s:.1f} s waiting for '
-            f'neighbours; {per_round:.1f} ms per round after the first)'
+            f'neighbours; {per_round:.1f} ms per round after the first; '
+            f'{self.round.resent} vectors sent again)'
         )
         self.round.send_final(rounds)
-        # stay until the others are done too: they may still need our last vectors
-        # (transient local)
-        self.positions.wait_finished(self._alive(), self.spec.section.round_timeout)
+        self._wait_for_the_others(rounds)
+
+    def _wait_for_the_others(self, rounds: int) -> None:
+        """
+        Stay until the others are done too: they may still need our last vectors.
+
+        Sent again every ``RESEND_AFTER_S`` s meanwhile, as in a round.
+        """
+        deadline = time.monotonic() + self.spec.section.round_timeout
+        while time.monotonic() < deadline and not self.stopped:
+            pause = min(RESEND_AFTER_S, deadline - time.monotonic())
+            alive = self._alive()
+            if self.positions.wait_finished(alive, pause) == alive or self.stopped:
+                return
+            self.round.resend(rounds)

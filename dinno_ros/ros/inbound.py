@@ -1,0 +1,74 @@
+"""
+Where a robot's or the monitor's messages come in: one subscription per robot topic, size first.
+
+Every ``weights`` and ``state`` subscription takes the serialised bytes (``raw=True``): a message
+longer than the receiver's limit (:func:`dinno_ros.core.wire.max_message_bytes`) is counted and
+dropped before it is deserialised; the rest become messages for the node's handlers, which pass
+them through its :class:`~dinno_ros.core.swarm.auth.MessageGate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from dinno_msgs.msg import RobotState, Weights
+from dinno_ros.core.swarm.auth import MessageGate
+from dinno_ros.core.wire import STATE_MAX_BYTES
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from rclpy.serialization import deserialize_message
+
+Handler = Callable[[Any, int], None]  # (message, the robot whose topic it came on)
+
+
+def subscribe_sized(
+    node: Node,
+    msg_type: type,
+    topic: str,
+    handler: Callable[[Any], None],
+    qos: QoSProfile,
+    max_bytes: int,
+    on_oversize: Callable[[int], None],
+) -> Any:
+    """Subscribe to ``topic``; messages over ``max_bytes`` go to ``on_oversize`` unread."""
+
+    def take(raw: bytes) -> None:
+        if len(raw) > max_bytes:
+            on_oversize(len(raw))
+            return
+        handler(deserialize_message(raw, msg_type))
+
+    return node.create_subscription(msg_type, topic, take, qos, raw=True)
+
+
+def subscribe_robots(
+    node: Node,
+    robots: Iterable[int],
+    gate: MessageGate,
+    qos: QoSProfile,
+    weights_bytes: int,
+    on_weights: Handler,
+    on_state: Handler,
+    weights_topics: tuple[str, ...] = ('weights',),
+) -> None:
+    """Subscribe to ``/robot_<j>/<weights_topics>`` and ``/robot_<j>/state`` of every robot j."""
+    for j in robots:
+        for name in weights_topics:
+            subscribe_sized(
+                node,
+                Weights,
+                f'/robot_{j}/{name}',
+                lambda msg, j=j: on_weights(msg, j),
+                qos,
+                weights_bytes,
+                lambda size, j=j: gate.oversized('weights', j, size, weights_bytes),
+            )
+        subscribe_sized(
+            node,
+            RobotState,
+            f'/robot_{j}/state',
+            lambda msg, j=j: on_state(msg, j),
+            qos,
+            STATE_MAX_BYTES,
+            lambda size, j=j: gate.oversized('state', j, size, STATE_MAX_BYTES),
+        )
