@@ -7,8 +7,9 @@ prints one JSON line: messages sent, their rate, whether the big message was ack
 ``forge``: noise N(0, 10) and 1e30 values, unsigned, first with no swarm id, then with the swarm
 id it reads off robot 0's traffic (which is not secret); about 50 messages a second. ``bounds``:
 the same as sender 999 and as robot 1 in round 2^32 - 1. ``flood``: one message of ``BIG_BYTES``
-(on a writer of its own, acknowledged by every reader before the flood starts), then NaN vectors
-with that swarm id, ``FLOOD_RATE`` a second.
+at once (on a transient-local writer of its own: every robot receives it when it subscribes), and
+once every reader acknowledged it and 3 s passed, NaN vectors with the swarm id, ``FLOOD_RATE`` a
+second.
 Run with the swarm's environment (its transports: a 200 MB message needs them).
 """
 
@@ -42,6 +43,7 @@ class Rogue:
         self.node = rclpy.create_node('rogue')
         self.swarm = ''
         self.sent = 0
+        self.flooding = False
         self.big_acked = False
         self.weights = self.node.create_publisher(Weights, '/robot_1/weights', qos.weights())
         self.state = self.node.create_publisher(RobotState, '/robot_1/state', qos.state())
@@ -81,13 +83,19 @@ class Rogue:
             self.state.publish(state)
             self.sent += 2
 
+    def send_big(self) -> None:
+        """Publish the ``BIG_BYTES`` message; its writer keeps it for readers that match later."""
+        big = Weights(sender=1, round=5)
+        big.data = bytes(BIG_BYTES)
+        self.big.publish(big)
+
     def _flood(self) -> None:
-        if not self.big_acked:
-            big = Weights(sender=1, round=5, swarm=self.swarm)
-            big.data = bytes(BIG_BYTES)
-            self.big.publish(big)
+        if not self.flooding:
+            # every reader has the big message, and time to take it, before the flood pushes it
+            # out of their histories
             self.big_acked = self.big.wait_for_all_acked(Duration(seconds=30))
-            self.started, self.sent = time.monotonic(), 0
+            time.sleep(3.0)
+            self.flooding, self.started, self.sent = True, time.monotonic(), 0
         nan = torch.full((self.layout.numel,), float('nan'))
         msg = codec.weights_msg(nan, self.layout, sender=1, round_k=0, degree=2)
         msg.swarm = self.swarm
@@ -101,7 +109,14 @@ class Rogue:
 
     def report(self) -> dict:
         rate = self.sent / max(time.monotonic() - self.started, 1e-9)
-        return {'sent': self.sent, 'rate': rate, 'swarm': self.swarm, 'big_acked': self.big_acked}
+        seconds = time.monotonic() - self.started
+        return {
+            'sent': self.sent,
+            'rate': rate,
+            'seconds': seconds,
+            'swarm': self.swarm,
+            'big_acked': self.big_acked,
+        }
 
 
 def main(argv: list[str]) -> int:
@@ -110,6 +125,8 @@ def main(argv: list[str]) -> int:
     layout = TensorLayout.from_model(build_problem(spec.experiment, spec.pair_key).base_model())
     rclpy.init()
     rogue = Rogue(layout, mode)
+    if mode == 'flood':
+        rogue.send_big()  # transient local: every robot gets it when it subscribes
     signal.signal(signal.SIGTERM, lambda *_: rogue.stop.set())
     print('rogue ready', flush=True)
     rogue.run()

@@ -74,3 +74,33 @@ def test_a_complete_run_and_one_that_lost_a_robot(monitor, spec):
     assert len(shortfall) == 1 and shortfall[0].startswith('robot_2 stopped after 1 of 3 rounds (')
     results = monitor.results()
     assert not results['complete'] and results['rounds_reported'] == 3
+
+
+def test_a_vector_that_never_came_is_asked_for_before_the_round_goes_on(monitor):
+    for robot in range(3):
+        feed(monitor, robot, 0)
+    assert [r.round_k for r in monitor.process()] == [0]
+    for robot in (0, 2):
+        feed(monitor, robot, 1)
+    feed(monitor, 1, 2)  # robot 1's tag-1 vector was pushed out of the monitor's queue
+    monitor.put_state(1, 1, np.zeros(3), forward_passes=1, finished=False)
+    assert monitor.wanted() == {1: [1]}
+    assert monitor.process() == [], 'the round went on without asking robot 1 again'
+    feed(monitor, 1, 1)  # sent again
+    assert monitor.wanted() == {}
+    (report,) = monitor.process()
+    assert report.robots == [0, 1, 2]
+
+
+def test_a_vector_asked_for_in_vain_is_given_up_after_the_grace(monitor):
+    for robot in range(3):
+        feed(monitor, robot, 0)
+    monitor.process()
+    for robot in (0, 2):
+        feed(monitor, robot, 1)
+    feed(monitor, 1, 2)
+    monitor.put_state(1, 1, np.zeros(3), forward_passes=1, finished=False)
+    assert monitor.process() == []
+    monitor.resend_grace = 0.0
+    (report,) = monitor.process()
+    assert report.robots == [0, 2]

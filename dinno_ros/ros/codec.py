@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dinno_msgs.msg import RobotState, Weights
+from dinno_msgs.msg import ResendRequest, RobotState, Weights
 from dinno_ros.core.learning.round import StateReport
 from dinno_ros.core.swarm.auth import canonical_header, SwarmCredentials
 from dinno_ros.core.wire import (
@@ -179,4 +179,24 @@ def state_msg(
     if credentials is not None:
         msg.swarm = credentials.swarm_id
         msg.mac = credentials.sign(state_header(msg))
+    return msg
+
+
+def resend_header(msg: ResendRequest) -> bytes:
+    """Return what a ResendRequest MAC covers (every field but the header stamp)."""
+    return canonical_header(
+        'resend', msg.swarm, robot=int(msg.robot), rounds=[int(k) for k in msg.rounds]
+    )
+
+
+def resend_msg(
+    robot: int, rounds: list[int], stamp=None, credentials: SwarmCredentials | None = None
+) -> ResendRequest:
+    """Return the monitor's request that ``robot`` send its vectors of ``rounds`` again."""
+    msg = ResendRequest(robot=int(robot), rounds=[int(k) for k in rounds])
+    if stamp is not None:
+        msg.header.stamp = stamp
+    if credentials is not None:
+        msg.swarm = credentials.swarm_id
+        msg.mac = credentials.sign(resend_header(msg))
     return msg

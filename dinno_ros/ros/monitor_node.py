@@ -20,7 +20,7 @@ import os
 import threading
 import time
 
-from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
+from dinno_msgs.msg import ResendRequest, RobotState, SwarmMetrics, Weights
 from dinno_ros.core.swarm.auth import swarm_gate
 from dinno_ros.core.swarm.monitor import fmt_report, RoundReport, SwarmMonitor
 from dinno_ros.core.swarm.results import ResultsDirError, ResultsWriter
@@ -36,6 +36,7 @@ from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
 NAN = float('nan')
+ASK_AGAIN_S = 0.5  # how often the monitor asks again for vectors that never came
 EVAL_DELAY_ENV = 'DINNO_MONITOR_EVAL_DELAY_S'  # seconds added to every evaluation (tests)
 
 
@@ -68,6 +69,8 @@ class MonitorNode(Node):
         )
         self.credentials = self.gate.credentials
         self.metrics_pub = self.create_publisher(SwarmMetrics, '/swarm/metrics', qos.metrics())
+        self.resend_pub = self.create_publisher(ResendRequest, '/swarm/resend', qos.requests())
+        self.asked_at = 0.0
         self.map_pub = self.create_publisher(maps.OccupancyGrid, '/map', qos.latched())
         self.learned_pub = self.create_publisher(
             maps.OccupancyGrid, '/swarm/learned_map', qos.latched()
@@ -135,6 +138,7 @@ class MonitorNode(Node):
         self.stop = stop
         while not stop.is_set():
             self.monitor.update_lost()
+            self._ask_again()
             for report in self.monitor.process():
                 self._save(report)  # on disk before the round is announced
                 self._publish(report)
@@ -154,6 +158,16 @@ class MonitorNode(Node):
             self.writer.update(self.monitor.results())
         except (OSError, RuntimeError) as exc:  # a full disk must not end the run
             self.get_logger().error(f'results of round {r.round_k} not saved: {exc}')
+
+    def _ask_again(self) -> None:
+        """Ask robots for the vectors that never came (at most every ``ASK_AGAIN_S`` s)."""
+        now = time.monotonic()
+        if now - self.asked_at < ASK_AGAIN_S:
+            return
+        self.asked_at = now
+        for robot, rounds in self.monitor.wanted().items():
+            stamp = self.get_clock().now().to_msg()
+            self.resend_pub.publish(codec.resend_msg(robot, rounds, stamp, self.credentials))
 
     def _publish(self, r: RoundReport) -> None:
         if r.evaluation is not None and self.eval_delay > 0:

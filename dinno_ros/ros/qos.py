@@ -82,6 +82,16 @@ def metrics() -> QoSProfile:
     )
 
 
+def requests() -> QoSProfile:
+    """Return the QoS of the monitor's requests to send vectors again: reliable, volatile."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=10,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
 def sensor() -> QoSProfile:
     """
     Return the QoS of scans.

@@ -19,9 +19,9 @@ from __future__ import annotations
 import threading
 import time
 
-from dinno_msgs.msg import RobotState, SwarmMetrics, Weights
+from dinno_msgs.msg import ResendRequest, RobotState, SwarmMetrics, Weights
 from dinno_ros.core.learning.agent import Observation
-from dinno_ros.core.learning.round import StateReport
+from dinno_ros.core.learning.round import KEEP_PARAMS, StateReport
 from dinno_ros.core.swarm.auth import swarm_gate
 from dinno_ros.core.swarm.results import write_robot_final
 from dinno_ros.core.swarm.rounds import RobotRounds
@@ -77,6 +77,9 @@ class RobotNode(Node):
             self.create_subscription(
                 SwarmMetrics, '/swarm/metrics', self._on_metrics, qos.metrics()
             )
+            self.create_subscription(
+                ResendRequest, '/swarm/resend', self._on_resend, qos.requests()
+            )
         inbound.subscribe_robots(
             self,
             self.rounds.others,
@@ -100,6 +103,15 @@ class RobotNode(Node):
             self.rounds.round.receive(sender, round_k, msg.vector, packed, int(msg.degree))
         except WireError as exc:
             self.gate.malformed('weights', sender, round_k, exc)
+
+    def _on_resend(self, msg: ResendRequest) -> None:
+        """Send the vectors the monitor asks for again (its request signed with the swarm key)."""
+        if int(msg.robot) != self.robot_id or msg.swarm != self.credentials.swarm_id:
+            return
+        if not self.credentials.verify(codec.resend_header(msg), b'', bytes(msg.mac)):
+            self.gate.log.warn('resend', 'dropped a request to send vectors again: bad MAC')
+            return
+        self.rounds.round.resend_params(list(msg.rounds)[:KEEP_PARAMS])
 
     def _on_metrics(self, msg: SwarmMetrics) -> None:
         self.monitor_round = max(self.monitor_round, int(msg.round))

@@ -53,6 +53,7 @@ from ..wire import (
 logger = logging.getLogger(__name__)
 
 Position = Sequence[float]  # (x, y, ...) world metres
+KEEP_PARAMS = 32  # round tags whose parameter vectors a robot keeps for the monitor's requests
 RESEND_AFTER_S = 1.0  # a robot still waiting this long sends its last rounds' vectors again
 
 
@@ -217,6 +218,9 @@ class RobotRound:
         self.waited_s = 0.0  # time spent waiting for neighbours
         self.sent: dict[int, list[tuple[str, PackedTensors, int]]] = {}  # last 2 rounds' vectors
         self.resent = 0  # vectors sent again while waiting (not counted as optimizer bytes)
+        # the parameter vectors of the last KEEP_PARAMS round tags (and their degree; None: sent
+        # on params), for the monitor's requests to send them again
+        self.params_sent: dict[int, tuple[PackedTensors, int | None]] = {}
 
     @property
     def degree(self) -> int:
@@ -305,10 +309,36 @@ class RobotRound:
                 self.agent.bytes_sent += self.wire.sizes[vector]
             self.link.send_weights(k, vector, packed, self.degree)
             sent.append((vector, packed, self.degree))
+            if vector == 'params':
+                self.params_sent[k] = (packed, self.degree)
         for old in [r for r in self.sent if r < k - 1]:
             del self.sent[old]
         if 'params' not in self.inbox.vectors:
-            self.link.send_params(k, pack_vector(self.agent.params(), self.wire.layout))
+            packed = pack_vector(self.agent.params(), self.wire.layout)
+            self.link.send_params(k, packed)
+            self.params_sent[k] = (packed, None)
+        for old in [r for r in self.params_sent if r < k - KEEP_PARAMS]:
+            del self.params_sent[old]
+
+    def resend_params(self, rounds: Iterable[int]) -> int:
+        """
+        Send the parameter vectors of these round tags again (the monitor asks); return how many.
+
+        Only the last ``KEEP_PARAMS`` rounds' are kept; thread-safe (the receiving thread calls).
+        """
+        count = 0
+        for k in rounds:
+            kept = self.params_sent.get(int(k))
+            if kept is None:
+                continue
+            packed, degree = kept
+            if degree is None:
+                self.link.send_params(int(k), packed)
+            else:
+                self.link.send_weights(int(k), 'params', packed, degree)
+            count += 1
+        self.resent += count
+        return count
 
     def receive(
         self, sender: int, round_k: int, vector: str, packed: PackedTensors, degree: int

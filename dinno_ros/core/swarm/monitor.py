@@ -32,6 +32,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 FINAL_GRACE_S = 5.0  # how long a finished robot's final vector may trail its finished state
+RESEND_GRACE_S = 3.0  # how long a vector that never came is asked for again before going on
 
 
 @dataclass
@@ -86,6 +87,8 @@ class SwarmMonitor:
         self.skipped: list[int] = []  # tags no vector of which ever arrived
         self.latest_tag: dict[int, int] = {}  # robot -> newest tag received (R: all rounds done)
         self.lost_reason: dict[int, str] = {}  # robot -> why it was declared lost
+        self.missing_since: dict[tuple[int, int], float] = {}  # (robot, tag) -> first missed
+        self.resend_grace = RESEND_GRACE_S
         self.ignored: Counter[str] = Counter()  # messages put in but ignored, by reason
         self._lock = threading.Lock()
 
@@ -202,9 +205,10 @@ class SwarmMonitor:
 
         It can when every live robot's vector and state (its forward passes) of that round are in,
         or those missing have moved on to later tags (a lost message must not stall the monitor): a
-        missing vector, when a later vector of that robot is in; a missing state, when a later
-        state is (the states travel on their own topic, and their callbacks may run after the
-        vectors' even when they arrived first).
+        missing vector, when a later vector of that robot is in and ``RESEND_GRACE_S`` s of asking
+        for it again (:meth:`wanted`) passed; a missing state, when a later state is (the states
+        travel on their own topic, and their callbacks may run after the vectors' even when they
+        arrived first).
         """
         tag = self.next_round
         if tag > self.spec.rounds:
@@ -212,10 +216,25 @@ class SwarmMonitor:
         have = set(self.vectors.get(tag, {}))
         if not have:
             return False
-        moved = self._moved_on(tag)
+        now = time.monotonic()
+        for old in [key for key in self.missing_since if key[1] < tag]:
+            del self.missing_since[old]
+        moved = {
+            r
+            for r in self._moved_on(tag) - have
+            if now - self.missing_since.setdefault((r, tag), now) >= self.resend_grace
+        }
         stateless = have - self.lost - set(self.forward_passes.get(tag, {}))
         states_moved = {r for t, robots in self.forward_passes.items() if t > tag for r in robots}
         return not (self._expected() - have - moved) and not (stateless - states_moved)
+
+    def wanted(self) -> dict[int, list[int]]:
+        """Robot -> round tags whose vectors never came though later ones did: to ask again."""
+        with self._lock:
+            tag = self.next_round
+            have = set(self.vectors.get(tag, {}))
+            missing = self._moved_on(tag) - have - self.lost if have else set()
+            return {r: [tag] for r in sorted(missing)}
 
     def _moved_on(self, tag: int) -> set[int]:
         return {r for t, robots in self.vectors.items() if t > tag for r in robots}
