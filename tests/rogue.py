@@ -6,10 +6,9 @@ prints one JSON line: messages sent, their rate, whether the big message was ack
 
 ``forge``: noise N(0, 10) and 1e30 values, unsigned, first with no swarm id, then with the swarm
 id it reads off robot 0's traffic (which is not secret); about 50 messages a second. ``bounds``:
-the same as sender 999 and as robot 1 in round 2^32 - 1. ``flood``: one message of ``BIG_BYTES``
-at once (on a transient-local writer of its own: every robot receives it when it subscribes), and
-once every reader acknowledged it and 3 s passed, NaN vectors with the swarm id, ``FLOOD_RATE`` a
-second.
+the same as sender 999 and as robot 1 in round 2^32 - 1. ``flood``: NaN vectors with the swarm
+id, ``FLOOD_RATE`` a second. ``big``: one message of ``BIG_BYTES`` at once (on a transient-local
+writer of its own: every robot receives it when it subscribes).
 Run with the swarm's environment (its transports: a 200 MB message needs them).
 """
 
@@ -27,7 +26,6 @@ from dinno_ros.core.swarm.spec import load_swarm
 from dinno_ros.core.wire import TensorLayout
 from dinno_ros.ros import codec, qos
 import rclpy
-from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 import torch
 
@@ -44,7 +42,6 @@ class Rogue:
         self.swarm = ''
         self.sent = 0
         self.flooding = False
-        self.big_acked = False
         self.weights = self.node.create_publisher(Weights, '/robot_1/weights', qos.weights())
         self.state = self.node.create_publisher(RobotState, '/robot_1/state', qos.state())
         self.big = self.node.create_publisher(Weights, '/robot_1/weights', qos.weights())
@@ -65,9 +62,9 @@ class Rogue:
             elif self.mode == 'bounds':
                 self._forge(gen, 999, range(12))
                 self._forge(gen, 1, (2**32 - 1,))
-            elif self.swarm:
+            elif self.mode == 'flood' and self.swarm:
                 self._flood()
-            elif self.mode == 'flood':
+            else:
                 time.sleep(0.01)
 
     def _forge(self, gen: torch.Generator, sender: int, rounds) -> None:
@@ -91,10 +88,6 @@ class Rogue:
 
     def _flood(self) -> None:
         if not self.flooding:
-            # every reader has the big message, and time to take it, before the flood pushes it
-            # out of their histories
-            self.big_acked = self.big.wait_for_all_acked(Duration(seconds=30))
-            time.sleep(3.0)
             self.flooding, self.started, self.sent = True, time.monotonic(), 0
         nan = torch.full((self.layout.numel,), float('nan'))
         msg = codec.weights_msg(nan, self.layout, sender=1, round_k=0, degree=2)
@@ -115,7 +108,6 @@ class Rogue:
             'rate': rate,
             'seconds': seconds,
             'swarm': self.swarm,
-            'big_acked': self.big_acked,
         }
 
 
@@ -125,7 +117,7 @@ def main(argv: list[str]) -> int:
     layout = TensorLayout.from_model(build_problem(spec.experiment, spec.pair_key).base_model())
     rclpy.init()
     rogue = Rogue(layout, mode)
-    if mode == 'flood':
+    if mode == 'big':
         rogue.send_big()  # transient local: every robot gets it when it subscribes
     signal.signal(signal.SIGTERM, lambda *_: rogue.stop.set())
     print('rogue ready', flush=True)

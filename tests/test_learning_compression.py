@@ -113,8 +113,12 @@ def squared_error(model: torch.nn.Module, batch) -> torch.Tensor:
     return ((model(x).squeeze(1) - y) ** 2).mean()
 
 
-def lsq(config: dict, seed: int = 0) -> tuple[list[RobotAgent], torch.Tensor]:
-    """5 robots with disagreeing least-squares shares; returns them and the central optimum."""
+def lsq(config: dict, seed: int = 0, start: float = 0.0) -> tuple[list[RobotAgent], torch.Tensor]:
+    """
+    5 robots with disagreeing least-squares shares; returns them and the central optimum.
+
+    Every robot's weights start at ``start`` (all robots equal).
+    """
     gen = torch.Generator().manual_seed(seed)
     agents, rows = [], []
     for i in range(NODES):
@@ -122,7 +126,7 @@ def lsq(config: dict, seed: int = 0) -> tuple[list[RobotAgent], torch.Tensor]:
         b = a @ (2.0 * torch.randn(DIM, generator=gen)) + 0.1 * torch.randn(SAMPLES, generator=gen)
         rows.append((a, b))
         model = torch.nn.Linear(DIM, 1, bias=False)
-        torch.nn.init.zeros_(model.weight)
+        torch.nn.init.constant_(model.weight, start)
         local = TensorLocalProblem(model, (a, b), SAMPLES, robot_generator(0, i), squared_error)
         agents.append(RobotAgent(i, local, registry.build_optimizer(config, local)))
     a = torch.cat([r[0] for r in rows]).double()
@@ -144,6 +148,30 @@ def test_choco_without_compression_is_dsgd() -> None:
     """Identity compression and gamma 1: the public copies are the parameters, DSGD's mix."""
     dsgd, _ = lsq({'alg_name': 'dsgd', 'alpha0': 0.2, 'mu': 1.0})
     same, _ = lsq(choco('identity', alpha0=0.2, mu=1.0, gamma=1.0))
+    run(dsgd, 50)
+    run(same, 50)
+    for a, b in zip(dsgd, same):
+        assert torch.allclose(a.params(), b.params(), atol=1e-6)
+
+
+def test_choco_public_copies_can_start_at_the_shared_initial_model() -> None:
+    """
+    ``public_start: initial``: nothing of x_0 travels, and every copy of robot j is j's own.
+
+    All robots start at the same nonzero weights; with identity compression and gamma 1 it is
+    still DSGD exactly.
+    """
+    agents, _ = lsq(choco(alpha0=0.1, public_start='initial'), start=0.5)
+    zeros, _ = lsq(choco(alpha0=0.1), start=0.5)
+    assert torch.count_nonzero(agents[0].optimizer.outgoing()['delta']) == 0
+    assert torch.count_nonzero(zeros[0].optimizer.outgoing()['delta']) > 0
+    run(agents, 20)
+    for a in agents:
+        for j, copy in a.optimizer.copies.items():
+            assert torch.equal(copy, agents[j].optimizer.public)
+
+    dsgd, _ = lsq({'alg_name': 'dsgd', 'alpha0': 0.2, 'mu': 1.0}, start=0.5)
+    same, _ = lsq(choco('identity', alpha0=0.2, mu=1.0, gamma=1.0, public_start='initial'), 0, 0.5)
     run(dsgd, 50)
     run(same, 50)
     for a, b in zip(dsgd, same):
@@ -191,6 +219,10 @@ def test_choco_needs_a_fixed_graph() -> None:
             "optimizer_config.compression.kind: 'top5' not allowed",
         ),
         ({'compression': {'fraction': 0.0}}, 'optimizer_config.compression.fraction: 0.0 out of'),
+        (
+            {'public_start': 'random'},
+            "optimizer_config.public_start: 'random' not allowed; allowed: zeros, initial",
+        ),
     ],
 )
 def test_choco_config_errors_name_the_key(override: dict, key: str) -> None:

@@ -104,3 +104,16 @@ def test_a_vector_asked_for_in_vain_is_given_up_after_the_grace(monitor):
     monitor.resend_grace = 0.0
     (report,) = monitor.process()
     assert report.robots == [0, 2]
+
+
+def test_a_run_is_not_over_while_a_vector_is_asked_for(monitor, spec):
+    for tag in range(spec.rounds + 1):
+        for robot in range(3):
+            if (robot, tag) != (1, 2):  # robot 1's tag-2 vector never came
+                feed(monitor, robot, tag, finished=tag == spec.rounds)
+    monitor.process()
+    assert monitor.next_round == 2 and monitor.wanted() == {1: [2]}
+    assert not monitor.done(), 'the monitor gave up on the rest of the run'
+    monitor.resend_grace = 0.0
+    assert [r.round_k for r in monitor.process()] == [2, 3]
+    assert monitor.done()

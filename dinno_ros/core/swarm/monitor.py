@@ -236,6 +236,12 @@ class SwarmMonitor:
             missing = self._moved_on(tag) - have - self.lost if have else set()
             return {r: [tag] for r in sorted(missing)}
 
+    def _asking(self) -> bool:
+        """Whether a vector of tag ``next_round`` is being asked for again (within the grace)."""
+        tag = self.next_round
+        have = set(self.vectors.get(tag, {}))
+        return bool(have) and bool(self._moved_on(tag) - have - self.lost)
+
     def _moved_on(self, tag: int) -> set[int]:
         return {r for t, robots in self.vectors.items() if t > tag for r in robots}
 
@@ -319,7 +325,7 @@ class SwarmMonitor:
             if self.next_round > self.spec.rounds:
                 return True
             all_out = set(self.robots) <= (self.finished | self.lost)
-            if not all_out or self.ready() or self._skippable():
+            if not all_out or self.ready() or self._skippable() or self._asking():
                 return False
             # a finished robot's last vector may still be on its way (another topic than its state)
             late = [i for i in self.finished if self.latest_tag.get(i, -1) < self.spec.rounds]

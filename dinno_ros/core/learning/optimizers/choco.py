@@ -8,6 +8,15 @@ q_i of the parameters after round k - 1's gradient step; ``step`` adds every q t
 gossips, and takes the gradient step. That is the paper's sequence (gradient, compress, update the
 copies, gossip) started from x^(1/2) = x_0.
 
+Where the copies start (``public_start``): ``zeros`` (the paper's x^_j = 0) is exact from any
+start, but with top-k the first messages then carry the initial model itself. ``initial`` starts
+every copy, its own and the neighbours', at this robot's x_0; the copies every robot holds of robot
+j are then still identical (the paper's invariant) only if every robot starts from the same x_0,
+as the robots of a config with ``experiment.init_spread: 0`` (the shared base weights) do. With
+different starts each robot's copy of robot j would be off by x_0^i - x_0^j for good, and the
+gossip would keep that initial disagreement: use ``zeros`` there. (On ``bench/bandwidth.py``
+``initial`` gained nothing: the README's "Bytes on the wire and compression".)
+
 The copies must see every message exactly once, so Choco needs a fixed graph and reliable
 delivery: a neighbour that first appears after round 0 is an error, and a message that missed its
 round (the round rule then hands over the neighbour's previous one) is not applied twice: the copy
@@ -27,6 +36,8 @@ from .dsgd import mix
 from ..compression import Arrays, CompressionConfig, Compressor
 from ..schema import register_optimizer, spec
 
+PUBLIC_STARTS = ('zeros', 'initial')
+
 logger = logging.getLogger(__name__)
 
 
@@ -42,6 +53,8 @@ class ChocoConfig:
     gamma: float = spec(0.5, gt=0.0, max=1.0)  # consensus step size
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     outer_iterations: int = spec(2000, min=1)  # rounds
+    # where x^_j start: zeros (any start) | initial (this robot's x_0; needs equal starts)
+    public_start: str = spec('zeros', choices=PUBLIC_STARTS)
 
     def validate(self, section: str = 'optimizer_config') -> None:
         if self.mu * self.alpha0 >= 1.0:
@@ -62,7 +75,12 @@ class ChocoSGD(RobotOptimizer):
         super().__init__(config, problem)
         self.alpha = float(config.alpha0)
         self.compressor = Compressor(config.compression, self.params.numel())
-        self.public = torch.zeros_like(self.params)  # x^_i
+        self.start = (
+            self.params.detach().clone()
+            if config.public_start == 'initial'
+            else torch.zeros_like(self.params)
+        )
+        self.public = self.start.clone()  # x^_i
         self.copies: dict[int, torch.Tensor] = {}  # x^_j of the neighbours
         self.applied: dict[int, int] = {}  # neighbour -> the round of its last applied message
         self.round = 0  # the round the next outgoing() belongs to
@@ -127,5 +145,5 @@ class ChocoSGD(RobotOptimizer):
                     f'choco: robot {j} became a neighbour at round {round_k}; Choco-SGD keeps '
                     'copies built from every message since round 0 and needs a fixed graph'
                 )
-            self.copies[j] = torch.zeros_like(self.public)
+            self.copies[j] = self.start.clone()
         self.copies[j] += q
