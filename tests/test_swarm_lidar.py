@@ -268,22 +268,31 @@ def robot_pid(config: Path, robot: int) -> int | None:
 
 
 @pytest.mark.fault('robot killed for good')
-def test_killed_robot_does_not_stall_the_swarm(tmp_path, ros_env):
-    config = swarm_config(tmp_path, rounds=300, graph={'type': 'complete'}, round_timeout=2.0)
+def kill_robot_2(config: Path, ros_env, tmp_path: Path, at_round: int):
+    """
+    Run the swarm (monitor.lost_after 4 s), SIGKILL robot 2 once it logs ``at_round``.
+
+    Return the runner process, ended, and its output.
+    """
     data = yaml.safe_load(config.read_text())
     data['swarm']['monitor']['lost_after'] = 4.0
     config.write_text(yaml.safe_dump(data))
     proc, lines = start_swarm(config, ros_env, tmp_path)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not any(  # robot 2 is under way: kill it
-        re.search(r'\[robot_2/robot\].*round 30: train_loss', line) for line in lines
+        re.search(rf'\[robot_2/robot\].*round {at_round}: train_loss', line) for line in lines
     ):
         time.sleep(0.05)
     pid = robot_pid(config, 2)
     assert pid is not None, ''.join(lines)[-3000:]
     os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=300)
-    out = ''.join(lines)
+    return proc, ''.join(lines)
+
+
+def test_killed_robot_does_not_stall_the_swarm(tmp_path, ros_env):
+    config = swarm_config(tmp_path, rounds=300, graph={'type': 'complete'}, round_timeout=2.0)
+    proc, out = kill_robot_2(config, ros_env, tmp_path, at_round=30)
     assert '[robot_0/robot]' in out and out.count('finished 300 rounds') == 2, out[-4000:]
     assert re.search(r'\[monitor\].*robot_2 lost', out), out[-4000:]
     assert re.search(r'\[monitor\].*round 300: consensus', out), out[-4000:]

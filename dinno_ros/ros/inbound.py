@@ -52,23 +52,17 @@ def subscribe_robots(
     weights_topics: tuple[str, ...] = ('weights',),
 ) -> None:
     """Subscribe to ``/robot_<j>/<weights_topics>`` and ``/robot_<j>/state`` of every robot j."""
+    kinds = [(Weights, name, weights_bytes, on_weights) for name in weights_topics]
+    kinds.append((RobotState, 'state', STATE_MAX_BYTES, on_state))
     for j in robots:
-        for name in weights_topics:
+        for msg_type, name, limit, handler in kinds:
+            what = 'state' if msg_type is RobotState else 'weights'
             subscribe_sized(
                 node,
-                Weights,
+                msg_type,
                 f'/robot_{j}/{name}',
-                lambda msg, j=j: on_weights(msg, j),
+                lambda msg, j=j, handler=handler: handler(msg, j),
                 qos,
-                weights_bytes,
-                lambda size, j=j: gate.oversized('weights', j, size, weights_bytes),
+                limit,
+                lambda size, j=j, what=what, limit=limit: gate.oversized(what, j, size, limit),
             )
-        subscribe_sized(
-            node,
-            RobotState,
-            f'/robot_{j}/state',
-            lambda msg, j=j: on_state(msg, j),
-            qos,
-            STATE_MAX_BYTES,
-            lambda size, j=j: gate.oversized('state', j, size, STATE_MAX_BYTES),
-        )

@@ -125,6 +125,12 @@ def _exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
+def orphaned() -> bool:
+    """Whether this node was started by ``dinno-swarm`` and the runner is gone."""
+    parent = os.environ.get(PARENT_ENV, '')
+    return parent.isdigit() and os.getppid() != int(parent)
+
+
 def _stop_with_parent(log: logging.Logger) -> None:
     """Under ``dinno-swarm``: have the kernel send SIGTERM when the runner dies."""
     parent = os.environ.get(PARENT_ENV, '')

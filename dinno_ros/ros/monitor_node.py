@@ -29,7 +29,7 @@ from dinno_ros.core.threads import limit_threads
 from dinno_ros.core.wire import max_message_bytes, TensorLayout, WireError
 from dinno_ros.core.world.datasets import map_quality
 from dinno_ros.ros import codec, inbound, maps, qos
-from dinno_ros.ros.lifecycle import NodeStartError, run_node
+from dinno_ros.ros.lifecycle import NodeStartError, orphaned, run_node
 import numpy as np
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -139,15 +139,16 @@ class MonitorNode(Node):
         while not stop.is_set():
             self.monitor.update_lost()
             self._ask_again()
-            for report in self.monitor.process():
+            # one round at a time: a stop (Ctrl-C, the runner gone) never waits on a backlog
+            reports = self.monitor.process(limit=1)
+            for report in reports:
                 self._save(report)  # on disk before the round is announced
                 self._publish(report)
-                if stop.is_set():
-                    break
             if self.monitor.done():
                 break
-            self.arrived.wait(0.05)
-            self.arrived.clear()
+            if not reports:
+                self.arrived.wait(0.05)
+                self.arrived.clear()
         return self._finish(interrupted=stop.is_set())
 
     def _save(self, r: RoundReport) -> None:
@@ -223,7 +224,9 @@ class MonitorNode(Node):
                 log.error(f'incomplete run: {line}')
         if self.writer is not None:
             try:
-                out = self.writer.finish({**m.results(), 'interrupted': interrupted})
+                # a runner that died leaves nobody to wait for the plots: results only, at once
+                results = {**m.results(), 'interrupted': interrupted}
+                out = self.writer.finish(results, plot=not orphaned())
             except (OSError, RuntimeError) as exc:
                 log.error(f'final results not saved: {exc}')
                 return False

@@ -255,14 +255,14 @@ class SwarmMonitor:
             and not (self._expected() - self._moved_on(tag))
         )
 
-    def process(self) -> list[RoundReport]:
+    def process(self, limit: int | None = None) -> list[RoundReport]:
         """
-        Every round that is complete now, in order.
+        Every round that is complete now (at most ``limit``), in order.
 
         The evaluation runs without holding the lock.
         """
         out = []
-        while True:
+        while limit is None or len(out) < limit:
             with self._lock:
                 while self._skippable():
                     logger.warning('no vector of round %d arrived: skipping it', self.next_round)
@@ -278,6 +278,7 @@ class SwarmMonitor:
                 lost = sorted(self.lost)
                 self.next_round += 1
             out.append(self._report(tag, vectors, passes, poses, lost, counts))
+        return out
 
     def _report(
         self,

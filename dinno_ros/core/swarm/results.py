@@ -149,11 +149,13 @@ class ResultsWriter:
         self._save({**results, 'monitor_finished': False})
         return self.path
 
-    def finish(self, results: dict[str, Any]) -> Path:
-        """Write the final results, then the plots; return the output folder."""
+    def finish(self, results: dict[str, Any], plot: bool = True) -> Path:
+        """Write the final results, then (``plot``) the plots; return the output folder."""
         from dinno_ros.core.learning import plots
 
         metrics = self._save({**results, 'monitor_finished': True})
+        if not plot:
+            return self.out
         try:
             problem = self.spec.experiment.problem
             plots.plot_experiment({self.spec.pair.problem_name: metrics}, self.out, problem)
