@@ -267,7 +267,6 @@ def robot_pid(config: Path, robot: int) -> int | None:
     return None
 
 
-@pytest.mark.fault('robot killed for good')
 def kill_robot_2(config: Path, ros_env, tmp_path: Path, at_round: int):
     """
     Run the swarm (monitor.lost_after 4 s), SIGKILL robot 2 once it logs ``at_round``.
@@ -290,6 +289,7 @@ def kill_robot_2(config: Path, ros_env, tmp_path: Path, at_round: int):
     return proc, ''.join(lines)
 
 
+@pytest.mark.fault('robot killed for good')
 def test_killed_robot_does_not_stall_the_swarm(tmp_path, ros_env):
     config = swarm_config(tmp_path, rounds=300, graph={'type': 'complete'}, round_timeout=2.0)
     proc, out = kill_robot_2(config, ros_env, tmp_path, at_round=30)
