@@ -93,7 +93,7 @@ class RobotNode(Node):
     def _on_weights(self, msg: Weights, topic_robot: int) -> None:
         sender, round_k = int(msg.sender), int(msg.round)
         header = codec.weights_header(msg)
-        own = None if self.rounds.joining else self.rounds.round_k  # joining: any round
+        own = self.rounds.window_round
         if self.gate.admit(
             'weights', msg.swarm, sender, topic_robot, round_k, own, header, msg.data, msg.mac
         ):
@@ -121,7 +121,7 @@ class RobotNode(Node):
     def _on_state(self, msg: RobotState, topic_robot: int) -> None:
         sender, round_k = int(msg.robot_id), int(msg.round)
         header = codec.state_header(msg)
-        own = None if self.rounds.joining else self.rounds.round_k  # joining: any round
+        own = self.rounds.window_round
         if self.gate.admit(
             'state', msg.swarm, sender, topic_robot, round_k, own, header, b'', msg.mac
         ):

@@ -148,6 +148,11 @@ class RobotRounds:
     def misses(self) -> MissTracker:
         return self.round.misses
 
+    @property
+    def window_round(self) -> int | None:
+        """Return the round incoming messages are judged against (None while joining: any)."""
+        return None if self.joining else self.round_k
+
     def summary(self) -> dict[str, Any]:
         """Return what the robot's run came to (written when no monitor reported it)."""
         agent = self.agent
