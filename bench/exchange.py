@@ -2,10 +2,12 @@
 """
 How fast weights travel: pack/unpack of a dinno_msgs/Weights message and a DDS round trip.
 
-For 100k- and 1M-parameter vectors: the time to pack a message (``codec.weights_msg``) and unpack
-it (``codec.values_of``, with validation), beside a plain numpy copy of the same bytes timed in the
-same run; and the median round trip to an echo node in a second process over DDS (localhost
-discovery, a domain id of its own). Last line:
+For 100k- and 1M-parameter vectors: the time to pack a vector into the bytes a robot publishes
+(``pack_vector`` + ``codec.weights_bytes``) and to unpack taken bytes (``decode_weights`` +
+``codec.values_of``, with validation), beside a plain numpy copy of the same bytes timed in the
+same run; and the median round trip through an echo node in a second process over DDS (localhost
+discovery, a domain id of its own, the package's Fast DDS profile and malloc settings as the
+runner sets them). Last line:
 ``pack_unpack_over_copy=<ratio> roundtrip_ms_1M=<ms>`` (ratio for 1M parameters).
 
     .venv/bin/python bench/exchange.py [--reps 50] [--pings 50]
@@ -22,10 +24,13 @@ import sys
 import threading
 import time
 
-from dinno_ros.core.wire import TensorLayout
+from dinno_ros.core.swarm.plan import dds_env
+from dinno_ros.core.wire import pack_vector, TensorLayout
 import torch
 
 SIZES = {'100k': 100_000, '1M': 1_000_000}
+MAX_ABS = 1e6  # swarm.max_abs_value's default
+WARMUP = 40  # pings before timing: more than the QoS history depth (32), whose slots fill first
 
 
 def median_ms(fn, reps: int) -> float:
@@ -38,21 +43,33 @@ def median_ms(fn, reps: int) -> float:
 
 
 def pack_unpack(numel: int, reps: int) -> tuple[float, float, float]:
+    """
+    Time what a robot does to a vector.
+
+    Pack it into the message bytes it publishes; unpack and validate (finite, within the swarm's
+    default ``max_abs_value``) the bytes it takes.
+    """
+    from dinno_ros.core.weights_cdr import decode_weights
     from dinno_ros.ros import codec
 
-    vec = torch.randn(numel)
+    vec = torch.randn(numel)  # an optimizer's outgoing() vector: a fresh copy, handed over
     layout = TensorLayout.flat(numel)
-    msg = codec.weights_msg(vec, layout, sender=0, round_k=0, degree=1)
-    assert torch.equal(codec.values_of(msg, layout), vec)
-    pack = median_ms(lambda: codec.weights_msg(vec, layout, sender=0, round_k=0, degree=1), reps)
-    unpack = median_ms(lambda: codec.values_of(msg, layout), reps)
+
+    def pack() -> bytes:
+        packed = pack_vector(vec, layout, copy=False)
+        return codec.weights_bytes(packed, sender=0, round_k=0, degree=1)
+
+    def unpack(raw: bytes) -> torch.Tensor:
+        return codec.values_of(decode_weights(raw), layout, max_abs=MAX_ABS)
+
+    raw = pack()
+    assert torch.equal(unpack(raw), vec)
     arr = vec.numpy()
-    copy = median_ms(lambda: arr.copy(), reps)
-    return pack, unpack, copy
+    return median_ms(pack, reps), median_ms(lambda: unpack(raw), reps), median_ms(arr.copy, reps)
 
 
 def echo(numel_max: int) -> None:
-    """Run the second process: send every Weights on /bench/ping back on /bench/pong."""
+    """Run the second process: relay every message on /bench/ping back on /bench/pong as taken."""
     from dinno_msgs.msg import Weights
     from dinno_ros.ros import qos
     import rclpy
@@ -60,7 +77,7 @@ def echo(numel_max: int) -> None:
     rclpy.init()
     node = rclpy.create_node('bench_echo')
     pub = node.create_publisher(Weights, '/bench/pong', qos.weights())
-    node.create_subscription(Weights, '/bench/ping', pub.publish, qos.weights())
+    node.create_subscription(Weights, '/bench/ping', pub.publish, qos.weights(), raw=True)
     try:
         _spin_quietly(node)
     except KeyboardInterrupt:
@@ -80,15 +97,28 @@ def _spin_quietly(node) -> None:
         pass
 
 
-def roundtrips(sizes: dict[str, int], pings: int) -> dict[str, float]:
+def roundtrips(sizes: dict[str, int], pings: int) -> dict[str, tuple[float, float]]:
+    """
+    Return, per size, the median round trip in ms after the warm-up and during it.
+
+    Each ping packs a vector and publishes it as a robot does; the echo relays the bytes; the
+    answer is taken, parsed and validated on the node's spin thread, which wakes the waiting main
+    thread (as a robot's inbox does).
+    """
     from dinno_msgs.msg import Weights
+    from dinno_ros.core.weights_cdr import decode_weights
     from dinno_ros.ros import codec, qos
     import rclpy
 
     rclpy.init()
     node = rclpy.create_node('bench_ping')
     got = threading.Event()
-    node.create_subscription(Weights, '/bench/pong', lambda m: got.set(), qos.weights())
+
+    def take(raw: bytes) -> None:
+        codec.values_of(decode_weights(raw), None, max_abs=MAX_ABS)
+        got.set()
+
+    node.create_subscription(Weights, '/bench/pong', take, qos.weights(), raw=True)
     pub = node.create_publisher(Weights, '/bench/ping', qos.weights())
     spinner = threading.Thread(target=_spin_quietly, args=(node,), daemon=True)
     spinner.start()
@@ -100,17 +130,18 @@ def roundtrips(sizes: dict[str, int], pings: int) -> dict[str, float]:
     out = {}
     for label, numel in sizes.items():
         layout = TensorLayout.flat(numel)
-        msg = codec.weights_msg(torch.randn(numel), layout, sender=0, round_k=0, degree=1)
+        vec = torch.randn(numel)
         times = []
-        for i in range(pings + 3):
+        for _ in range(WARMUP + pings):
             got.clear()
             t0 = time.perf_counter()
-            pub.publish(msg)
+            packed = pack_vector(vec, layout, copy=False)
+            pub.publish(codec.weights_bytes(packed, sender=0, round_k=0, degree=1))
             if not got.wait(10.0):
                 raise RuntimeError(f'no echo of a {label} message within 10 s')
-            if i >= 3:  # warm-up
-                times.append(time.perf_counter() - t0)
-        out[label] = 1e3 * statistics.median(times)
+            times.append(time.perf_counter() - t0)
+        warm, cold = times[WARMUP:], times[:WARMUP]
+        out[label] = (1e3 * statistics.median(warm), 1e3 * statistics.median(cold))
     rclpy.shutdown()
     return out
 
@@ -129,9 +160,9 @@ def main() -> int:
         'ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST'
     )  # SUBNET only inside a netns of its own
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(101, 200)))
-    os.environ.setdefault(
-        'FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA'
-    )  # as the swarm runner sets it
+    missing = dds_env()  # the package's Fast DDS profile and malloc settings, as the runner sets
+    if missing:  # glibc reads its settings at process start: start again with them
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **missing})
     ratios = {}
     for label, numel in SIZES.items():
         pack, unpack, copy = pack_unpack(numel, args.reps)
@@ -147,13 +178,14 @@ def main() -> int:
     finally:
         echo_proc.terminate()
         echo_proc.wait(timeout=10)
-    for label, ms in rtt.items():
+    for label, (ms, cold) in rtt.items():
         print(
             f'{label:>5} params: median DDS round trip to a second process {ms:.2f} ms '
-            f'({args.pings} pings, ROS_DOMAIN_ID={os.environ["ROS_DOMAIN_ID"]}, '
-            f'discovery range {os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"]})'
+            f'({args.pings} pings after {WARMUP}; {cold:.2f} ms during those), '
+            f'ROS_DOMAIN_ID={os.environ["ROS_DOMAIN_ID"]}, '
+            f'discovery range {os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"]}'
         )
-    print(f'pack_unpack_over_copy={ratios["1M"]:.2f} roundtrip_ms_1M={rtt["1M"]:.2f}')
+    print(f'pack_unpack_over_copy={ratios["1M"]:.2f} roundtrip_ms_1M={rtt["1M"][0]:.2f}')
     return 0
 
 

@@ -25,6 +25,7 @@ from typing import IO, Sequence
 
 from dinno_ros.core.swarm.domains import DomainLease, lease_domain
 from dinno_ros.core.swarm.plan import NodeSpec, parse_robot_ids, plan_swarm
+from dinno_ros.core.swarm.shm import remove_stale_segments
 
 logger = logging.getLogger('dinno_swarm')
 
@@ -43,9 +44,6 @@ def swarm_environment(
     if 'ROS_DOMAIN_ID' not in env:
         domain = lease.domain_id if lease else random.SystemRandom().randint(1, 100)
         env['ROS_DOMAIN_ID'] = str(domain)
-    env.setdefault(
-        'FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA'
-    )  # shared memory for big weight messages
     env.setdefault('PYTHONUNBUFFERED', '1')
     env.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
     return env
@@ -205,6 +203,7 @@ def run_swarm(
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, _request_stop) for sig in RUNNER_SIGNALS}
+    remove_stale_segments()  # of killed nodes of earlier runs: they hold memory
     try:
         for node in nodes:
             procs.append(start_node(node, env, out, lock))

@@ -87,6 +87,9 @@ def ros_env(request):
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env['ROS_DOMAIN_ID'] = str(next_domain_id())
     env['PYTHONUNBUFFERED'] = '1'
+    from dinno_ros.core.swarm.plan import dds_env
+
+    env.update(dds_env(env))  # the package's Fast DDS profile, as the runner and launch file set
     env[TAG] = f'{os.getpid()}-{next(_TAGS)}'
     yield env
     deadline = time.monotonic() + 10.0  # processes that are on their way out get a moment

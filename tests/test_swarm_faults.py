@@ -21,6 +21,7 @@ import time
 
 from dinno_ros.core.learning import plots
 from dinno_ros.core.learning.experiment import run_pair
+from dinno_ros.core.swarm.plan import dds_env
 from dinno_ros.core.swarm.spec import load_swarm
 import psutil
 import pytest
@@ -71,7 +72,7 @@ def start_rogue(mode: str, config, env: dict) -> subprocess.Popen:
     """Start ``tests/rogue.py`` against the swarm of ``config``; return once it publishes."""
     rogue = subprocess.Popen(
         [sys.executable, str(Path(__file__).parent / 'rogue.py'), mode, str(config)],
-        env={**env, 'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'},  # the swarm's transports
+        env={**env, **dds_env(env)},  # the swarm's transports
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 from typing import Iterable, Mapping, Sequence
+import warnings
 
 import numpy as np
 import torch
@@ -111,11 +112,14 @@ class PackedTensors:
         return TensorLayout(tuple(self.names), tuple(self.dtypes), tuple(shapes))
 
 
-def pack_vector(vector: torch.Tensor | np.ndarray, layout: TensorLayout) -> PackedTensors:
+def pack_vector(
+    vector: torch.Tensor | np.ndarray, layout: TensorLayout, copy: bool = True
+) -> PackedTensors:
     """
     Pack one flat vector, described as the tensors of ``layout``, into wire fields.
 
-    One copy, no pickle.
+    One copy, no pickle; none with ``copy=False`` where the vector's memory already holds the wire
+    bytes (the caller then hands the vector over: nothing may write to it afterwards).
     """
     arr = vector.detach().cpu().numpy() if isinstance(vector, torch.Tensor) else np.asarray(vector)
     if arr.ndim != 1 or arr.size != layout.numel:
@@ -123,7 +127,8 @@ def pack_vector(vector: torch.Tensor | np.ndarray, layout: TensorLayout) -> Pack
             f"vector of shape {arr.shape} does not match the layout's {layout.numel} elements"
         )
     if len(set(layout.dtypes)) == 1:
-        data = np.ascontiguousarray(arr, dtype=WIRE_DTYPES[layout.dtypes[0]]).tobytes()
+        wire = np.ascontiguousarray(arr, dtype=WIRE_DTYPES[layout.dtypes[0]])
+        data = wire.tobytes() if copy else memoryview(wire).cast('B')
     else:
         parts, pos = [], 0
         for n, d in zip(layout.numels, layout.dtypes):
@@ -210,11 +215,12 @@ def unpack_vector(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = 'cpu',
     require_finite: bool = True,
+    max_abs: float | None = None,
 ) -> torch.Tensor:
     """
     Wire fields -> one flat tensor on ``device``.
 
-    Raises WireError on any inconsistency or non-finite value.
+    Raises WireError on any inconsistency, non-finite value or entry beyond ``max_abs``.
     """
     layout = packed.layout()
     if expected is not None:
@@ -225,12 +231,43 @@ def unpack_vector(
         if len(parts) == 1
         else np.concatenate([p.astype(np.float64, copy=False) for p in parts])
     )
-    if require_finite and flat.dtype.kind == 'f' and not np.isfinite(flat).all():
-        raise WireError(
-            f'vector holds {int((~np.isfinite(flat)).sum())} non-finite values (NaN or inf)'
-        )
-    tensor = torch.from_numpy(flat.copy() if not flat.flags.writeable else flat)
+    tensor = _as_tensor(flat)
+    if tensor.is_floating_point():
+        _check_values(tensor, require_finite, max_abs)
     return tensor.to(device=device, dtype=dtype)
+
+
+def _as_tensor(flat: np.ndarray) -> torch.Tensor:
+    """
+    Return a tensor on ``flat``'s memory, also when that is the received, read-only buffer.
+
+    Nothing writes into a received vector: the optimizers stack neighbour vectors (a copy) before
+    any arithmetic, so the bytes DDS delivered are never copied to be read.
+    """
+    if flat.flags.writeable:
+        return torch.from_numpy(flat)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)  # torch: the NumPy array is not writable
+        return torch.from_numpy(flat)
+
+
+def _check_values(tensor: torch.Tensor, finite: bool, max_abs: float | None) -> None:
+    """
+    Raise WireError for NaN or inf (when ``finite``) or an entry beyond ``max_abs``.
+
+    One pass for the common case: the sum of squares bounds every entry and is NaN or inf when
+    one is; only a vector that fails it is searched entry by entry.
+    """
+    if not finite and max_abs is None:
+        return
+    total = _sum_of_squares(tensor)
+    if math.isfinite(total) and (max_abs is None or total <= 0.99 * max_abs * max_abs):
+        return
+    if finite:
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise WireError(f'vector holds {bad} non-finite values (NaN or inf)')
+    check_bound(tensor, max_abs)
 
 
 def _cdr_string(offset: int, text: str) -> int:
@@ -252,12 +289,24 @@ def max_message_bytes(layout: TensorLayout) -> int:
     return 8 * layout.numel + MESSAGE_SLACK
 
 
+def _sum_of_squares(values: torch.Tensor) -> float:
+    """Return the sum of squares of ``values`` (inf when it cannot be had in one fast pass)."""
+    if not values.is_floating_point() or values.dtype == torch.float16:
+        return math.inf
+    flat = values.reshape(-1)
+    return float(torch.dot(flat, flat))
+
+
 def check_bound(values: torch.Tensor, max_abs: float | None) -> torch.Tensor:
     """Return ``values``; WireError when an entry's magnitude exceeds ``max_abs`` (None: none)."""
-    if max_abs is not None and values.numel():
-        peak = float(values.abs().max())
-        if peak > max_abs:
-            raise WireError(f'vector holds a value of magnitude {peak:.3g}, beyond {max_abs:g}')
+    if max_abs is None or not values.numel():
+        return values
+    total = _sum_of_squares(values)  # bounds every entry: one pass for the common case
+    if math.isfinite(total) and total <= 0.99 * max_abs * max_abs:
+        return values
+    peak = float(values.abs().max())
+    if not peak <= max_abs:
+        raise WireError(f'vector holds a value of magnitude {peak:.3g}, beyond {max_abs:g}')
     return values
 
 

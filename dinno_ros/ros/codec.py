@@ -1,8 +1,12 @@
 """
 dinno_msgs <-> core conversions: the only place a Weights message meets a tensor.
 
-Building uses ``bytes`` into the ``uint8[]`` field (the fast path; assigning a numpy array is ~500x
-slower), parsing uses ``np.frombuffer`` on the received buffer (see ``dinno_ros.core.wire``).
+Robots send and take weights as serialised bytes (``weights_bytes``; parsed with
+``dinno_ros.core.weights_cdr.decode_weights``): one copy of the tensor bytes on the way out, none
+on the way in. The functions that read a message take a generated ``Weights`` or a
+``WeightsFrame`` alike. Building a ``Weights`` uses ``bytes`` into the ``uint8[]`` field
+(assigning a numpy array is ~500x slower); parsing uses ``np.frombuffer`` on the received buffer
+(see ``dinno_ros.core.wire``).
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from typing import Any
 from dinno_msgs.msg import ResendRequest, RobotState, Weights
 from dinno_ros.core.learning.round import StateReport
 from dinno_ros.core.swarm.auth import canonical_header, SwarmCredentials
+from dinno_ros.core.weights_cdr import encode_weights, WeightsFrame
 from dinno_ros.core.wire import (
-    check_bound,
     pack_vector,
     PackedTensors,
     TensorLayout,
@@ -80,7 +84,27 @@ def packed_weights_msg(
     return msg
 
 
-def weights_header(msg: Weights) -> bytes:
+def weights_bytes(
+    packed: PackedTensors,
+    *,
+    sender: int,
+    round_k: int,
+    degree: int,
+    vector: str = Weights.VECTOR_PARAMS,
+    stamp=None,
+    credentials: SwarmCredentials | None = None,
+) -> bytes:
+    """Return the serialised Weights message of ``packed_weights_msg`` (to publish as it is)."""
+    frame = WeightsFrame.of(packed, sender, round_k, degree, vector)
+    if stamp is not None:
+        frame.header.sec, frame.header.nanosec = int(stamp.sec), int(stamp.nanosec)
+    if credentials is not None:
+        frame.swarm = credentials.swarm_id
+        frame.mac = credentials.sign(weights_header(frame), packed.data)
+    return encode_weights(frame)
+
+
+def weights_header(msg: Weights | WeightsFrame) -> bytes:
     """Return what a Weights MAC covers besides ``data``."""
     return canonical_header(
         'weights',
@@ -115,7 +139,7 @@ def state_header(msg: RobotState) -> bytes:
     )
 
 
-def packed_of(msg: Weights) -> PackedTensors:
+def packed_of(msg: Weights | WeightsFrame) -> PackedTensors:
     """Return the tensor fields of a received Weights message (no copy of the data)."""
     return PackedTensors(
         names=list(msg.names),
@@ -127,7 +151,7 @@ def packed_of(msg: Weights) -> PackedTensors:
 
 
 def values_of(
-    msg: Weights,
+    msg: Weights | WeightsFrame,
     expected: TensorLayout | None,
     device: torch.device | str = 'cpu',
     max_abs: float | None = None,
@@ -137,11 +161,14 @@ def values_of(
 
     Raises WireError when malformed (or an entry is beyond ``max_abs``).
     """
-    return check_bound(unpack_vector(packed_of(msg), expected, device=device), max_abs)
+    return unpack_vector(packed_of(msg), expected, device=device, max_abs=max_abs)
 
 
 def values_or_warn(
-    msg: Weights, expected: TensorLayout | None, log: Any, max_abs: float | None = None
+    msg: Weights | WeightsFrame,
+    expected: TensorLayout | None,
+    log: Any,
+    max_abs: float | None = None,
 ) -> torch.Tensor | None:
     """Return the validated vector of a received Weights message, or None after a warning."""
     try:

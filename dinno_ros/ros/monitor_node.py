@@ -26,6 +26,7 @@ from dinno_ros.core.swarm.monitor import fmt_report, RoundReport, SwarmMonitor
 from dinno_ros.core.swarm.results import ResultsDirError, ResultsWriter
 from dinno_ros.core.swarm.spec import default_swarm_id, load_swarm
 from dinno_ros.core.threads import limit_threads
+from dinno_ros.core.weights_cdr import WeightsFrame
 from dinno_ros.core.wire import max_message_bytes, TensorLayout, WireError
 from dinno_ros.core.world.datasets import map_quality
 from dinno_ros.ros import codec, inbound, maps, qos
@@ -103,7 +104,7 @@ class MonitorNode(Node):
             what, msg.swarm, sender, topic_robot, int(msg.round), None, header, payload, msg.mac
         )
 
-    def _on_weights(self, msg: Weights, topic_robot: int) -> None:
+    def _on_weights(self, msg: WeightsFrame, topic_robot: int) -> None:
         if msg.vector != Weights.VECTOR_PARAMS:
             return
         header = codec.weights_header(msg)

@@ -27,6 +27,7 @@ from dinno_ros.core.swarm.results import write_robot_final
 from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import default_swarm_id, load_swarm
 from dinno_ros.core.threads import limit_threads
+from dinno_ros.core.weights_cdr import WeightsFrame
 from dinno_ros.core.wire import max_message_bytes, PackedTensors, WireError
 from dinno_ros.ros import codec, inbound, qos, viz_msgs
 from dinno_ros.ros.lifecycle import run_node
@@ -90,7 +91,7 @@ class RobotNode(Node):
             self._on_state,
         )
 
-    def _on_weights(self, msg: Weights, topic_robot: int) -> None:
+    def _on_weights(self, msg: WeightsFrame, topic_robot: int) -> None:
         sender, round_k = int(msg.sender), int(msg.round)
         header = codec.weights_header(msg)
         own = self.rounds.window_round
@@ -137,7 +138,7 @@ class RobotNode(Node):
         if not self.context.ok():
             return
         stamp = self.get_clock().now().to_msg()
-        msg = codec.packed_weights_msg(
+        raw = codec.weights_bytes(
             packed,
             sender=self.robot_id,
             round_k=round_k,
@@ -146,14 +147,14 @@ class RobotNode(Node):
             stamp=stamp,
             credentials=self.credentials,
         )
-        self.weights_pub.publish(msg)
+        self.weights_pub.publish(raw)
 
     def send_params(self, round_k: int, packed: PackedTensors) -> None:
         """Publish the parameters on ``params``, which only the monitor reads."""
         if self.params_pub is None:
             self.params_pub = self.create_publisher(Weights, 'params', qos.weights())
         stamp = self.get_clock().now().to_msg()
-        msg = codec.packed_weights_msg(
+        raw = codec.weights_bytes(
             packed,
             sender=self.robot_id,
             round_k=round_k,
@@ -161,7 +162,7 @@ class RobotNode(Node):
             stamp=stamp,
             credentials=self.credentials,
         )
-        self.params_pub.publish(msg)
+        self.params_pub.publish(raw)
 
     def send_state(self, state: StateReport) -> None:
         """Publish the robot's state on ``state``."""

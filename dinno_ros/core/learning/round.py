@@ -171,7 +171,11 @@ class RobotWire:
     def encode(self, vector: str, values: torch.Tensor) -> PackedTensors:
         """Return the wire tensors of this round's ``vector``."""
         arrays = self.optimizer.wire_arrays(vector)
-        packed = pack_vector(values, self.layout) if arrays is None else pack_tensors(arrays)
+        packed = (
+            pack_vector(values, self.layout, copy=False)  # outgoing() vectors are fresh copies
+            if arrays is None
+            else pack_tensors(arrays)
+        )
         self.sizes[vector] = weights_wire_bytes(packed, vector)
         return packed
 
@@ -181,9 +185,8 @@ class RobotWire:
         """Return a received vector's values; raise WireError when it is malformed."""
         compressor = self.optimizer.compressor_of(vector)
         if compressor is None:
-            values = unpack_vector(packed, self.layout)
-        else:
-            values = compressor.decode(unpack_tensors(packed), sender, round_k)
+            return unpack_vector(packed, self.layout, max_abs=self.max_abs)
+        values = compressor.decode(unpack_tensors(packed), sender, round_k)
         return check_bound(values, self.max_abs)
 
 

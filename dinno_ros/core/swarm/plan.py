@@ -13,7 +13,12 @@ from dinno_ros.core.swarm.spec import load_swarm, SwarmSpec
 from dinno_ros.share import share_dir
 
 PACKAGE = 'dinno_ros'
-DDS_PROFILES = 'config/dds/fastdds_profiles.xml'  # under the package share
+DDS_PROFILES = 'config/dds/fastdds_profiles.xml'  # under the package share: one host
+DDS_PROFILES_SUBNET = 'config/dds/fastdds_profiles_subnet.xml'  # discovery range SUBNET
+# glibc malloc: serve blocks below 32 MB from the heap and keep up to 128 MB of freed heap, so a
+# received weights message reuses memory instead of mapping (and page-faulting) fresh pages each
+# time; a larger message is still mapped and returned to the system when freed
+MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=134217728'
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,20 @@ def dds_env(env: dict[str, str] | None = None) -> dict[str, str]:
     """
     Return the environment entries that give the nodes the package's Fast DDS profiles.
 
-    Readers free each payload once taken (``config/dds/fastdds_profiles.xml``); nothing when the
-    user chose profiles of their own.
+    Shared memory with segments that hold a whole model, UDP on loopback only (on every interface
+    under ``ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET``), readers that free each payload once taken
+    (``config/dds/``), and malloc settings that let large messages reuse memory. Profiles are left
+    out when the user chose their own, the malloc settings when ``GLIBC_TUNABLES`` is set.
     """
     env = os.environ if env is None else env
+    out = {} if 'GLIBC_TUNABLES' in env else {'GLIBC_TUNABLES': MALLOC_TUNABLES}
     if 'FASTDDS_DEFAULT_PROFILES_FILE' in env or 'RMW_FASTRTPS_USE_QOS_FROM_XML' in env:
-        return {}
+        return out
+    subnet = env.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '').upper() == 'SUBNET'
+    profiles = DDS_PROFILES_SUBNET if subnet else DDS_PROFILES
     return {
-        'FASTDDS_DEFAULT_PROFILES_FILE': str(share_dir() / DDS_PROFILES),
+        **out,
+        'FASTDDS_DEFAULT_PROFILES_FILE': str(share_dir() / profiles),
         'RMW_FASTRTPS_USE_QOS_FROM_XML': '1',
     }
 
