@@ -177,7 +177,12 @@ def main() -> int:
         rtt = roundtrips(SIZES, args.pings)
     finally:
         echo_proc.terminate()
-        echo_proc.wait(timeout=10)
+        try:
+            echo_proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # seen once in about 20 runs: report, do not hang
+            print('the echo process did not stop within 10 s of SIGTERM: killed', file=sys.stderr)
+            echo_proc.kill()
+            echo_proc.wait()
     for label, (ms, cold) in rtt.items():
         print(
             f'{label:>5} params: median DDS round trip to a second process {ms:.2f} ms '

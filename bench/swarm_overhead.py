@@ -5,11 +5,12 @@ What ROS costs: time per round of the same lidar config.
 Run as the ROS swarm and in the offline runner.
 
 The ROS swarm is started by the pip-only runner (one process per robot plus the monitor, real DDS
-on this host); its round time is the slowest robot's mean time per round after round 0 (round 0
+on this host); its round time is the slowest robot's mean time per round after the first (round 0
 includes waiting for the swarm to come up). The offline time is the mean round of
 ``simulation.run_rounds`` over the same robots, same seed, in one process. Evaluation is left out
 of both (the monitor evaluates only at the end). Last line:
-``ros_round_ms=<r> offline_round_ms=<o> ratio=<r/o>``.
+``ros_round_ms=<r> offline_round_ms=<o> ratio=<r/o>``, medians of ``--repeats`` ROS and offline
+runs that alternate, so that whatever else loads the machine hits both sides alike.
 
     .venv/bin/python bench/swarm_overhead.py [--config lidar.yaml] [--rounds 60] [--num-robots 4]
 """
@@ -21,6 +22,7 @@ import os
 from pathlib import Path
 import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +37,7 @@ import torch
 import yaml
 
 PER_ROUND = re.compile(
-    r'\[robot_(\d+)/robot\].*finished (\d+) rounds .* ([0-9.]+) ms per round after round 0'
+    r'\[robot_(\d+)/robot\].*finished (\d+) rounds .* ([0-9.]+) ms per round after the first'
 )
 
 
@@ -76,8 +78,6 @@ def ros_round_ms(config: Path, rounds: int) -> float:
         sys.stderr.write(out[-3000:])
         raise SystemExit(f'the ROS swarm failed (exit {proc.returncode})')
     per_robot = {int(m[1]): float(m[3]) for m in PER_ROUND.finditer(out) if int(m[2]) == rounds}
-    for robot, ms in sorted(per_robot.items()):
-        print(f'  ROS robot_{robot}: {ms:.1f} ms per round')
     return max(per_robot.values())
 
 
@@ -104,6 +104,12 @@ def main() -> int:
         default=os.cpu_count() or 1,
         help='torch threads of the offline runner (default: all cores, its best case)',
     )
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=3,
+        help='ROS and offline runs, alternating, so that load on the machine hits both alike',
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(
@@ -114,12 +120,17 @@ def main() -> int:
             f'{spec.num_robots} robots, {spec.rounds} rounds of {spec.pair.alg_name}, '
             f'graph {spec.experiment.graph.type}, {os.cpu_count()} CPU cores'
         )
-        ros = ros_round_ms(config, args.rounds)
-        offline = offline_round_ms(config, args.rounds, args.offline_threads)
+        runs = {'ros': [], 'offline': []}
+        for i in range(args.repeats):
+            runs['ros'].append(ros_round_ms(config, args.rounds))
+            runs['offline'].append(offline_round_ms(config, args.rounds, args.offline_threads))
+            ros, offline = runs['ros'][-1], runs['offline'][-1]
+            print(f'  run {i + 1}: ROS {ros:.1f} ms, offline {offline:.1f} ms per round')
+        ros, offline = (statistics.median(runs[k]) for k in ('ros', 'offline'))
     print(
         f'ROS swarm: {ros:.1f} ms per round (slowest robot); '
         f'offline runner: {offline:.1f} ms per round '
-        f'({args.offline_threads} torch threads)'
+        f'({args.offline_threads} torch threads; medians of {args.repeats} alternating runs)'
     )
     print(f'ros_round_ms={ros:.1f} offline_round_ms={offline:.1f} ratio={ros / offline:.2f}')
     return 0
