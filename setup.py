@@ -43,6 +43,7 @@ setup(
         'console_scripts': [
             # ROS nodes (ros2 run dinno_ros robot_node / monitor_node; launch Node(executable=...))
             'robot_node = dinno_ros.ros.robot_node:main',
+            'robots_node = dinno_ros.ros.robots_node:main',
             'monitor_node = dinno_ros.ros.monitor_node:main',
             'viz_node = dinno_ros.ros.viz_node:main',
             # user tools

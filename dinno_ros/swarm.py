@@ -134,7 +134,7 @@ class Respawner:
         for n, p in enumerate(procs):
             code = p.process.poll()
             label = p.node.label
-            if code in (None, 0) or p.node.executable != 'robot_node':
+            if code in (None, 0) or not p.node.robots:
                 continue
             if self.restarts.get(label, 0) >= self.limit:
                 continue
@@ -170,7 +170,7 @@ def supervise(
         now = time.monotonic()
         if deadline is not None and now > deadline:
             return False
-        robots = [p for p in procs if p.node.executable == 'robot_node']
+        robots = [p for p in procs if p.node.robots]
         if robots and robots_gone_at is None and all(p.process.poll() is not None for p in robots):
             robots_gone_at = now
         if robots_gone_at is not None and now - robots_gone_at > monitor_grace:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import re
 import time
 
 from conftest import CONFIGS, LAUNCH_STACK_HINT, next_domain_id, tail
@@ -109,10 +110,12 @@ def results_of(results: Path) -> dict:
     return torch.load(files[-1], weights_only=True)
 
 
-def assert_complete_run(watch: Watch, results: Path) -> None:
+def assert_complete_run(
+    watch: Watch, results: Path, processes: tuple[str, ...] = ('robot_node',) * 3
+) -> None:
     out = tail(watch.lines, 80)
     kinds = sorted(name.rsplit('-', 1)[0] for name in watch.exits)  # robot_node-5: 5th process
-    assert kinds == ['monitor_node', 'robot_node', 'robot_node', 'robot_node'], (watch.exits, out)
+    assert kinds == sorted(['monitor_node', *processes]), (watch.exits, out)
     assert all(code == 0 for code in watch.exits.values()), (watch.exits, out)
     metrics = results_of(results)
     assert metrics['complete'] and not metrics['interrupted'], out
@@ -144,6 +147,21 @@ def swarm(tmp_path, watch):
 def test_launch_file_runs_three_robots_and_the_monitor_to_the_end(tmp_path, watch, launch_service):
     watch.wait(launch_service, DEADLINE_S)
     assert_complete_run(watch, tmp_path / 'results')
+    yield
+
+
+@launch_pytest.fixture
+def grouped_swarm(tmp_path, watch):
+    config = launch_config(tmp_path, swarm={'robots_per_process': 2})
+    return swarm_description(config, tmp_path / 'results', watch)
+
+
+@pytest.mark.launch(fixture=grouped_swarm)
+def test_two_robots_per_process_run_to_the_end(tmp_path, watch, launch_service):
+    watch.wait(launch_service, DEADLINE_S)
+    assert_complete_run(watch, tmp_path / 'results', ('robots_node', 'robots_node'))
+    robots = {m[1] for line in watch.lines if (m := re.search(r'\[(robot_\d)\.robot\]', line))}
+    assert robots == {'robot_0', 'robot_1', 'robot_2'}, tail(watch.lines)  # namespaces kept
     yield
 
 

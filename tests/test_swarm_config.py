@@ -40,6 +40,10 @@ CASES = {
         'experiment.routes.speed',
     ),
     'wrong swarm type': (lambda d: d['swarm'].update(round_timeout='soon'), 'swarm.round_timeout'),
+    'no robots per process': (
+        lambda d: d['swarm'].update(robots_per_process=0),
+        'swarm.robots_per_process',
+    ),
     'late message not a triple': (
         lambda d: d['swarm'].update(late_messages=[[1, 0]]),
         'swarm.late_messages',
@@ -101,6 +105,19 @@ def test_plan_lists_robots_and_monitor():
     }
     assert robot.ros_args()[:5] == ['--ros-args', '-r', '__node:=robot', '-r', '__ns:=/robot_1']
     assert plan.spec.rounds == 7 and plan.spec.num_robots == 4
+
+
+def test_robots_share_processes_as_asked(tmp_path):
+    config = write(tmp_path, lambda d: d['swarm'].update(robots_per_process=3))
+    plan = plan_swarm(config, num_robots=7, robots=[0, 1, 2, 3, 5, 6])
+    groups = [n for n in plan.nodes if n.robots]
+    assert [n.robots for n in groups] == [(0, 1, 2), (3, 5, 6)]
+    assert {n.executable for n in groups} == {'robots_node'}
+    assert [n.label for n in groups] == ['robots_0_to_2', 'robots_3_to_6']
+    args = groups[1].ros_args()
+    assert '__node' not in ' '.join(args) and '__ns' not in ' '.join(args)  # they name themselves
+    assert 'robot_ids:=[3, 5, 6]' in args and 'robot_id' not in groups[1].parameters
+    assert plan.nodes[-1].label == 'monitor' and not plan.nodes[-1].robots
 
 
 SHIPPED = sorted((REPO / 'config').glob('*.yaml')) + sorted(

@@ -188,26 +188,33 @@ def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
 
 
 @pytest.mark.parametrize(
-    'late, optimizer',
+    'late, optimizer, per_process',
     [
-        ([], None),
-        ([[1, 0, 3]], None),
-        ([], CHOCO),
-        ([], {**CHOCO, 'compression': {'kind': 'qsgd', 'levels': 7}}),
+        ([], None, 1),
+        ([[1, 0, 3]], None, 1),
+        ([], CHOCO, 1),
+        ([], {**CHOCO, 'compression': {'kind': 'qsgd', 'levels': 7}}, 1),
+        ([], None, 2),
     ],
-    ids=['on-time', 'late', 'choco-top-k', 'choco-qsgd'],
+    ids=['on-time', 'late', 'choco-top-k', 'choco-qsgd', 'two-robots-per-process'],
 )
-def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer):
+def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer, per_process):
     """
     Same config and seed on CPU, static graph: the same consensus and val loss as offline.
 
     With every message on time, and with robot 1's round-3 message held back from robot 0 until
     robot 0's round 3 is over (injected lateness: robot 0 steps with robot 1's round-2 message;
     the offline runner injects the same). Choco-SGD's compressed messages decode to the same
-    values, and its robots count the same bytes, as offline.
+    values, and its robots count the same bytes, as offline. Robots 0 and 1 sharing one process
+    (``robots_per_process: 2``) change nothing either.
     """
     config = swarm_config(
-        tmp_path, rounds=10, graph={'type': 'cycle'}, optimizer=optimizer, late_messages=late
+        tmp_path,
+        rounds=10,
+        graph={'type': 'cycle'},
+        optimizer=optimizer,
+        late_messages=late,
+        robots_per_process=per_process,
     )
     proc, lines = start_swarm(config, ros_env, tmp_path)
     on_air = metrics_bytes(int(ros_env['ROS_DOMAIN_ID']), lambda: proc.poll() is not None, 320)
@@ -216,7 +223,8 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer
     (tmp_path / 'swarm.log').write_text(out)  # for a failure's post-mortem
     assert proc.returncode == 0, out[-4000:]
     assert ('no round-3 message in time from robot_1 (round 2)' in out) == bool(late), out[-4000:]
-    assert 'all 4 nodes exited 0' in out and out.count('finished 10 rounds') == 3
+    nodes = 4 if per_process == 1 else 3  # robots 0 and 1 in one process, robot 2 in another
+    assert f'all {nodes} nodes exited 0' in out and out.count('finished 10 rounds') == 3
     consensus = {int(m[1]): float(m[3]) for m in CONSENSUS.finditer(out)}
     assert sorted(consensus) == list(range(11))
     assert optimizer is not None or consensus[10] < 0.5 * consensus[0]  # DiNNO agrees quickly

@@ -66,7 +66,7 @@ class SwarmExits:
         action = Node(
             package=PACKAGE,
             executable=node.executable,
-            name=node.name,
+            name=None if node.robot_ids else node.name,  # a robots' process: they name themselves
             namespace=node.namespace or None,
             parameters=[node.parameters],
             additional_env=self.plan.env,  # the swarm id and key: not on any command line
@@ -98,7 +98,7 @@ class SwarmExits:
 
     def _may_restart(self, label: str) -> bool:
         node = self.specs.get(label)
-        is_robot = node is not None and node.executable == 'robot_node'
+        is_robot = node is not None and bool(node.robots)
         return is_robot and self.restarts.get(label, 0) < self.respawn
 
 

@@ -3,10 +3,12 @@ How every dinno_ros node process runs: work on the main thread, the executor in 
 
 ``run_node`` starts rclpy without its signal handlers, spins the node's executor in a background
 thread (subscriptions keep arriving whatever the work does) and calls the node's ``work()`` on the
-main thread. SIGINT and SIGTERM (Ctrl-C, ``ros2 launch`` shutting down) ask the node to stop:
-``close()`` wakes whatever it waits on, ``work()`` returns at its next step, and the process exits
-0 within a few seconds. A node whose work failed, or that ended without finishing, exits 1; one
-that cannot start (``NodeStartError``) says why in one line, without a traceback, and exits 1.
+main thread; ``run_nodes`` does the same for several nodes in one process (one executor, each
+node's ``work()`` on a thread of its own: ``swarm.robots_per_process``). SIGINT and SIGTERM
+(Ctrl-C, ``ros2 launch`` shutting down) ask the node to stop: ``close()`` wakes whatever it
+waits on, ``work()`` returns at its next step, and the process exits 0 within a few seconds. A
+node whose work failed, or that ended without finishing, exits 1; one that cannot start
+(``NodeStartError``) says why in one line, without a traceback, and exits 1.
 The process ends with ``os._exit`` once its logs are flushed (the OS releases the node and its DDS
 participant).
 Started by ``dinno-swarm`` (``DINNO_PARENT_PID`` set), a node also stops when the runner dies,
@@ -62,16 +64,30 @@ def run_node(
     args: list[str] | None = None,
 ) -> NoReturn:
     """Run one node process; exit 0 when its work finished or a stop signal came, else 1."""
+    run_nodes(name, lambda: [make_node()], make_executor, args)
+
+
+def run_nodes(
+    name: str,
+    make_nodes: Callable[[], list[Node]],
+    make_executor: Callable[[], Executor],
+    args: list[str] | None = None,
+) -> NoReturn:
+    """
+    Run several nodes in one process (one executor; each node's ``work`` on a thread of its own).
+
+    Exit 0 when every node's work finished or a stop signal came, else 1.
+    """
     logging.basicConfig(level=logging.INFO)
     log = logging.getLogger(name)
     stop = threading.Event()
-    node = None
+    nodes: list = []
 
     def on_signal(signum: int, _frame) -> None:
         if not stop.is_set():
             log.info('%s: %s, stopping', name, signal.Signals(signum).name)
         stop.set()
-        if node is not None:
+        for node in nodes:
             node.close()
 
     for sig in STOP_SIGNALS:
@@ -81,14 +97,15 @@ def run_node(
     executor = spinner = None
     code = 0
     try:
-        node = make_node()
+        nodes.extend(make_nodes())
         executor = make_executor()
-        executor.add_node(node)
+        for node in nodes:
+            executor.add_node(node)
         spinner = threading.Thread(
             target=_spin, args=(executor, stop, log), name='spin', daemon=True
         )
         spinner.start()
-        finished = node.work(stop)
+        finished = _work_all(nodes, stop, log)
         code = 0 if finished or stop.is_set() else 1
     except NodeStartError as exc:
         log.error('%s cannot start: %s', name, exc)
@@ -98,10 +115,31 @@ def run_node(
         code = 1
     finally:
         stop.set()
-        if node is not None:
+        for node in nodes:
             node.close()
-        _teardown(node, executor, spinner, log)
+        _teardown(executor, spinner, log)
     _exit_now(code)
+
+
+def _work_all(nodes: list, stop: threading.Event, log: logging.Logger) -> bool:
+    """Run every node's ``work``, the first on this thread; whether all of them finished."""
+    results: dict[int, bool] = {}
+
+    def work(i: int) -> None:
+        try:
+            results[i] = bool(nodes[i].work(stop))
+        except Exception as exc:  # one robot's failure is its own: the others go on
+            log.exception('%s failed: %s', nodes[i].get_fully_qualified_name(), exc)
+            results[i] = False
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(1, len(nodes))]
+    for thread in threads:
+        thread.start()
+    if nodes:
+        results[0] = bool(nodes[0].work(stop))
+    for thread in threads:
+        thread.join()
+    return all(results.get(i, False) for i in range(len(nodes)))
 
 
 def _exit_now(code: int) -> NoReturn:
@@ -147,7 +185,7 @@ def _stop_with_parent(log: logging.Logger) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _teardown(node, executor, spinner, log: logging.Logger) -> None:
+def _teardown(executor, spinner, log: logging.Logger) -> None:
     """
     Stop spinning, then shut the executor down (the process then ends: see ``_exit_now``).
 

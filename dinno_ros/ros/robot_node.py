@@ -23,6 +23,7 @@ from dinno_msgs.msg import ResendRequest, RobotState, SwarmMetrics, Weights
 from dinno_ros.core.learning.agent import Observation
 from dinno_ros.core.learning.round import KEEP_PARAMS, StateReport
 from dinno_ros.core.swarm.auth import swarm_gate
+from dinno_ros.core.swarm.plan import robot_namespace
 from dinno_ros.core.swarm.results import write_robot_final
 from dinno_ros.core.swarm.rounds import RobotRounds
 from dinno_ros.core.swarm.spec import default_swarm_id, load_swarm
@@ -33,6 +34,7 @@ from dinno_ros.ros import codec, inbound, qos, viz_msgs
 from dinno_ros.ros.lifecycle import run_node
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 MONITOR_GONE_S = 3.0  # a finished robot waits this long for a monitor that no longer publishes
 
@@ -40,8 +42,21 @@ MONITOR_GONE_S = 3.0  # a finished robot waits this long for a monitor that no l
 class RobotNode(Node):
     """One robot of the swarm as a ROS 2 node (namespace ``robot_<i>``)."""
 
-    def __init__(self) -> None:
-        super().__init__('robot')
+    def __init__(self, robot_id: int | None = None) -> None:
+        """
+        Make the node; ``robot_id`` (several robots in one process) also sets its namespace.
+
+        Without it, the ``robot_id`` parameter says which robot this is and the namespace comes
+        from the command line (``__ns``), as ``ros2 run`` and a launch ``Node`` give it.
+        """
+        if robot_id is None:
+            super().__init__('robot')
+        else:
+            super().__init__(
+                'robot',
+                namespace=robot_namespace(robot_id),
+                parameter_overrides=[Parameter('robot_id', Parameter.Type.INTEGER, robot_id)],
+            )
         config = self.declare_parameter('config', '').value
         robot_id = int(self.declare_parameter('robot_id', 0).value)
         num_robots = int(self.declare_parameter('num_robots', 0).value) or None

@@ -44,6 +44,9 @@ class SwarmSection:
     )  # missed rounds after which a neighbour is no longer waited for
     publish_scans: bool = True  # publish sensor_msgs/LaserScan, paths and markers for RViz
     torch_threads: int = spec(1, min=1)  # torch threads per robot process
+    # robots that share one process (one torch import, one DDS participant, one executor; each
+    # still its own node in its own namespace, talking to all others over DDS only)
+    robots_per_process: int = spec(1, min=1)
     # injected lateness: [sender, receiver, round] messages held back until the receiver's round
     # is over (the offline runner takes the same list); for tests and robustness studies
     late_messages: list = field(default_factory=list)

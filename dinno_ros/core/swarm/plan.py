@@ -30,14 +30,26 @@ class NodeSpec:
     name: str
     namespace: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    # a process of several robots: its nodes name themselves (no __node / __ns remapping)
+    robot_ids: tuple[int, ...] = ()
 
     @property
     def label(self) -> str:
         return f'{self.namespace}/{self.name}'.strip('/') if self.namespace else self.name
 
+    @property
+    def robots(self) -> tuple[int, ...]:
+        """Return the robots this process runs (none for the monitor and the viewer)."""
+        if self.robot_ids:
+            return self.robot_ids
+        return (int(self.parameters['robot_id']),) if 'robot_id' in self.parameters else ()
+
     def ros_args(self) -> list[str]:
         """``--ros-args`` for a plain process: namespace, node name and parameters."""
-        args = ['--ros-args', '-r', f'__node:={self.name}']
+        if self.robot_ids:
+            args = ['--ros-args']
+        else:
+            args = ['--ros-args', '-r', f'__node:={self.name}']
         if self.namespace:
             args += ['-r', f'__ns:=/{self.namespace}']
         for key, value in self.parameters.items():
@@ -98,6 +110,35 @@ def robot_namespace(robot_id: int) -> str:
     return f'robot_{robot_id}'
 
 
+def robot_processes(
+    ids: Sequence[int], per_process: int, params: dict[str, Any]
+) -> list[NodeSpec]:
+    """Return the robot processes: one per robot, or groups of ``per_process`` robots."""
+    if per_process <= 1:
+        return [
+            NodeSpec(
+                'robot_node',
+                'dinno_ros.ros.robot_node',
+                'robot',
+                robot_namespace(i),
+                {**params, 'robot_id': i},
+            )
+            for i in ids
+        ]
+    groups = [list(ids[at:at + per_process]) for at in range(0, len(ids), per_process)]
+    return [
+        NodeSpec(
+            'robots_node',
+            'dinno_ros.ros.robots_node',
+            f'robots_{group[0]}_to_{group[-1]}',
+            '',
+            {**params, 'robot_ids': group},
+            robot_ids=tuple(group),
+        )
+        for group in groups
+    ]
+
+
 def plan_swarm(
     config: str | Path,
     *,
@@ -131,21 +172,8 @@ def plan_swarm(
         else:
             check_results_root(spec.section.monitor.results_dir, 'swarm.monitor.results_dir')
     common = {'config': str(spec.path), 'num_robots': spec.num_robots, 'rounds': spec.rounds}
-    nodes = [
-        NodeSpec(
-            'robot_node',
-            'dinno_ros.ros.robot_node',
-            'robot',
-            robot_namespace(i),
-            {
-                **common,
-                'robot_id': i,
-                'wait_for_monitor': monitor,
-                'results_dir': str(results_dir or ''),
-            },
-        )
-        for i in ids
-    ]
+    robot_params = {**common, 'wait_for_monitor': monitor, 'results_dir': str(results_dir or '')}
+    nodes = robot_processes(ids, spec.section.robots_per_process, robot_params)
     if monitor:
         nodes.append(
             NodeSpec(
