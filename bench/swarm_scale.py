@@ -3,11 +3,12 @@
 How the swarm scales on one machine: memory, startup and round time for 4 to 32 robots.
 
 For each size, the ROS swarm of ``config/lidar.yaml`` (pip-only runner, real DDS on this host,
-``--per-process`` robots per process, by default as many as make one process per CPU core) and then the offline runner on the same config: resident
-memory per robot (the largest total resident set of the runner's node processes seen while it
-runs, the monitor included, divided by the number of robots; shared pages count once per process,
-so this overstates), startup (runner start to the monitor's round-0 report), the slowest robot's
-time per round after the first, and that over the offline runner's (2 torch threads). Last line:
+``--per-process`` robots per process, by default as many as make one process per CPU core) and then
+the offline runner on the same config: resident memory per robot (the largest total resident set of
+the runner's node processes seen while it runs, the monitor included, divided by the number of
+robots; shared pages count once per process, so this overstates), startup (runner start to the
+monitor's round-0 report), the slowest robot's time per round after the first, and that over the
+offline runner's (2 torch threads). Last line:
 ``robots=32 rss_mb_per_robot=<v> startup_s=<v> round_ratio_vs_offline=<r>``.
 
     .venv/bin/python bench/swarm_scale.py [--sizes 4,8,16,32] [--rounds 20] [--per-process N]
@@ -133,9 +134,9 @@ def main() -> int:
                 'round_ratio_vs_offline': ros_ms / offline_ms,
             }
             print(
-                f'{n:>3} robots, {per_process} per process: {rss:.0f} MB resident ({rss / n:.0f} MB per robot), startup '
-                f'{startup:.1f} s, ROS {ros_ms:.0f} ms per round, offline {offline_ms:.0f} ms '
-                f'per round (ratio {ros_ms / offline_ms:.2f})',
+                f'{n:>3} robots, {per_process} per process: {rss:.0f} MB resident '
+                f'({rss / n:.0f} MB per robot), startup {startup:.1f} s, ROS {ros_ms:.0f} ms per '
+                f'round, offline {offline_ms:.0f} ms per round (ratio {ros_ms / offline_ms:.2f})',
                 flush=True,
             )
     print(
