@@ -58,6 +58,19 @@ def tx_packets(proc_net_dev: str) -> int:
     return int(line.split(':', 1)[1].split()[9])
 
 
+def run_in_netns(script: str, env: dict, cwd: Path) -> tuple[int, str]:
+    """Run a bash ``script`` in a new network namespace; its exit code and output."""
+    done = subprocess.run(
+        ['unshare', '-n', 'bash', '-c', script],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
 def run_swarm_in_netns(config: Path, env: dict, cwd: Path) -> tuple[int, str, int]:
     """Run the swarm of ``config`` in a network namespace: exit code, output, nic0 tx packets."""
     script = (
@@ -68,16 +81,8 @@ def run_swarm_in_netns(config: Path, env: dict, cwd: Path) -> tuple[int, str, in
         + 'echo "== /proc/net/dev"; cat /proc/net/dev\n'
         + 'exit $code\n'
     )
-    done = subprocess.run(
-        ['unshare', '-n', 'bash', '-c', script],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    out = done.stdout + done.stderr
-    return done.returncode, out, tx_packets(out.split('== /proc/net/dev', 1)[1])
+    code, out = run_in_netns(script, env, cwd)
+    return code, out, tx_packets(out.split('== /proc/net/dev', 1)[1])
 
 
 @pytest.mark.dds

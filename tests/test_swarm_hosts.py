@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 import secrets
-import subprocess
 import sys
 
 from dinno_ros.core.learning.experiment import run_pair
 from dinno_ros.core.swarm.plan import DDS_PROFILES, DDS_PROFILES_SUBNET
 from dinno_ros.core.swarm.spec import load_swarm
 import pytest
-from test_dds_locality import netns_unavailable, tx_packets
+from test_dds_locality import netns_unavailable, run_in_netns, tx_packets
 from test_swarm_lidar import CONSENSUS, results_file, swarm_config
 import torch
 
@@ -88,17 +87,9 @@ def test_a_swarm_over_two_hosts_completes_and_equals_the_offline_run(tmp_path, r
     env['HOST_B_SCRIPT'] = HOST_B.format(python=sys.executable, config=config)
     log_b = tmp_path / 'host_b.log'
     script = HOST_A.format(python=sys.executable, config=config, log_b=log_b)
-    done = subprocess.run(
-        ['unshare', '-n', 'bash', '-c', script],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    out = done.stdout + done.stderr
+    code, out = run_in_netns(script, env, tmp_path)
     b_out = log_b.read_text() if log_b.exists() else ''
-    assert done.returncode == 0, out[-3000:] + '\n--- host B ---\n' + b_out[-3000:]
+    assert code == 0, out[-3000:] + '\n--- host B ---\n' + b_out[-3000:]
     assert out.count('finished 10 rounds') == 2 and b_out.count('finished 10 rounds') == 1
     assert tx_packets(b_out.split('== /proc/net/dev', 1)[1]) > 0  # B spoke over the link
     consensus = {int(m[1]) for m in CONSENSUS.finditer(out)}

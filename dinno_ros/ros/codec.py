@@ -27,6 +27,7 @@ from dinno_ros.core.wire import (
 )
 from geometry_msgs.msg import Pose
 import numpy as np
+from rclpy.serialization import deserialize_message
 import torch
 
 
@@ -51,37 +52,13 @@ def weights_msg(
     )
 
 
-def packed_weights_msg(
-    packed: PackedTensors,
-    *,
-    sender: int,
-    round_k: int,
-    degree: int,
-    vector: str = Weights.VECTOR_PARAMS,
-    stamp=None,
-    credentials: SwarmCredentials | None = None,
-) -> Weights:
+def packed_weights_msg(packed: PackedTensors, **fields: Any) -> Weights:
     """
-    Copy wire tensors (dense or compressed, see ``RobotWire``) into a Weights message.
+    Return the message of ``weights_bytes(packed, **fields)`` as a generated Weights.
 
-    With ``credentials``: the swarm id and the MAC of the message.
+    For tests and tools; robots publish the bytes.
     """
-    msg = Weights()
-    if stamp is not None:
-        msg.header.stamp = stamp
-    msg.sender, msg.round, msg.degree = int(sender), int(round_k), int(degree)
-    msg.vector = vector
-    msg.names, msg.dtypes, msg.ndims, msg.shapes = (
-        packed.names,
-        packed.dtypes,
-        packed.ndims,
-        packed.shapes,
-    )
-    msg.data = packed.data
-    if credentials is not None:
-        msg.swarm = credentials.swarm_id
-        msg.mac = credentials.sign(weights_header(msg), packed.data)
-    return msg
+    return deserialize_message(weights_bytes(packed, **fields), Weights)
 
 
 def weights_bytes(
@@ -94,7 +71,11 @@ def weights_bytes(
     stamp=None,
     credentials: SwarmCredentials | None = None,
 ) -> bytes:
-    """Return the serialised Weights message of ``packed_weights_msg`` (to publish as it is)."""
+    """
+    Return the serialised Weights message carrying ``packed`` (to publish as it is).
+
+    With ``credentials``: the swarm id and the MAC of the message.
+    """
     frame = WeightsFrame.of(packed, sender, round_k, degree, vector)
     if stamp is not None:
         frame.header.sec, frame.header.nanosec = int(stamp.sec), int(stamp.nanosec)
