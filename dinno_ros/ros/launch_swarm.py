@@ -21,6 +21,7 @@ from dinno_ros.core.swarm.launch_args import (
     plan_from_launch,
 )
 from dinno_ros.core.swarm.plan import NodeSpec, PACKAGE, SwarmPlan
+from dinno_ros.core.swarm.shm import remove_stale_segments
 from dinno_ros.share import share_dir
 from dinno_ros.tools.rviz_config import write_rviz
 from launch import LaunchContext
@@ -107,6 +108,7 @@ def swarm_actions(context: LaunchContext) -> list:
     values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     args = parse_launch_arguments(values)
     plan = plan_from_launch(args)
+    remove_stale_segments()  # of nodes killed in earlier runs: they hold memory (as the runner)
     rviz = [rviz_node(plan)] if args.rviz else []
     monitor = [node.label for node in plan.nodes if node.executable == 'monitor_node']
     exits = SwarmExits(plan, monitor[0] if monitor else None, plan.spec.section.respawn)
