@@ -15,7 +15,8 @@ from dinno_ros.core.learning.compression import CompressionConfig, Compressor
 from dinno_ros.core.learning.problems.base import robot_generator, TensorLocalProblem
 from dinno_ros.core.learning.round import RoundGraph
 from dinno_ros.core.learning.simulation import OfflineSwarm
-from dinno_ros.core.wire import pack_tensors, pack_vector, TensorLayout, weights_wire_bytes
+from dinno_ros.core.weights_cdr import weights_wire_bytes
+from dinno_ros.core.wire import pack_tensors, pack_vector, TensorLayout
 from dinno_ros.core.wire import WireError
 import networkx as nx
 import numpy as np

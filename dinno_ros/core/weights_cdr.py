@@ -67,14 +67,16 @@ class WeightsFrame:
 
 
 class _Writer:
-    """Collect the parts of a message, aligned as CDR aligns them."""
+    """Collect the parts of a message, aligned as CDR aligns them (``keep=False``: count only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = True) -> None:
         self.parts: list[bytes | memoryview] = []
+        self.keep = keep
         self.size = 0  # bytes after the encapsulation header (CDR aligns relative to it)
 
     def put(self, raw: bytes | memoryview) -> None:
-        self.parts.append(raw)
+        if self.keep:
+            self.parts.append(raw)
         self.size += len(raw)
 
     def align(self, n: int) -> None:
@@ -100,14 +102,12 @@ class _Writer:
         self.u32(len(values), *values)
 
     def octets(self, raw: bytes | bytearray | memoryview) -> None:
-        view = memoryview(raw).cast('B')
+        view = bytes(raw) if isinstance(raw, (list, tuple)) else memoryview(raw).cast('B')
         self.u32(len(view))
         self.put(view)
 
 
-def encode_weights(frame: WeightsFrame) -> bytes:
-    """Return the serialised message (one copy of ``frame.data``)."""
-    w = _Writer()
+def _write(w: _Writer, frame: WeightsFrame) -> None:
     w.put(struct.pack('<iI', frame.header.sec, frame.header.nanosec))
     w.string(frame.header.frame_id)
     w.u32(frame.sender, frame.round, frame.degree)
@@ -119,7 +119,30 @@ def encode_weights(frame: WeightsFrame) -> bytes:
     w.octets(frame.data)
     w.string(frame.swarm)
     w.octets(frame.mac)
+
+
+def encode_weights(frame: WeightsFrame) -> bytes:
+    """Return the serialised message (one copy of ``frame.data``)."""
+    w = _Writer()
+    _write(w, frame)
     return b''.join([ENCAPSULATION, *w.parts])
+
+
+def weights_wire_bytes(
+    packed: PackedTensors, vector: str, frame_id: str = '', swarm_id: str = '', mac: int = 0
+) -> int:
+    """
+    Return the bytes of a ``dinno_msgs/Weights`` message holding ``packed`` as DDS carries it.
+
+    The length of ``encode_weights`` (and of ``rclpy.serialization.serialize_message``), counted
+    without building the message. The swarm counts its messages unsigned (``swarm_id`` and
+    ``mac`` empty): signing adds ``len(swarm_id) + mac`` bytes (HMAC-SHA256: 32).
+    """
+    frame = WeightsFrame.of(packed, 0, 0, 0, vector)
+    frame.header.frame_id, frame.swarm, frame.mac = frame_id, swarm_id, bytes(mac)
+    w = _Writer(keep=False)
+    _write(w, frame)
+    return len(ENCAPSULATION) + w.size
 
 
 class _Reader:

@@ -255,24 +255,17 @@ def _check_values(tensor: torch.Tensor, finite: bool, max_abs: float | None) -> 
     """
     Raise WireError for NaN or inf (when ``finite``) or an entry beyond ``max_abs``.
 
-    One pass for the common case: the sum of squares bounds every entry and is NaN or inf when
-    one is; only a vector that fails it is searched entry by entry.
+    One pass for the common case (``_plainly_within``); only a vector that fails it is searched
+    entry by entry.
     """
-    if not finite and max_abs is None:
-        return
-    total = _sum_of_squares(tensor)
-    if math.isfinite(total) and (max_abs is None or total <= 0.99 * max_abs * max_abs):
+    if (not finite and max_abs is None) or _plainly_within(tensor, max_abs):
         return
     if finite:
         bad = int((~torch.isfinite(tensor)).sum())
         if bad:
             raise WireError(f'vector holds {bad} non-finite values (NaN or inf)')
-    check_bound(tensor, max_abs)
-
-
-def _cdr_string(offset: int, text: str) -> int:
-    offset += -offset % 4
-    return offset + 4 + len(text.encode()) + 1
+    if max_abs is not None:
+        _check_peak(tensor, max_abs)
 
 
 MESSAGE_SLACK = 64 * 1024  # bytes a message may hold beyond its tensors (names, header, MAC)
@@ -289,56 +282,28 @@ def max_message_bytes(layout: TensorLayout) -> int:
     return 8 * layout.numel + MESSAGE_SLACK
 
 
-def _sum_of_squares(values: torch.Tensor) -> float:
-    """Return the sum of squares of ``values`` (inf when it cannot be had in one fast pass)."""
+def _plainly_within(values: torch.Tensor, max_abs: float | None) -> bool:
+    """
+    Whether one pass shows every entry finite and (``max_abs``) within the bound.
+
+    The sum of squares bounds every entry and is NaN or inf when one is; False means "look
+    closer", not "out of bounds".
+    """
     if not values.is_floating_point() or values.dtype == torch.float16:
-        return math.inf
+        return False
     flat = values.reshape(-1)
-    return float(torch.dot(flat, flat))
+    total = float(torch.dot(flat, flat))
+    return math.isfinite(total) and (max_abs is None or total <= 0.99 * max_abs * max_abs)
+
+
+def _check_peak(values: torch.Tensor, max_abs: float) -> None:
+    peak = float(values.abs().max())
+    if not peak <= max_abs:
+        raise WireError(f'vector holds a value of magnitude {peak:.3g}, beyond {max_abs:g}')
 
 
 def check_bound(values: torch.Tensor, max_abs: float | None) -> torch.Tensor:
     """Return ``values``; WireError when an entry's magnitude exceeds ``max_abs`` (None: none)."""
-    if max_abs is None or not values.numel():
-        return values
-    total = _sum_of_squares(values)  # bounds every entry: one pass for the common case
-    if math.isfinite(total) and total <= 0.99 * max_abs * max_abs:
-        return values
-    peak = float(values.abs().max())
-    if not peak <= max_abs:
-        raise WireError(f'vector holds a value of magnitude {peak:.3g}, beyond {max_abs:g}')
+    if max_abs is not None and values.numel() and not _plainly_within(values, max_abs):
+        _check_peak(values, max_abs)
     return values
-
-
-def weights_wire_bytes(
-    packed: PackedTensors, vector: str, frame_id: str = '', swarm_id: str = '', mac: int = 0
-) -> int:
-    """
-    Return the bytes of a ``dinno_msgs/Weights`` message holding ``packed`` as DDS carries it.
-
-    Its CDR serialisation (the 4-byte encapsulation header included), the length
-    ``rclpy.serialization.serialize_message`` returns. The swarm counts its messages unsigned
-    (``swarm_id`` and ``mac`` empty): signing adds ``len(swarm_id) + mac`` bytes (HMAC-SHA256: 32).
-    """
-    offset = 8  # header.stamp: int32 sec, uint32 nanosec
-    offset = _cdr_string(offset, frame_id)
-    offset += -offset % 4
-    offset += 12  # sender, round, degree
-    offset = _cdr_string(offset, vector)
-    for strings in (packed.names, packed.dtypes):
-        offset += -offset % 4
-        offset += 4
-        for text in strings:
-            offset = _cdr_string(offset, text)
-    for numbers in (packed.ndims, packed.shapes):
-        offset += -offset % 4
-        offset += 4 + 4 * len(numbers)
-    offset += -offset % 4
-    data = packed.data
-    offset += 4 + (
-        len(data) if isinstance(data, (list, tuple)) else len(memoryview(data).cast('B'))
-    )
-    offset = _cdr_string(offset, swarm_id)
-    offset += -offset % 4
-    offset += 4 + mac
-    return 4 + offset

@@ -67,7 +67,7 @@ class SwarmExits:
         action = Node(
             package=PACKAGE,
             executable=node.executable,
-            name=None if node.robot_ids else node.name,  # a robots' process: they name themselves
+            name=None if node.grouped else node.name,  # a robots' process: they name themselves
             namespace=node.namespace or None,
             parameters=[node.parameters],
             additional_env=self.plan.env,  # the swarm id and key: not on any command line

@@ -39,6 +39,7 @@ import torch
 from .agent import Observation, RobotAgent
 from .graphs import build_graph, disk_graph, fiedler_value, GraphConfig
 from .inbox import MissTracker, RoundInbox, RoundResult
+from ..weights_cdr import weights_wire_bytes
 from ..wire import (
     check_bound,
     pack_tensors,
@@ -47,7 +48,6 @@ from ..wire import (
     TensorLayout,
     unpack_tensors,
     unpack_vector,
-    weights_wire_bytes,
 )
 
 logger = logging.getLogger(__name__)

@@ -30,23 +30,26 @@ class NodeSpec:
     name: str
     namespace: str
     parameters: dict[str, Any] = field(default_factory=dict)
-    # a process of several robots: its nodes name themselves (no __node / __ns remapping)
-    robot_ids: tuple[int, ...] = ()
 
     @property
     def label(self) -> str:
         return f'{self.namespace}/{self.name}'.strip('/') if self.namespace else self.name
 
     @property
+    def grouped(self) -> bool:
+        """Whether this is a process of several robots, whose nodes name themselves (no remap)."""
+        return 'robot_ids' in self.parameters
+
+    @property
     def robots(self) -> tuple[int, ...]:
         """Return the robots this process runs (none for the monitor and the viewer)."""
-        if self.robot_ids:
-            return self.robot_ids
+        if self.grouped:
+            return tuple(self.parameters['robot_ids'])
         return (int(self.parameters['robot_id']),) if 'robot_id' in self.parameters else ()
 
     def ros_args(self) -> list[str]:
         """``--ros-args`` for a plain process: namespace, node name and parameters."""
-        if self.robot_ids:
+        if self.grouped:
             args = ['--ros-args']
         else:
             args = ['--ros-args', '-r', f'__node:={self.name}']
@@ -133,7 +136,6 @@ def robot_processes(
             f'robots_{group[0]}_to_{group[-1]}',
             '',
             {**params, 'robot_ids': group},
-            robot_ids=tuple(group),
         )
         for group in groups
     ]
