@@ -5,8 +5,9 @@ Lidar mapping quality: the robots' learned maps against a centralised model's, b
 Seven robots drive their own A* routes through the DiNNO paper's floorplan (CubiCasa5k plan 32, the
 wall mask in ../shared/data/floorplans/dinno_32_walls.png; a generated office of the same size when
 absent), scan with the paper's lidar (20 beams, 25 samples per beam, beam length 0.2) and learn the
-map on a disk graph of their positions with DiNNO (by default its preconditioned primal step, rho
-0.003 x 1.008^k; ``--primal-step full --rho-init 0.3 --rho-scaling 1.0004`` is the paper's);
+map on a disk graph of their positions with DiNNO (by default its tracked primal step, rho 0.003 x
+1.008^k, dual step 0.1; ``--primal-step full --rho-init 0.3 --rho-scaling 1.0004 --dual-step 1`` is
+the paper's);
 DSGT and DSGD run on the same routes and base weights. The centralised reference trains the same
 network from the same base weights on the union of the robots' scans (one sliding window of 7 x the
 robots' window) with as many samples per round as all DiNNO robots together (5 Adam steps of 7 x
@@ -364,13 +365,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help='sine frequency scale of the first layer (paper: 0.05)',
     )
     parser.add_argument(
-        '--dual-step', type=float, default=1.0, help='dual ascent step / rho (paper: 1.0)'
+        '--dual-step', type=float, default=0.1, help='dual ascent step / rho (paper: 1.0)'
     )
     parser.add_argument(
         '--primal-step',
-        default='preconditioned',
-        help='preconditioned (Adam on the data loss, then the exact consensus prox) | full '
-        '(paper: Adam on the whole augmented Lagrangian)',
+        default='tracked',
+        help='tracked (Adam on the gradient-tracked swarm mean, then the exact consensus prox) | '
+        "preconditioned (each robot's Adam on its data loss, then the prox) | full (paper: Adam "
+        'on the whole augmented Lagrangian)',
     )
     parser.add_argument(
         '--persistent',

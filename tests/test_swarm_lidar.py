@@ -39,6 +39,17 @@ CHOCO = {  # Choco-SGD sending the top 10% of its update, 4-bit QSGD in the test
     'gamma': 0.3,
     'compression': {'kind': 'top_k', 'fraction': 0.1},
 }
+TRACKED = {  # DiNNO whose robots also send a gradient tracker (two vectors a message)
+    'alg_name': 'dinno',
+    'rho_init': 0.01,
+    'rho_scaling': 1.008,
+    'primal_iterations': 3,
+    'primal_lr_start': 0.01,
+    'primal_lr_finish': 0.002,
+    'persistant_primal_opt': True,
+    'dual_step': 0.01,
+    'primal_step': 'tracked',
+}
 
 
 def swarm_config(
@@ -195,8 +206,16 @@ def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
         ([], CHOCO, 1),
         ([], {**CHOCO, 'compression': {'kind': 'qsgd', 'levels': 7}}, 1),
         ([], None, 2),
+        ([], TRACKED, 1),
     ],
-    ids=['on-time', 'late', 'choco-top-k', 'choco-qsgd', 'two-robots-per-process'],
+    ids=[
+        'on-time',
+        'late',
+        'choco-top-k',
+        'choco-qsgd',
+        'two-robots-per-process',
+        'dinno-tracked',
+    ],
 )
 def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer, per_process):
     """
@@ -206,7 +225,8 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer
     robot 0's round 3 is over (injected lateness: robot 0 steps with robot 1's round-2 message;
     the offline runner injects the same). Choco-SGD's compressed messages decode to the same
     values, and its robots count the same bytes, as offline. Robots 0 and 1 sharing one process
-    (``robots_per_process: 2``) change nothing either.
+    (``robots_per_process: 2``) change nothing either; nor does a second vector in every message
+    (DiNNO's gradient tracker, ``primal_step: tracked``: twice the bytes).
     """
     config = swarm_config(
         tmp_path,

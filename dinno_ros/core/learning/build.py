@@ -68,6 +68,7 @@ def build_agent(
     if motion is not None and hasattr(local, 'add_observation'):
         local.add_observation(motion.observe(0))  # a first scan (DSGT's init_grads needs data)
     optimizer = build_optimizer(config.pair(pair_key).optimizer_config, local)
+    optimizer.swarm_size = config.num_nodes
     return RobotAgent(robot_id, local, optimizer, motion)
 
 

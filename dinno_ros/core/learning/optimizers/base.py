@@ -129,6 +129,7 @@ class RobotOptimizer(ABC):
         self.flat = FlatParameters(problem.model)
         self.forward_passes = 0  # minibatch losses evaluated so far (all rounds)
         self.robot_id = 0  # set by RobotAgent (compressors seed shared draws with it)
+        self.swarm_size = 1  # robots in the whole swarm: set by build_agent
 
     @property
     def params(self) -> torch.Tensor:

@@ -2,7 +2,9 @@
 DiNNO (consensus ADMM) as one robot's round.
 
 Rho scaling, dual step, primal steps on the midpoint regulariser: on the whole augmented
-Lagrangian (the paper), or the data loss's optimizer step followed by the exact consensus prox.
+Lagrangian (the paper), or the data loss's optimizer step followed by the exact consensus prox
+(``preconditioned``: the robot's own Adam; ``tracked``: Adam on a gradient-tracked swarm mean, see
+tracked_adam.py).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import torch
 
 from .base import LocalProblem, NeighborMessage, PROFILE_IGNORED, RobotOptimizer
 from .schedules import lr_at, LR_DECAY_TYPES, make_primal_optimizer, PRIMAL_OPTIMIZERS, set_lr
+from .tracked_adam import TrackedAdam
 from ..schema import register_optimizer, spec
 
 logger = logging.getLogger(__name__)
 
-PRIMAL_STEPS = ('full', 'preconditioned')
+PRIMAL_STEPS = ('full', 'preconditioned', 'tracked')
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,9 @@ class DiNNOConfig:
     # full: the paper; the primal optimizer steps on the gradient of the whole augmented
     # Lagrangian. preconditioned: it steps on the data loss alone, then the dual and penalty
     # terms are solved exactly in the optimizer's units (rho: the pull toward the midpoints per
-    # step, a much smaller number than the paper's rho); see DiNNO._consensus_prox
+    # step, a much smaller number than the paper's rho); see DiNNO._consensus_prox. tracked: as
+    # preconditioned, but Adam steps on a gradient-tracked estimate of the swarm's mean gradient
+    # (robots also send a 'tracker' vector: twice the bytes); see tracked_adam.py
     primal_step: str = spec('full', choices=PRIMAL_STEPS)
 
     def validate(self, section: str = 'optimizer_config') -> None:
@@ -60,6 +65,12 @@ class DiNNOConfig:
             raise ValueError(
                 f'{section}.primal_lr: give either primal_lr or primal_lr_start/primal_lr_finish, '
                 'not both'
+            )
+        if self.primal_step == 'tracked' and self.primal_optimizer != 'adam':
+            raise ValueError(
+                f'{section}.primal_optimizer: {self.primal_optimizer!r} cannot run with '
+                "primal_step 'tracked' (it steps its own Adam on the tracked gradient); allowed: "
+                'adam'
             )
 
     def lr(self, round_k: int) -> float:
@@ -87,6 +98,21 @@ class DiNNO(RobotOptimizer):
         self.dual = torch.zeros_like(self.params)
         self._opt: torch.optim.Optimizer | None = None
         self._opt_vec: torch.Tensor | None = None
+        self.tracked: TrackedAdam | None = None
+        if config.primal_step == 'tracked':
+            self.vectors = ('params', 'tracker')
+            self._start_tracking()
+
+    def _start_tracking(self) -> None:
+        """Start the tracker at a first local gradient (as DSGT's ``init_grads``)."""
+        _, grad = self.batch_loss_and_grad()
+        self.tracked = TrackedAdam(grad)
+
+    def outgoing(self) -> dict[str, torch.Tensor]:
+        out = super().outgoing()
+        if self.tracked is not None:
+            out['tracker'] = self.tracked.tracker.clone()
+        return out
 
     def resume(self, round_k: int, params: torch.Tensor | None) -> None:
         """Rejoin at ``round_k``: the neighbours' mean, zero dual, rho as it is by then."""
@@ -94,6 +120,8 @@ class DiNNO(RobotOptimizer):
         self.rho = float(self.config.rho_init) * float(self.config.rho_scaling) ** round_k
         self.dual.zero_()
         self._opt = None
+        if self.tracked is not None:
+            self._start_tracking()
 
     def _primal_optimizer(self, vec: torch.Tensor, lr: float) -> torch.optim.Optimizer:
         if self.config.persistant_primal_opt and self._opt is not None and self._opt_vec is vec:
@@ -134,7 +162,7 @@ class DiNNO(RobotOptimizer):
         th_i = vec.detach().clone()  # fixed at the round start
         deg = len(neighbors)
         lr = cfg.lr(round_k)
-        preconditioned = cfg.primal_step == 'preconditioned'
+        preconditioned = cfg.primal_step != 'full'
         self.rho *= cfg.rho_scaling
         mid_sum = th_i  # unused without neighbours
         if deg:
@@ -143,6 +171,44 @@ class DiNNO(RobotOptimizer):
             step = cfg.dual_step * self.rho / (lr if preconditioned else 1.0)
             self.dual.add_(deg * th_i - th_sum, alpha=step)
             mid_sum = 0.5 * (deg * th_i + th_sum)  # sum_j (th_i + th_j) / 2
+        if self.tracked is not None:
+            losses = self._tracked_steps(vec, lr, mid_sum, neighbors, degree)
+        else:
+            losses = self._optimizer_steps(vec, lr, deg, mid_sum, preconditioned)
+        return {
+            'train_loss': sum(losses) / len(losses),
+            'forward_passes': float(cfg.primal_iterations),
+            'rho': self.rho,
+            'lr': lr,
+        }
+
+    def _tracked_steps(
+        self,
+        vec: torch.Tensor,
+        lr: float,
+        mid_sum: torch.Tensor,
+        neighbors: Mapping[int, NeighborMessage],
+        degree: int,
+    ) -> list[float]:
+        """``primal_step: tracked``: Adam on the tracked gradient, each step then the prox."""
+        tracked = self.tracked
+        if not self.config.persistant_primal_opt:
+            tracked.reset_moments()
+        tracked.begin_round(neighbors, degree, self.swarm_size)
+        losses = []
+        for _ in range(self.config.primal_iterations):
+            loss, grad = self.batch_loss_and_grad()
+            tracked.step(vec, grad, lr)
+            self._consensus_prox(vec, lr, len(neighbors), mid_sum)
+            losses.append(loss)
+        tracked.end_round()
+        return losses
+
+    def _optimizer_steps(
+        self, vec: torch.Tensor, lr: float, deg: int, mid_sum: torch.Tensor, preconditioned: bool
+    ) -> list[float]:
+        """``full`` and ``preconditioned``: the configured torch optimizer's steps."""
+        cfg = self.config
         opt = self._primal_optimizer(vec, lr)
         losses = []
         for _ in range(cfg.primal_iterations):
@@ -159,9 +225,4 @@ class DiNNO(RobotOptimizer):
             if preconditioned:
                 self._consensus_prox(vec, lr, deg, mid_sum)
             losses.append(loss)
-        return {
-            'train_loss': sum(losses) / len(losses),
-            'forward_passes': float(cfg.primal_iterations),
-            'rho': self.rho,
-            'lr': lr,
-        }
+        return losses
