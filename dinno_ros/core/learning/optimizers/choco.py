@@ -55,6 +55,8 @@ class ChocoConfig:
     outer_iterations: int = spec(2000, min=1)  # rounds
     # where x^_j start: zeros (any start) | initial (this robot's x_0; needs equal starts)
     public_start: str = spec('zeros', choices=PUBLIC_STARTS)
+    # rounds per gradient step: the other rounds only exchange Q(x - x^) and gossip
+    gossip_steps: int = spec(1, min=1)
 
     def validate(self, section: str = 'optimizer_config') -> None:
         if self.mu * self.alpha0 >= 1.0:
@@ -117,12 +119,14 @@ class ChocoSGD(RobotOptimizer):
                 stacked = torch.stack([self.copies[j] for j in sorted(neighbors)])
                 mixed = mix(self.public, neighbors, 'delta', degree, stacked)
                 vec.add_(mixed - self.public, alpha=self.config.gamma)
-        loss, grad = self.batch_loss_and_grad()
+        self.round = round_k + 1
         alpha = self.alpha
+        if (round_k + 1) % self.config.gossip_steps:
+            return {'forward_passes': 0.0, 'alpha': alpha}
+        loss, grad = self.batch_loss_and_grad()
         with torch.no_grad():
             vec.add_(grad, alpha=-alpha)
         self.alpha = alpha * (1.0 - self.config.mu * alpha)
-        self.round = round_k + 1
         return {'train_loss': loss, 'forward_passes': 1.0, 'alpha': alpha}
 
     def _update_copy(self, j: int, round_k: int, neighbors: Mapping[int, NeighborMessage]) -> None:
