@@ -205,6 +205,7 @@ def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
         ([[1, 0, 3]], None, 1),
         ([], CHOCO, 1),
         ([], {**CHOCO, 'compression': {'kind': 'qsgd', 'levels': 7}}, 1),
+        ([], {**CHOCO, 'gossip_steps': 2}, 1),
         ([], None, 2),
         ([], TRACKED, 1),
     ],
@@ -213,6 +214,7 @@ def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
         'late',
         'choco-top-k',
         'choco-qsgd',
+        'choco-gossip-steps',
         'two-robots-per-process',
         'dinno-tracked',
     ],
@@ -224,7 +226,8 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer
     With every message on time, and with robot 1's round-3 message held back from robot 0 until
     robot 0's round 3 is over (injected lateness: robot 0 steps with robot 1's round-2 message;
     the offline runner injects the same). Choco-SGD's compressed messages decode to the same
-    values, and its robots count the same bytes, as offline. Robots 0 and 1 sharing one process
+    values, and its robots count the same bytes, as offline, also with gossip-only rounds between
+    its gradient steps. Robots 0 and 1 sharing one process
     (``robots_per_process: 2``) change nothing either; nor does a second vector in every message
     (DiNNO's gradient tracker, ``primal_step: tracked``: twice the bytes).
     """
