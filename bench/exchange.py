@@ -33,13 +33,15 @@ MAX_ABS = 1e6  # swarm.max_abs_value's default
 WARMUP = 40  # pings before timing: more than the QoS history depth (32), whose slots fill first
 
 
-def median_ms(fn, reps: int) -> float:
-    times = []
+def median_ms(fns: list, reps: int) -> list[float]:
+    """Return each function's median time in ms, the functions called in turn (interleaved)."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        for fn, spent in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - t0)
+    return [1e3 * statistics.median(spent) for spent in times]
 
 
 def pack_unpack(numel: int, reps: int) -> tuple[float, float, float]:
@@ -65,7 +67,8 @@ def pack_unpack(numel: int, reps: int) -> tuple[float, float, float]:
     raw = pack()
     assert torch.equal(unpack(raw), vec)
     arr = vec.numpy()
-    return median_ms(pack, reps), median_ms(lambda: unpack(raw), reps), median_ms(arr.copy, reps)
+    pack_ms, unpack_ms, copy_ms = median_ms([pack, lambda: unpack(raw), arr.copy], reps)
+    return pack_ms, unpack_ms, copy_ms
 
 
 def echo(numel_max: int) -> None:

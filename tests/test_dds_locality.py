@@ -118,7 +118,14 @@ def test_each_discovery_range_gets_its_profile_and_users_keep_theirs() -> None:
     assert subnet['FASTDDS_DEFAULT_PROFILES_FILE'].endswith(DDS_PROFILES_SUBNET)
     for path in (local, subnet):
         assert Path(path['FASTDDS_DEFAULT_PROFILES_FILE']).is_file()
-    own = dds_env({'FASTDDS_DEFAULT_PROFILES_FILE': '/mine.xml', 'GLIBC_TUNABLES': 'x'})
+    assert local['OPENBLAS_NUM_THREADS'] == '1'
+    own = dds_env(
+        {
+            'FASTDDS_DEFAULT_PROFILES_FILE': '/mine.xml',
+            'GLIBC_TUNABLES': 'x',
+            'OPENBLAS_NUM_THREADS': '4',
+        }
+    )
     assert own == {}
 
 

@@ -191,7 +191,6 @@ def test_choco_top_10_percent_reaches_the_central_optimum() -> None:
     assert max(float((a.params() - x_star).norm()) for a in agents) < 1e-3
 
 
-
 def test_choco_gossip_steps_agree_more_per_gradient_step() -> None:
     """``gossip_steps: 4``: a gradient step every 4th round, the rounds between only gossip."""
 
@@ -206,6 +205,7 @@ def test_choco_gossip_steps_agree_more_per_gradient_step() -> None:
     assert one[0].optimizer.forward_passes == four[0].optimizer.forward_passes == 50
     assert four[0].bytes_sent > 3 * one[0].bytes_sent  # four messages per gradient step
     assert spread(four) < 0.75 * spread(one), (spread(four), spread(one))  # measured 0.67
+
 
 def test_choco_counts_compressed_bytes() -> None:
     agents, _ = lsq(choco(alpha0=0.2, mu=1.0, gamma=0.8))

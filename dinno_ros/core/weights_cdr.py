@@ -17,6 +17,8 @@ import struct
 from .wire import PackedTensors, WireError
 
 ENCAPSULATION = b'\x00\x01\x00\x00'  # CDR, little endian
+_U32 = struct.Struct('<I')
+_U32S = {n: struct.Struct(f'<{n}I') for n in range(1, 9)}  # the counts a message's header uses
 MAX_FIELD_ENTRIES = 1 << 20  # names / dtypes / shapes entries a message may hold
 
 
@@ -86,12 +88,13 @@ class _Writer:
 
     def u32(self, *values: int) -> None:
         self.align(4)
-        self.put(struct.pack(f'<{len(values)}I', *values))
+        fmt = _U32S.get(len(values)) or struct.Struct(f'<{len(values)}I')
+        self.put(fmt.pack(*values))
 
     def string(self, text: str) -> None:
         raw = text.encode()
-        self.u32(len(raw) + 1)
-        self.put(raw + b'\x00')
+        self.align(4)
+        self.put(_U32.pack(len(raw) + 1) + raw + b'\x00')
 
     def strings(self, texts: list[str]) -> None:
         self.u32(len(texts))
@@ -153,19 +156,28 @@ class _Reader:
         if bytes(self.view[:2]) != ENCAPSULATION[:2]:
             raise WireError('not a little-endian CDR message')
         self.body = self.view[4:]
+        self.size = len(self.body)
         self.pos = 0
 
-    def take(self, n: int) -> memoryview:
+    def _end(self, n: int) -> int:
         end = self.pos + n
-        if n < 0 or end > len(self.body):
-            raise WireError(f'message ends at byte {len(self.body)}, a field needs {end}')
+        if n < 0 or end > self.size:
+            raise WireError(f'message ends at byte {self.size}, a field needs {end}')
+        return end
+
+    def take(self, n: int) -> memoryview:
+        end = self._end(n)
         out = self.body[self.pos:end]
         self.pos = end
         return out
 
     def u32(self, count: int = 1) -> tuple[int, ...]:
         self.pos += -self.pos % 4
-        return struct.unpack(f'<{count}I', self.take(4 * count))
+        end = self._end(4 * count)
+        fmt = _U32S.get(count) or struct.Struct(f'<{count}I')
+        out = fmt.unpack_from(self.body, self.pos)
+        self.pos = end
+        return out
 
     def count(self) -> int:
         (n,) = self.u32()
@@ -174,12 +186,15 @@ class _Reader:
         return n
 
     def string(self) -> str:
-        (n,) = self.u32()
-        raw = self.take(n)
-        if n == 0 or raw[-1] != 0:
+        self.pos += -self.pos % 4
+        (n,) = _U32.unpack_from(self.body, self._end(4) - 4)
+        self.pos += 4
+        end = self._end(n)
+        if n == 0 or self.body[end - 1] != 0:
             raise WireError('a string is not NUL-terminated')
+        raw, self.pos = self.body[self.pos:end - 1], end
         try:
-            return bytes(raw[:-1]).decode()
+            return str(raw, 'utf-8')
         except UnicodeDecodeError as exc:
             raise WireError(f'a string is not UTF-8: {exc}') from None
 

@@ -82,11 +82,14 @@ def dds_env(env: dict[str, str] | None = None) -> dict[str, str]:
 
     Shared memory with segments that hold a whole model, UDP on loopback only (on every interface
     under ``ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET``), readers that free each payload once taken
-    (``config/dds/``), and malloc settings that let large messages reuse memory. Profiles are left
-    out when the user chose their own, the malloc settings when ``GLIBC_TUNABLES`` is set.
+    (``config/dds/``), malloc settings that let large messages reuse memory, and a one-thread BLAS
+    (numpy's dot checks every received vector; idle BLAS workers would spin on the cores the robots
+    train on). Profiles are left out when the user chose their own, the others when set already.
     """
     env = os.environ if env is None else env
     out = {} if 'GLIBC_TUNABLES' in env else {'GLIBC_TUNABLES': MALLOC_TUNABLES}
+    if 'OPENBLAS_NUM_THREADS' not in env:
+        out['OPENBLAS_NUM_THREADS'] = '1'
     if 'FASTDDS_DEFAULT_PROFILES_FILE' in env or 'RMW_FASTRTPS_USE_QOS_FROM_XML' in env:
         return out
     subnet = env.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '').upper() == 'SUBNET'
