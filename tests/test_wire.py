@@ -87,3 +87,19 @@ def test_malformed_vectors_are_rejected(corrupt, message):
 def test_good_vector_unpacks():
     packed, layout = _good()
     assert torch.equal(unpack_vector(packed, layout), torch.arange(9, dtype=torch.float32))
+
+
+@pytest.mark.parametrize('numpy_dot', [False, True], ids=['torch-dot', 'numpy-dot'])
+def test_both_bound_checks_reject_what_they_must(monkeypatch, numpy_dot: bool):
+    """Node processes check with numpy's dot (one BLAS thread), others with torch's: alike."""
+    from dinno_ros.core import wire
+
+    monkeypatch.setattr(wire, '_BLAS_ONE_THREAD', numpy_dot)
+    layout = TensorLayout.flat(1000)
+    values = torch.linspace(-2.0, 2.0, 1000)
+    assert torch.equal(unpack_vector(pack_vector(values, layout), layout, max_abs=2.0), values)
+    for bad, message in ((float('nan'), 'non-finite'), (float('inf'), 'non-finite'), (2.5, '2.5')):
+        corrupt = values.clone()
+        corrupt[123] = bad
+        with pytest.raises(WireError, match=message):
+            unpack_vector(pack_vector(corrupt, layout), layout, max_abs=2.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+import os
 from typing import Iterable, Mapping, Sequence
 import warnings
 
@@ -288,6 +289,13 @@ def max_message_bytes(layout: TensorLayout) -> int:
     return 8 * layout.numel + MESSAGE_SLACK
 
 
+# numpy's BLAS dot is 1.6x torch.dot's speed on one thread here, but where BLAS may use more
+# threads its idle workers spin on the cores torch trains on (the offline runner: 280 ms a round
+# instead of 216): only node processes, which the plan starts with OPENBLAS_NUM_THREADS=1, use it
+_BLAS_ONE_THREAD = os.environ.get('OPENBLAS_NUM_THREADS') == '1'
+_NUMPY_DOT_DTYPES = (torch.float32, torch.float64)
+
+
 def _plainly_within(values: torch.Tensor, max_abs: float | None) -> bool:
     """
     Whether one pass shows every entry finite and (``max_abs``) within the bound.
@@ -298,8 +306,8 @@ def _plainly_within(values: torch.Tensor, max_abs: float | None) -> bool:
     if not values.is_floating_point() or values.dtype == torch.float16:
         return False
     flat = values.reshape(-1)
-    if flat.device.type == 'cpu' and flat.dtype in (torch.float32, torch.float64):
-        arr = flat.numpy()  # numpy's BLAS dot: 1.6x torch.dot's speed on one thread here
+    if _BLAS_ONE_THREAD and flat.device.type == 'cpu' and flat.dtype in _NUMPY_DOT_DTYPES:
+        arr = flat.numpy()
         total = float(np.dot(arr, arr))
     else:
         total = float(torch.dot(flat, flat))
