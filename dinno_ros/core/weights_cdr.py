@@ -17,7 +17,6 @@ import struct
 from .wire import PackedTensors, WireError
 
 ENCAPSULATION = b'\x00\x01\x00\x00'  # CDR, little endian
-_U32 = struct.Struct('<I')
 _U32S = {n: struct.Struct(f'<{n}I') for n in range(1, 9)}  # the counts a message's header uses
 MAX_FIELD_ENTRIES = 1 << 20  # names / dtypes / shapes entries a message may hold
 
@@ -68,6 +67,11 @@ class WeightsFrame:
         return PackedTensors(self.names, self.dtypes, self.ndims, self.shapes, self.data)
 
 
+def _u32s(count: int) -> struct.Struct:
+    """Return the layout of ``count`` little-endian uint32 (compiled once for short runs)."""
+    return _U32S.get(count) or struct.Struct(f'<{count}I')
+
+
 class _Writer:
     """Collect the parts of a message, aligned as CDR aligns them (``keep=False``: count only)."""
 
@@ -88,13 +92,12 @@ class _Writer:
 
     def u32(self, *values: int) -> None:
         self.align(4)
-        fmt = _U32S.get(len(values)) or struct.Struct(f'<{len(values)}I')
-        self.put(fmt.pack(*values))
+        self.put(_u32s(len(values)).pack(*values))
 
     def string(self, text: str) -> None:
         raw = text.encode()
         self.align(4)
-        self.put(_U32.pack(len(raw) + 1) + raw + b'\x00')
+        self.put(_U32S[1].pack(len(raw) + 1) + raw + b'\x00')
 
     def strings(self, texts: list[str]) -> None:
         self.u32(len(texts))
@@ -174,8 +177,7 @@ class _Reader:
     def u32(self, count: int = 1) -> tuple[int, ...]:
         self.pos += -self.pos % 4
         end = self._end(4 * count)
-        fmt = _U32S.get(count) or struct.Struct(f'<{count}I')
-        out = fmt.unpack_from(self.body, self.pos)
+        out = _u32s(count).unpack_from(self.body, self.pos)
         self.pos = end
         return out
 
@@ -186,9 +188,7 @@ class _Reader:
         return n
 
     def string(self) -> str:
-        self.pos += -self.pos % 4
-        (n,) = _U32.unpack_from(self.body, self._end(4) - 4)
-        self.pos += 4
+        (n,) = self.u32()
         end = self._end(n)
         if n == 0 or self.body[end - 1] != 0:
             raise WireError('a string is not NUL-terminated')

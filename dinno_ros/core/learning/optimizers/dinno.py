@@ -172,7 +172,7 @@ class DiNNO(RobotOptimizer):
             self.dual.add_(deg * th_i - th_sum, alpha=step)
             mid_sum = 0.5 * (deg * th_i + th_sum)  # sum_j (th_i + th_j) / 2
         if self.tracked is not None:
-            losses = self._tracked_steps(vec, lr, mid_sum, neighbors, degree)
+            losses = self._tracked_steps(vec, lr, deg, mid_sum, neighbors, degree)
         else:
             losses = self._optimizer_steps(vec, lr, deg, mid_sum, preconditioned)
         return {
@@ -186,6 +186,7 @@ class DiNNO(RobotOptimizer):
         self,
         vec: torch.Tensor,
         lr: float,
+        deg: int,
         mid_sum: torch.Tensor,
         neighbors: Mapping[int, NeighborMessage],
         degree: int,
@@ -199,7 +200,7 @@ class DiNNO(RobotOptimizer):
         for _ in range(self.config.primal_iterations):
             loss, grad = self.batch_loss_and_grad()
             tracked.step(vec, grad, lr)
-            self._consensus_prox(vec, lr, len(neighbors), mid_sum)
+            self._consensus_prox(vec, lr, deg, mid_sum)
             losses.append(loss)
         tracked.end_round()
         return losses
