@@ -261,6 +261,7 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer
         'cpu',
         progress=False,
         late=spec.section.late_messages,
+        runner='per_robot',  # the robot node's own step, exactly
         lost_after_rounds=spec.section.lost_after_rounds,
     )
     assert ros['evaluation_rounds'] == offline['evaluation_rounds'] == [0, 5, 10]

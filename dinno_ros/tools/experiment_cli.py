@@ -27,6 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
         '--rounds', type=int, help="override every pair's optimizer_config.outer_iterations"
     )
     parser.add_argument('--out', help='override experiment.output_metadir')
+    parser.add_argument(
+        '--runner',
+        choices=('auto', 'batched', 'per_robot'),
+        default='auto',
+        help='offline runner: batched (all robots as one stacked model) when the optimizer and '
+        'problem allow (auto), or forced',
+    )
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
     parser.add_argument(
         '-q', '--quiet', action='store_true', help='warnings only (no evaluation lines)'
@@ -66,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             rounds=args.rounds,
             progress=not args.no_progress,
+            runner=args.runner,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f'dinno-experiment: error: {exc}', file=sys.stderr)

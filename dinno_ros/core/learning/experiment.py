@@ -22,11 +22,12 @@ import torch
 from tqdm import tqdm
 
 from . import plots
+from .batched import check_runner, make_swarm
 from .build import build_agents, build_problem, resolve_device
 from .evaluator import Evaluator
 from .experiment_config import ExperimentConfig, load_experiment
 from .round import RoundGraph
-from .simulation import OfflineSwarm, run_rounds
+from .simulation import run_rounds
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +75,16 @@ def run_experiment(
     device: str | None = None,
     rounds: int | None = None,
     progress: bool = True,
+    runner: str = 'auto',
 ) -> ExperimentResult:
     """
     Run every pair of ``config`` (a path or a loaded config).
 
     ``out_dir`` overrides ``output_metadir``; ``device`` (cpu | cuda | auto) and ``rounds``
-    override the YAML's. Nothing is written when ``writeout`` is false.
+    override the YAML's. Nothing is written when ``writeout`` is false. ``runner``: the offline
+    runner (auto | batched | per_robot, see :func:`.batched.make_swarm`).
     """
+    check_runner(runner)
     if not isinstance(config, ExperimentConfig):
         config = load_experiment(config)
     if device is not None:
@@ -104,7 +108,9 @@ def run_experiment(
         )
         start = time.perf_counter()
         models = out / f'{pair.problem_name}_models.pt' if out and pair.save_models else None
-        metrics, records = run_pair(config, key, dev, progress, data=first.data, models=models)
+        metrics, records = run_pair(
+            config, key, dev, progress, data=first.data, models=models, runner=runner
+        )
         result.seconds[key] = time.perf_counter() - start
         result.results[pair.problem_name] = metrics
         result.records[key] = records
@@ -135,20 +141,22 @@ def run_pair(
     late: Iterable[Sequence[int]] = (),
     lost_after_rounds: int = 3,
     models: Path | None = None,
+    runner: str = 'auto',
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """
     Run one (problem, optimizer) pair: build its robots, run its rounds.
 
     ``data``: the problem data to share (see ``build_problem``); ``late``: (sender, receiver,
     round) messages that miss their round; ``models``: where to write every robot's final model
-    (``{'robot_<i>': state_dict}``). Returns (metrics, round records).
+    (``{'robot_<i>': state_dict}``); ``runner``: auto | batched | per_robot (see
+    :func:`.batched.make_swarm`). Returns (metrics, round records).
     """
     pair = config.pair(key)
     torch.manual_seed(config.seed)
     problem = build_problem(config, key, device=device, data=data)
     agents = build_agents(config, key, problem)
     graph = RoundGraph.from_config(config.graph, config.num_nodes, config.seed)
-    swarm = OfflineSwarm(agents, graph, late, lost_after_rounds)
+    swarm = make_swarm(agents, graph, late, lost_after_rounds, runner)
     evaluator = Evaluator(problem, pair, pair.rounds, label=pair.problem_name)
     with tqdm(total=pair.rounds, desc=pair.problem_name, disable=not progress, leave=False) as bar:
         records = run_rounds(swarm, pair.rounds, evaluator=evaluator, progress=bar)
