@@ -10,7 +10,7 @@ discovery, a domain id of its own, the package's Fast DDS profile and malloc set
 runner sets them). Last line:
 ``pack_unpack_over_copy=<ratio> roundtrip_ms_1M=<ms>`` (ratio for 1M parameters).
 
-    .venv/bin/python bench/exchange.py [--reps 50] [--pings 50]
+    .venv/bin/python bench/exchange.py [--reps 300] [--pings 50]
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def roundtrips(sizes: dict[str, int], pings: int) -> dict[str, tuple[float, floa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--reps', type=int, default=50)
+    parser.add_argument('--reps', type=int, default=300)
     parser.add_argument('--pings', type=int, default=50)
     parser.add_argument('--echo', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()

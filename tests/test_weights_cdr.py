@@ -62,6 +62,24 @@ def test_bytes_and_fields_agree_with_rclpy(index: int) -> None:
     assert serialization.deserialize_message(ours, Weights) == msg
 
 
+def test_a_new_layout_after_a_repeated_one_is_read_and_written_as_it_is() -> None:
+    """The codec reuses the last layout's bytes and parse: a message that differs is not it."""
+    twin = TensorLayout(('w', 'b'), ('float32', 'float32'), ((2, 3), (3,)))
+    shapes = [twin, twin, TensorLayout(('w', 'b'), ('float32', 'float32'), ((3, 2), (3,)))]
+    shapes += [TensorLayout(('w', 'bias'), ('float32', 'float32'), ((2, 3), (3,))), twin]
+    for layout in shapes:
+        vec = torch.randn(layout.numel)
+        raw = codec.weights_bytes(pack_vector(vec, layout), sender=1, round_k=2, degree=1)
+        msg = serialization.deserialize_message(raw, Weights)
+        assert list(msg.names) == list(layout.names)
+        assert list(msg.shapes) == [d for s in layout.shapes for d in s]
+        frame = decode_weights(serialization.serialize_message(msg))
+        assert layout.described_by(frame.packed())
+        assert torch.equal(codec.values_of(frame, layout), vec)
+    with pytest.raises(WireError, match="tensor 'w' has shape"):
+        codec.values_of(frame, shapes[2])
+
+
 def test_signed_bytes_verify_like_the_message_they_replace() -> None:
     creds = SwarmCredentials('swarm-a', b'k' * 32)
     packed = pack_vector(torch.arange(10.0), TensorLayout.flat(10))

@@ -18,6 +18,7 @@ from .wire import PackedTensors, WireError
 
 ENCAPSULATION = b'\x00\x01\x00\x00'  # CDR, little endian
 _U32S = {n: struct.Struct(f'<{n}I') for n in range(1, 9)}  # the counts a message's header uses
+_STAMP = struct.Struct('<iI')  # std_msgs/Header's stamp: sec, nanosec
 MAX_FIELD_ENTRIES = 1 << 20  # names / dtypes / shapes entries a message may hold
 
 
@@ -57,8 +58,8 @@ class WeightsFrame:
             vector,
             list(packed.names),
             list(packed.dtypes),
-            [int(v) for v in packed.ndims],
-            [int(v) for v in packed.shapes],
+            list(map(int, packed.ndims)),
+            list(map(int, packed.shapes)),
             packed.data,
         )
 
@@ -73,31 +74,37 @@ def _u32s(count: int) -> struct.Struct:
 
 
 class _Writer:
-    """Collect the parts of a message, aligned as CDR aligns them (``keep=False``: count only)."""
+    """
+    Build a message's bytes, aligned as CDR aligns them (``keep=False``: only count them).
+
+    Small fields go into one growing buffer; an octet sequence (the tensor bytes) is kept as the
+    caller's view and copied once, by :meth:`join`.
+    """
 
     def __init__(self, keep: bool = True) -> None:
         self.parts: list[bytes | memoryview] = []
+        self.buf = bytearray()
         self.keep = keep
-        self.size = 0  # bytes after the encapsulation header (CDR aligns relative to it)
+        self.done = 0  # bytes in parts (CDR aligns relative to the end of the encapsulation)
 
-    def put(self, raw: bytes | memoryview) -> None:
-        if self.keep:
-            self.parts.append(raw)
-        self.size += len(raw)
+    @property
+    def size(self) -> int:
+        """Return the bytes written so far, after the encapsulation header."""
+        return self.done + len(self.buf)
 
-    def align(self, n: int) -> None:
-        pad = -self.size % n
-        if pad:
-            self.put(b'\x00' * pad)
+    def align4(self) -> None:
+        self.buf += _PADS[-(self.done + len(self.buf)) % 4]
 
     def u32(self, *values: int) -> None:
-        self.align(4)
-        self.put(_u32s(len(values)).pack(*values))
+        self.align4()
+        self.buf += _u32s(len(values)).pack(*values)
 
     def string(self, text: str) -> None:
         raw = text.encode()
-        self.align(4)
-        self.put(_U32S[1].pack(len(raw) + 1) + raw + b'\x00')
+        self.align4()
+        self.buf += _U32S[1].pack(len(raw) + 1)
+        self.buf += raw
+        self.buf += b'\x00'
 
     def strings(self, texts: list[str]) -> None:
         self.u32(len(texts))
@@ -110,18 +117,58 @@ class _Writer:
     def octets(self, raw: bytes | bytearray | memoryview) -> None:
         view = bytes(raw) if isinstance(raw, (list, tuple)) else memoryview(raw).cast('B')
         self.u32(len(view))
-        self.put(view)
+        if len(view) < _INLINE_OCTETS:
+            self.buf += view
+            return
+        self.done += len(self.buf) + len(view)
+        if self.keep:
+            self.parts += (bytes(self.buf), view)
+        self.buf = bytearray()
+
+    def join(self) -> bytes:
+        """Return the message: encapsulation header and everything written."""
+        return b''.join([ENCAPSULATION, *self.parts, self.buf])
+
+
+_PADS = (b'', b'\x00', b'\x00\x00', b'\x00\x00\x00')
+_INLINE_OCTETS = 4096  # shorter octet sequences (a MAC) are copied into the buffer at once
+
+
+def _layout_bytes(
+    names: list[str], dtypes: list[str], ndims: list[int], shapes: list[int]
+) -> bytes:
+    """
+    Return the names, dtypes, ndims and shapes fields as CDR, from a 4-aligned offset.
+
+    Every field in them is 4-aligned, so these bytes do not depend on where they start; a robot
+    sends the same ones every round (the last few are kept).
+    """
+    key = (tuple(names), tuple(dtypes), tuple(ndims), tuple(shapes))
+    raw = _LAYOUTS.get(key)
+    if raw is None:
+        w = _Writer()
+        w.strings(names)
+        w.strings(dtypes)
+        w.u32s(ndims)
+        w.u32s(shapes)
+        raw = bytes(w.buf)
+        if len(_LAYOUTS) >= _LAYOUTS_KEPT:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = raw
+    return raw
+
+
+_LAYOUTS: dict[tuple, bytes] = {}
+_LAYOUTS_KEPT = 8
 
 
 def _write(w: _Writer, frame: WeightsFrame) -> None:
-    w.put(struct.pack('<iI', frame.header.sec, frame.header.nanosec))
+    w.buf += _STAMP.pack(frame.header.sec, frame.header.nanosec)
     w.string(frame.header.frame_id)
     w.u32(frame.sender, frame.round, frame.degree)
     w.string(frame.vector)
-    w.strings(frame.names)
-    w.strings(frame.dtypes)
-    w.u32s(frame.ndims)
-    w.u32s(frame.shapes)
+    w.align4()
+    w.buf += _layout_bytes(frame.names, frame.dtypes, frame.ndims, frame.shapes)
     w.octets(frame.data)
     w.string(frame.swarm)
     w.octets(frame.mac)
@@ -131,7 +178,7 @@ def encode_weights(frame: WeightsFrame) -> bytes:
     """Return the serialised message (one copy of ``frame.data``)."""
     w = _Writer()
     _write(w, frame)
-    return b''.join([ENCAPSULATION, *w.parts])
+    return w.join()
 
 
 def weights_wire_bytes(
@@ -208,16 +255,36 @@ class _Reader:
         (n,) = self.u32()
         return self.take(n)
 
+    def layout(self) -> tuple[list[str], list[str], list[int], list[int]]:
+        """
+        Read the names, dtypes, ndims and shapes fields.
+
+        When their bytes are the last message's (a sender's every round), its parse is reused.
+        """
+        global _LAST_LAYOUT
+        self.pos += -self.pos % 4
+        raw, fields = _LAST_LAYOUT
+        end = self.pos + len(raw)
+        if raw and end <= self.size and self.body[self.pos:end] == raw:
+            self.pos = end
+        else:
+            start = self.pos
+            fields = (self.strings(), self.strings(), self.u32s(), self.u32s())
+            _LAST_LAYOUT = (bytes(self.body[start:self.pos]), fields)
+        return tuple(list(f) for f in fields)
+
+
+_LAST_LAYOUT: tuple[bytes, tuple] = (b'', ())  # the layout fields last read, and their parse
+
 
 def decode_weights(raw: bytes | memoryview) -> WeightsFrame:
     """Parse a serialised message; ``data`` stays a view on ``raw``. WireError when malformed."""
     r = _Reader(raw)
-    sec, nanosec = struct.unpack('<iI', r.take(8))
+    sec, nanosec = _STAMP.unpack(r.take(8))
     header = Header(sec, nanosec, r.string())
     sender, round_k, degree = r.u32(3)
     vector = r.string()
-    names, dtypes = r.strings(), r.strings()
-    ndims, shapes = r.u32s(), r.u32s()
+    names, dtypes, ndims, shapes = r.layout()
     data = r.octets()
     swarm = r.string()
     mac = bytes(r.octets())

@@ -9,6 +9,7 @@ This is where a tensor becomes bytes (``pack_vector``) and bytes become a tensor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 import math
 import os
 from typing import Iterable, Mapping, Sequence
@@ -67,17 +68,42 @@ class TensorLayout:
     def flat(cls, numel: int, dtype: str = 'float32', name: str = 'vector') -> 'TensorLayout':
         return cls(names=(name,), dtypes=(dtype,), shapes=((numel,),))
 
-    @property
-    def numels(self) -> list[int]:
-        return [math.prod(s) for s in self.shapes]
+    @cached_property
+    def numels(self) -> tuple[int, ...]:
+        return tuple(math.prod(s) for s in self.shapes)
 
-    @property
+    @cached_property
     def numel(self) -> int:
         return sum(self.numels)
 
-    @property
+    @cached_property
     def nbytes(self) -> int:
         return sum(n * WIRE_DTYPES[d].itemsize for n, d in zip(self.numels, self.dtypes))
+
+    @cached_property
+    def fields(self) -> tuple[list[str], list[str], list[int], list[int]]:
+        """Return the wire's names, dtypes, ndims and shapes fields that describe this layout."""
+        return (
+            list(self.names),
+            list(self.dtypes),
+            [len(s) for s in self.shapes],
+            [d for s in self.shapes for d in s],
+        )
+
+    @cached_property
+    def one_dtype(self) -> bool:
+        """Whether every tensor has the same dtype (the vector is one array on the wire)."""
+        return len(set(self.dtypes)) == 1
+
+    def described_by(self, packed: PackedTensors) -> bool:
+        """Whether ``packed``'s descriptive fields are exactly this layout's (a fast check)."""
+        names, dtypes, ndims, shapes = self.fields
+        return (
+            packed.names == names
+            and packed.dtypes == dtypes
+            and packed.ndims == ndims
+            and packed.shapes == shapes
+        )
 
 
 @dataclass
@@ -127,8 +153,9 @@ def pack_vector(
         raise WireError(
             f"vector of shape {arr.shape} does not match the layout's {layout.numel} elements"
         )
-    if len(set(layout.dtypes)) == 1:
-        wire = np.ascontiguousarray(arr, dtype=WIRE_DTYPES[layout.dtypes[0]])
+    names, dtypes, ndims, shapes = layout.fields
+    if layout.one_dtype:
+        wire = np.ascontiguousarray(arr, dtype=WIRE_DTYPES[dtypes[0]])
         data = wire.tobytes() if copy else memoryview(wire).cast('B')
     else:
         parts, pos = [], 0
@@ -137,13 +164,7 @@ def pack_vector(
             parts.append(np.ascontiguousarray(arr[pos:end], dtype=WIRE_DTYPES[d]).tobytes())
             pos = end
         data = b''.join(parts)
-    return PackedTensors(
-        names=list(layout.names),
-        dtypes=list(layout.dtypes),
-        ndims=[len(s) for s in layout.shapes],
-        shapes=[d for s in layout.shapes for d in s],
-        data=data,
-    )
+    return PackedTensors(list(names), list(dtypes), list(ndims), list(shapes), data)
 
 
 def pack_tensors(tensors: Mapping[str, torch.Tensor | np.ndarray]) -> PackedTensors:
@@ -223,9 +244,12 @@ def unpack_vector(
 
     Raises WireError on any inconsistency, non-finite value or entry beyond ``max_abs``.
     """
-    layout = packed.layout()
-    if expected is not None:
-        _check_expected(layout, expected)
+    if expected is not None and expected.described_by(packed):
+        layout = expected  # a robot's every message: no need to parse the fields again
+    else:
+        layout = packed.layout()
+        if expected is not None:
+            _check_expected(layout, expected)
     parts = list(_split(packed, layout))
     flat = (
         parts[0]
@@ -235,6 +259,8 @@ def unpack_vector(
     tensor = _as_tensor(flat)
     if tensor.is_floating_point():
         _check_values(tensor, require_finite, max_abs)
+    if tensor.dtype == dtype and device == 'cpu':
+        return tensor
     return tensor.to(device=device, dtype=dtype)
 
 
