@@ -68,3 +68,11 @@ def test_map_name_cannot_leave_out(tmp_path: Path, capsys, name: str) -> None:
     assert map_main(['generate', '--out', str(out), '--name', name]) == 2
     assert '--name: ' in capsys.readouterr().err
     assert not [p for p in tmp_path.rglob('*') if p.is_file()]
+
+
+def test_an_unknown_executor_names_the_variable_and_the_allowed_values(monkeypatch) -> None:
+    lifecycle = pytest.importorskip('dinno_ros.ros.lifecycle', reason='rclpy not installed')
+    monkeypatch.setenv('DINNO_EXECUTOR', 'multi')
+    allowed = "DINNO_EXECUTOR: 'multi' not allowed; allowed: events, single"
+    with pytest.raises(lifecycle.NodeStartError, match=allowed):
+        lifecycle.make_executor()

@@ -199,15 +199,16 @@ def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
 
 
 @pytest.mark.parametrize(
-    'late, optimizer, per_process',
+    'late, optimizer, per_process, executor',
     [
-        ([], None, 1),
-        ([[1, 0, 3]], None, 1),
-        ([], CHOCO, 1),
-        ([], {**CHOCO, 'compression': {'kind': 'qsgd', 'levels': 7}}, 1),
-        ([], {**CHOCO, 'gossip_steps': 2}, 1),
-        ([], None, 2),
-        ([], TRACKED, 1),
+        ([], None, 1, 'events'),
+        ([[1, 0, 3]], None, 1, 'events'),
+        ([], CHOCO, 1, 'events'),
+        ([], {**CHOCO, 'compression': {'kind': 'qsgd', 'levels': 7}}, 1, 'events'),
+        ([], {**CHOCO, 'gossip_steps': 2}, 1, 'events'),
+        ([], None, 2, 'events'),
+        ([], TRACKED, 1, 'events'),
+        ([], None, 2, 'single'),
     ],
     ids=[
         'on-time',
@@ -217,9 +218,12 @@ def test_lidar_swarm_learns_and_shows_what_rviz_expects(tmp_path, ros_env):
         'choco-gossip-steps',
         'two-robots-per-process',
         'dinno-tracked',
+        'single-threaded-executor',
     ],
 )
-def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer, per_process):
+def test_ros_swarm_matches_the_offline_runner(
+    tmp_path, ros_env, late, optimizer, per_process, executor
+):
     """
     Same config and seed on CPU, static graph: the same consensus and val loss as offline.
 
@@ -229,8 +233,11 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer
     values, and its robots count the same bytes, as offline, also with gossip-only rounds between
     its gradient steps. Robots 0 and 1 sharing one process
     (``robots_per_process: 2``) change nothing either; nor does a second vector in every message
-    (DiNNO's gradient tracker, ``primal_step: tracked``: twice the bytes).
+    (DiNNO's gradient tracker, ``primal_step: tracked``: twice the bytes); nor does rclpy's
+    SingleThreadedExecutor instead of its events executor (``DINNO_EXECUTOR``; Humble and Jazzy
+    have only the former).
     """
+    ros_env['DINNO_EXECUTOR'] = executor
     config = swarm_config(
         tmp_path,
         rounds=10,
@@ -247,6 +254,8 @@ def test_ros_swarm_matches_the_offline_runner(tmp_path, ros_env, late, optimizer
     assert proc.returncode == 0, out[-4000:]
     assert ('no round-3 message in time from robot_1 (round 2)' in out) == bool(late), out[-4000:]
     nodes = 4 if per_process == 1 else 3  # robots 0 and 1 in one process, robot 2 in another
+    spinning = 'spinning EventsExecutor' if executor == 'events' else 'spinning SingleThreaded'
+    assert out.count(spinning) == nodes, out[-4000:]
     assert f'all {nodes} nodes exited 0' in out and out.count('finished 10 rounds') == 3
     consensus = {int(m[1]): float(m[3]) for m in CONSENSUS.finditer(out)}
     assert sorted(consensus) == list(range(11))

@@ -9,6 +9,7 @@ node's ``work()`` on a thread of its own: ``swarm.robots_per_process``). SIGINT 
 waits on, ``work()`` returns at its next step, and the process exits 0 within a few seconds. A
 node whose work failed, or that ended without finishing, exits 1; one that cannot start
 (``NodeStartError``) says why in one line, without a traceback, and exits 1.
+Every node spins :func:`make_executor`'s executor (rclpy's events executor where it exists).
 The process ends with ``os._exit`` once its logs are flushed (the OS releases the node and its DDS
 participant).
 Started by ``dinno-swarm`` (``DINNO_PARENT_PID`` set), a node also stops when the runner dies,
@@ -26,7 +27,7 @@ import threading
 from typing import Callable, NoReturn, Protocol
 
 import rclpy
-from rclpy.executors import Executor
+from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -35,6 +36,8 @@ PARENT_ENV = 'DINNO_PARENT_PID'  # set by dinno-swarm: the runner's pid
 PR_SET_PDEATHSIG = 1
 SPIN_PERIOD_S = 0.1  # longest wait of the executor thread before it checks for a stop
 SPIN_JOIN_S = 3.0  # how long teardown waits for the executor thread
+EXECUTOR_ENV = 'DINNO_EXECUTOR'  # events (default, where rclpy has it) | single
+EXECUTORS = ('events', 'single')
 
 
 class NodeStartError(RuntimeError):
@@ -57,21 +60,38 @@ class WorkingNode(Protocol):
         ...
 
 
-def run_node(
-    name: str,
-    make_node: Callable[[], Node],
-    make_executor: Callable[[], Executor],
-    args: list[str] | None = None,
-) -> NoReturn:
+def make_executor() -> Executor:
+    """
+    Return the executor a node process spins (``DINNO_EXECUTOR``: events | single).
+
+    ``events``, the default where rclpy has it (``rclpy.experimental.EventsExecutor``, Kilted and
+    later; elsewhere ``single``): messages are taken as they arrive, in C++. rclpy's
+    SingleThreadedExecutor rebuilds its wait set from every subscription, in Python, at each
+    wake-up: 16 robots in one process of a 32-robot swarm (992 subscriptions) spent 59% of
+    their CPU there (``bench/swarm_scale.py``: 2,635 against 2,116 ms a round). rclpy's
+    MultiThreadedExecutor is not used: it busy-polled its futures here (880 ms rounds, not 170).
+    """
+    choice = os.environ.get(EXECUTOR_ENV, 'events')
+    if choice not in EXECUTORS:
+        raise NodeStartError(
+            f'{EXECUTOR_ENV}: {choice!r} not allowed; allowed: {", ".join(EXECUTORS)}'
+        )
+    if choice == 'events':
+        try:
+            from rclpy.experimental import EventsExecutor
+        except ImportError:  # Humble, Jazzy: not there
+            return SingleThreadedExecutor()
+        return EventsExecutor()
+    return SingleThreadedExecutor()
+
+
+def run_node(name: str, make_node: Callable[[], Node], args: list[str] | None = None) -> NoReturn:
     """Run one node process; exit 0 when its work finished or a stop signal came, else 1."""
-    run_nodes(name, lambda: [make_node()], make_executor, args)
+    run_nodes(name, lambda: [make_node()], args)
 
 
 def run_nodes(
-    name: str,
-    make_nodes: Callable[[], list[Node]],
-    make_executor: Callable[[], Executor],
-    args: list[str] | None = None,
+    name: str, make_nodes: Callable[[], list[Node]], args: list[str] | None = None
 ) -> NoReturn:
     """
     Run several nodes in one process (one executor; each node's ``work`` on a thread of its own).
@@ -99,6 +119,7 @@ def run_nodes(
     try:
         nodes.extend(make_nodes())
         executor = make_executor()
+        log.info('%s: spinning %s', name, type(executor).__name__)
         for node in nodes:
             executor.add_node(node)
         spinner = threading.Thread(

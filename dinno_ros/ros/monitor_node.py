@@ -32,7 +32,6 @@ from dinno_ros.core.world.datasets import map_quality
 from dinno_ros.ros import codec, inbound, maps, qos
 from dinno_ros.ros.lifecycle import NodeStartError, orphaned, run_node
 import numpy as np
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
@@ -242,7 +241,7 @@ class MonitorNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     # evaluations run on the main thread, one executor thread receives meanwhile (never starved)
-    return run_node('monitor_node', MonitorNode, SingleThreadedExecutor, args)
+    return run_node('monitor_node', MonitorNode, args)
 
 
 if __name__ == '__main__':

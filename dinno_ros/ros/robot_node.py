@@ -32,7 +32,6 @@ from dinno_ros.core.weights_cdr import WeightsFrame
 from dinno_ros.core.wire import max_message_bytes, PackedTensors, WireError
 from dinno_ros.ros import codec, inbound, qos, viz_msgs
 from dinno_ros.ros.lifecycle import run_node
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -266,9 +265,8 @@ class RobotNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     # training runs on the main thread; one executor thread receives (never blocked by a step:
-    # the callbacks only decode and file). rclpy's MultiThreadedExecutor busy-polled its futures
-    # here (a robot at 80% CPU doing nothing while a graph probe ran: 880 ms rounds, not 170)
-    return run_node('robot_node', RobotNode, SingleThreadedExecutor, args)
+    # the callbacks only decode and file); lifecycle.make_executor says which executor
+    return run_node('robot_node', RobotNode, args)
 
 
 if __name__ == '__main__':

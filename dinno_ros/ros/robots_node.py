@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dinno_ros.ros.lifecycle import NodeStartError, run_nodes
 from dinno_ros.ros.robot_node import RobotNode
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -28,7 +27,7 @@ def make_robots() -> list[Node]:
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_nodes('robots_node', make_robots, SingleThreadedExecutor, args)
+    return run_nodes('robots_node', make_robots, args)
 
 
 if __name__ == '__main__':

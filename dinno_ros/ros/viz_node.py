@@ -22,7 +22,6 @@ from matplotlib.figure import Figure
 from nav_msgs.msg import OccupancyGrid
 from nav_msgs.msg import Path as PathMsg
 import numpy as np
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
@@ -189,7 +188,7 @@ def write_gif(frames: list[Path], out: Path, ms_per_frame: int = 300) -> None:
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node('viz_node', VizNode, SingleThreadedExecutor, args)
+    return run_node('viz_node', VizNode, args)
 
 
 if __name__ == '__main__':
