@@ -91,11 +91,16 @@ def echo(numel_max: int) -> None:
 
 
 def _spin_quietly(node) -> None:
+    """Spin ``node`` until shutdown as robots spin (``lifecycle.make_executor``, short waits)."""
+    from dinno_ros.ros.lifecycle import make_executor, SPIN_PERIOD_S
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
+    executor = make_executor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
     except ExternalShutdownException:
         pass
 

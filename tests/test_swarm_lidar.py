@@ -234,8 +234,8 @@ def test_ros_swarm_matches_the_offline_runner(
     its gradient steps. Robots 0 and 1 sharing one process
     (``robots_per_process: 2``) change nothing either; nor does a second vector in every message
     (DiNNO's gradient tracker, ``primal_step: tracked``: twice the bytes); nor does rclpy's
-    SingleThreadedExecutor instead of its events executor (``DINNO_EXECUTOR``; Humble and Jazzy
-    have only the former).
+    SingleThreadedExecutor instead of its events executor (``DINNO_EXECUTOR``; rclpy before Kilted
+    has only the former).
     """
     ros_env['DINNO_EXECUTOR'] = executor
     config = swarm_config(

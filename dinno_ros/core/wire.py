@@ -256,9 +256,9 @@ def unpack_vector(
         if len(parts) == 1
         else np.concatenate([p.astype(np.float64, copy=False) for p in parts])
     )
+    if flat.dtype.kind == 'f':
+        _check_values(flat, require_finite, max_abs)
     tensor = _as_tensor(flat)
-    if tensor.is_floating_point():
-        _check_values(tensor, require_finite, max_abs)
     if tensor.dtype == dtype and device == 'cpu':
         return tensor
     return tensor.to(device=device, dtype=dtype)
@@ -284,15 +284,16 @@ def _as_tensor(flat: np.ndarray) -> torch.Tensor:
     return tensor
 
 
-def _check_values(tensor: torch.Tensor, finite: bool, max_abs: float | None) -> None:
+def _check_values(values: np.ndarray, finite: bool, max_abs: float | None) -> None:
     """
     Raise WireError for NaN or inf (when ``finite``) or an entry beyond ``max_abs``.
 
     One pass for the common case (``_plainly_within``); only a vector that fails it is searched
     entry by entry.
     """
-    if (not finite and max_abs is None) or _plainly_within(tensor, max_abs):
+    if (not finite and max_abs is None) or _plainly_within(values, max_abs):
         return
+    tensor = _as_tensor(values)
     if finite:
         bad = int((~torch.isfinite(tensor)).sum())
         if bad:
@@ -320,22 +321,28 @@ def max_message_bytes(layout: TensorLayout) -> int:
 # instead of 216): only node processes, which the plan starts with OPENBLAS_NUM_THREADS=1, use it
 _BLAS_ONE_THREAD = os.environ.get('OPENBLAS_NUM_THREADS') == '1'
 _NUMPY_DOT_DTYPES = (torch.float32, torch.float64)
+_NUMPY_DOT_NP = (np.dtype('float32'), np.dtype('float64'))
 
 
-def _plainly_within(values: torch.Tensor, max_abs: float | None) -> bool:
+def _plainly_within(values: torch.Tensor | np.ndarray, max_abs: float | None) -> bool:
     """
     Whether one pass shows every entry finite and (``max_abs``) within the bound.
 
     The sum of squares bounds every entry and is NaN or inf when one is; False means "look
     closer", not "out of bounds".
     """
-    if not values.is_floating_point() or values.dtype == torch.float16:
+    if isinstance(values, np.ndarray):
+        if not (_BLAS_ONE_THREAD and values.dtype in _NUMPY_DOT_NP):
+            return _plainly_within(_as_tensor(values), max_abs)
+        arr = values.reshape(-1)
+        total = float(np.dot(arr, arr))
+    elif not values.is_floating_point() or values.dtype == torch.float16:
         return False
-    flat = values.reshape(-1)
-    if _BLAS_ONE_THREAD and flat.device.type == 'cpu' and flat.dtype in _NUMPY_DOT_DTYPES:
-        arr = flat.numpy()
+    elif _BLAS_ONE_THREAD and values.device.type == 'cpu' and values.dtype in _NUMPY_DOT_DTYPES:
+        arr = values.reshape(-1).numpy()
         total = float(np.dot(arr, arr))
     else:
+        flat = values.reshape(-1)
         total = float(torch.dot(flat, flat))
     return math.isfinite(total) and (max_abs is None or total <= 0.99 * max_abs * max_abs)
 

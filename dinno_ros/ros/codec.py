@@ -122,6 +122,8 @@ def state_header(msg: RobotState) -> bytes:
 
 def packed_of(msg: Weights | WeightsFrame) -> PackedTensors:
     """Return the tensor fields of a received Weights message (no copy of the data)."""
+    if isinstance(msg, WeightsFrame):
+        return msg.packed()
     return PackedTensors(
         names=list(msg.names),
         dtypes=list(msg.dtypes),

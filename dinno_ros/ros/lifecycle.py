@@ -64,8 +64,8 @@ def make_executor() -> Executor:
     """
     Return the executor a node process spins (``DINNO_EXECUTOR``: events | single).
 
-    ``events``, the default where rclpy has it (``rclpy.experimental.EventsExecutor``, Kilted and
-    later; elsewhere ``single``): messages are taken as they arrive, in C++. rclpy's
+    ``events``, the default where rclpy has it (``rclpy.experimental.EventsExecutor``, new in
+    Kilted; elsewhere ``single``): messages are taken as they arrive, in C++. rclpy's
     SingleThreadedExecutor rebuilds its wait set from every subscription, in Python, at each
     wake-up: 16 robots in one process of a 32-robot swarm (992 subscriptions) spent 59% of
     their CPU there (``bench/swarm_scale.py``: 2,635 against 2,116 ms a round). rclpy's
@@ -79,7 +79,7 @@ def make_executor() -> Executor:
     if choice == 'events':
         try:
             from rclpy.experimental import EventsExecutor
-        except ImportError:  # Humble, Jazzy: not there
+        except ImportError:  # before Kilted: not there
             return SingleThreadedExecutor()
         return EventsExecutor()
     return SingleThreadedExecutor()
