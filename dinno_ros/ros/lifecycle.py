@@ -70,6 +70,8 @@ def make_executor() -> Executor:
     wake-up: 16 robots in one process of a 32-robot swarm (992 subscriptions) spent 59% of
     their CPU there (``bench/swarm_scale.py``: 2,635 against 2,116 ms a round). rclpy's
     MultiThreadedExecutor is not used: it busy-polled its futures here (880 ms rounds, not 170).
+    Spin it with short ``spin_once`` waits (as ``_spin`` does): the events executor's ``spin()``,
+    called on a background thread, never let the main thread run again here.
     """
     choice = os.environ.get(EXECUTOR_ENV, 'events')
     if choice not in EXECUTORS:
