@@ -327,6 +327,7 @@ def kill_robot_2(config: Path, ros_env, tmp_path: Path, at_round: int):
     assert pid is not None, ''.join(lines)[-3000:]
     os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=300)
+    (tmp_path / 'swarm.log').write_text(''.join(lines))  # for a failure's post-mortem
     return proc, ''.join(lines)
 
 

@@ -233,10 +233,13 @@ class RobotNode(Node):
         Before round 0, wait until every other robot listens to our weights and state.
 
         The monitor too, when one is planned (and to our ``params``, when we publish them): a
-        monitor that matched our state late would report round 0 without our pose.
+        monitor that matched our state late would report round 0 without our pose. And until we
+        hear every other robot's ``state`` publisher: a restarted robot then listens for the
+        swarm's rounds (``RobotRounds.join``, 1 s) with its own subscriptions matched.
         """
         expected = self.spec.num_robots - 1 + (1 if self.wait_for_monitor else 0)
         monitor_params = 1 if self.wait_for_monitor and self.params_pub is not None else 0
+        state_topics = [f'/{robot_namespace(j)}/state' for j in self.rounds.others]
 
         def listening() -> bool:
             params = self.params_pub.get_subscription_count() if self.params_pub else 0
@@ -244,6 +247,7 @@ class RobotNode(Node):
                 self.weights_pub.get_subscription_count() >= expected
                 and self.state_pub.get_subscription_count() >= expected
                 and params >= monitor_params
+                and all(self.count_publishers(topic) for topic in state_topics)
             )
 
         deadline = time.monotonic() + self.spec.section.startup_timeout
