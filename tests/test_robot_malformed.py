@@ -89,6 +89,8 @@ def test_malformed_weights_are_ignored(ros_env):
         RobotState, '/robot_0/state', lambda m: states.append(m.round), qos.state()
     )
     pub = node.create_publisher(Weights, '/robot_1/weights', qos.weights())
+    # a peer has a state topic, as every robot does (robot_0 starts once it hears one)
+    node.create_publisher(RobotState, '/robot_1/state', qos.state())
     spin = lambda: executor.spin_once(timeout_sec=0.05) or False  # noqa: E731
     try:
         assert wait_for(lambda: spin() or own, 90), (
