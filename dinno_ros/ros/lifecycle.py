@@ -82,8 +82,9 @@ def make_executor() -> Executor:
         try:
             from rclpy.experimental import EventsExecutor
         except ImportError:  # before Kilted: not there
-            return SingleThreadedExecutor()
-        return EventsExecutor()
+            pass
+        else:
+            return EventsExecutor()
     return SingleThreadedExecutor()
 
 

@@ -26,6 +26,7 @@ from ..optimizers.schedules import make_primal_optimizer, set_lr
 logger = logging.getLogger(__name__)
 
 Infos = list[dict[str, float]]
+BATCHED_PRIMAL_STEPS = ('full', 'preconditioned')  # DiNNO's; 'tracked' runs per robot
 
 
 def uniform(values: Sequence[float], what: str) -> float:
@@ -91,8 +92,11 @@ class DiNNOStepper(Stepper):
         super().__init__(optimizers, loss)
         if any(o._opt is not None for o in self.opts):
             raise Unsupported('a primal optimizer already has state')
-        if self.config.primal_step == 'tracked':
-            raise Unsupported("primal_step 'tracked' (its trackers are per-robot messages)")
+        if self.config.primal_step not in BATCHED_PRIMAL_STEPS:
+            raise Unsupported(
+                f'primal_step {self.config.primal_step!r} '
+                f'(batched: {", ".join(BATCHED_PRIMAL_STEPS)})'
+            )
         self.rho = uniform([o.rho for o in self.opts], 'rho')
         self.dual = self.stack('dual')
         self._opt: torch.optim.Optimizer | None = None
@@ -108,7 +112,7 @@ class DiNNOStepper(Stepper):
         cfg, vec, deg = self.config, self.params, hood.degree
         th = vec.detach().clone()
         lr = cfg.lr(round_k)
-        preconditioned = cfg.primal_step != 'full'
+        preconditioned = cfg.primal_step == 'preconditioned'
         self.rho *= cfg.rho_scaling
         th_sum = hood.total(th)
         step = cfg.dual_step * self.rho / (lr if preconditioned else 1.0)
