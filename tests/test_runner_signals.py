@@ -2,7 +2,9 @@
 Signals on the pip runner (issue 11, item 6): the swarm stops and leaves no process behind.
 
 SIGTERM and SIGHUP (what ``timeout``, systemd and a closed terminal send) stop every node within
-5 s, as Ctrl-C does; a SIGKILLed runner's nodes notice their parent is gone and stop.
+5 s, as Ctrl-C does; a SIGKILLed runner's nodes notice their parent is gone and stop. A node that
+hangs once asked to stop still ends: by its deadline (SIGALRM), or at once when its runner dies
+(a robot is SIGKILLed, even deadlocked holding the interpreter lock).
 """
 
 from __future__ import annotations
@@ -68,3 +70,79 @@ def test_nodes_stop_when_the_runner_is_killed(processes, ros_env, tmp_path) -> N
     while nodes_left(ros_env, proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not nodes_left(ros_env, proc.pid), ''.join(lines)[-3000:]
+
+
+STUCK_NODE = """
+import ctypes, signal, sys, time
+from dinno_ros.ros import lifecycle
+from rclpy.node import Node
+
+
+class Stuck(Node):  # its work ignores every stop; with 'gil' it hangs holding the GIL
+
+    def __init__(self):
+        super().__init__('stuck')
+
+    def work(self, stop):
+        print('working', flush=True)
+        if sys.argv[1] == 'gil':  # a deadlock holding the interpreter lock: no handler runs
+            libc, mutex = ctypes.PyDLL(None), ctypes.create_string_buffer(64)
+            libc.pthread_mutex_lock(mutex)
+            libc.pthread_mutex_lock(mutex)
+        while True:
+            time.sleep(0.1)
+
+    def close(self):
+        pass
+
+
+lifecycle.STOP_DEADLINE_S = lifecycle.ORPHAN_DEADLINE_S = 2
+lifecycle.run_node('stuck', Stuck, orphan_signal=getattr(signal, sys.argv[2]))
+"""
+
+RUNNER = """
+import os, subprocess, sys
+env = dict(os.environ, DINNO_PARENT_PID=str(os.getpid()))
+subprocess.run([sys.executable, *sys.argv[1:]], env=env)
+"""
+
+
+def wait_for(lines: list[str], text: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in lines):
+        assert time.monotonic() < deadline, ''.join(lines)[-3000:]
+        time.sleep(0.1)
+
+
+def test_a_node_whose_stop_hangs_ends_by_the_deadline(processes, tmp_path) -> None:
+    script = tmp_path / 'stuck.py'
+    script.write_text(STUCK_NODE)
+    proc, lines = processes.start([sys.executable, script, 'python', 'SIGTERM'])
+    wait_for(lines, 'working')
+    t0 = time.monotonic()
+    os.kill(proc.pid, signal.SIGTERM)
+    code = processes.wait(proc, lines, timeout=30)
+    took = time.monotonic() - t0
+    assert code == -signal.SIGALRM and 1.5 < took < 6.0, (code, took, ''.join(lines))
+    assert 'SIGTERM, stopping' in ''.join(lines)
+
+
+@pytest.mark.parametrize(
+    'hang, orphan_signal', [('gil', 'SIGKILL'), ('python', 'SIGTERM')], ids=['robot', 'monitor']
+)
+def test_an_orphaned_node_ends_even_when_it_hangs(
+    processes, ros_env, tmp_path, hang, orphan_signal
+) -> None:
+    """A robot (SIGKILL) even holding the interpreter lock; a monitor (SIGTERM) by its deadline."""
+    script = tmp_path / 'stuck.py'
+    script.write_text(STUCK_NODE)
+    runner, lines = processes.start([sys.executable, '-c', RUNNER, script, hang, orphan_signal])
+    wait_for(lines, 'working')
+    assert len(nodes_left(ros_env, runner.pid)) == 1
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait(timeout=10)
+    t0 = time.monotonic()
+    while nodes_left(ros_env, runner.pid) and time.monotonic() - t0 < 10.0:
+        time.sleep(0.05)
+    took = time.monotonic() - t0
+    assert not nodes_left(ros_env, runner.pid) and took < (1.0 if hang == 'gil' else 5.0), took

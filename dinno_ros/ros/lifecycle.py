@@ -13,7 +13,10 @@ Every node spins :func:`make_executor`'s executor (rclpy's events executor where
 The process ends with ``os._exit`` once its logs are flushed (the OS releases the node and its DDS
 participant).
 Started by ``dinno-swarm`` (``DINNO_PARENT_PID`` set), a node also stops when the runner dies,
-even SIGKILLed: the kernel sends it SIGTERM (Linux ``PR_SET_PDEATHSIG``).
+even SIGKILLed: the kernel sends it ``orphan_signal`` (Linux ``PR_SET_PDEATHSIG``): SIGTERM, a
+graceful stop (the monitor saves its results), or SIGKILL for robots, which have nothing to save.
+Once asked to stop, a process ends within ``STOP_DEADLINE_S`` (``ORPHAN_DEADLINE_S`` when the
+runner is gone) whatever hangs: the kernel ends it with SIGALRM (``signal.alarm``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ SPIN_PERIOD_S = 0.1  # longest wait of the executor thread before it checks for 
 SPIN_JOIN_S = 3.0  # how long teardown waits for the executor thread
 EXECUTOR_ENV = 'DINNO_EXECUTOR'  # events (default, where rclpy has it) | single
 EXECUTORS = ('events', 'single')
+STOP_DEADLINE_S = 10  # a stopping process ends by then (SIGALRM): ros2 launch SIGKILLs after 10 s
+ORPHAN_DEADLINE_S = 5  # the same when the runner is gone (nobody waits for a graceful end)
 
 
 class NodeStartError(RuntimeError):
@@ -88,18 +93,27 @@ def make_executor() -> Executor:
     return SingleThreadedExecutor()
 
 
-def run_node(name: str, make_node: Callable[[], Node], args: list[str] | None = None) -> NoReturn:
+def run_node(
+    name: str,
+    make_node: Callable[[], Node],
+    args: list[str] | None = None,
+    orphan_signal: int = signal.SIGTERM,
+) -> NoReturn:
     """Run one node process; exit 0 when its work finished or a stop signal came, else 1."""
-    run_nodes(name, lambda: [make_node()], args)
+    run_nodes(name, lambda: [make_node()], args, orphan_signal)
 
 
 def run_nodes(
-    name: str, make_nodes: Callable[[], list[Node]], args: list[str] | None = None
+    name: str,
+    make_nodes: Callable[[], list[Node]],
+    args: list[str] | None = None,
+    orphan_signal: int = signal.SIGTERM,
 ) -> NoReturn:
     """
     Run several nodes in one process (one executor; each node's ``work`` on a thread of its own).
 
-    Exit 0 when every node's work finished or a stop signal came, else 1.
+    Exit 0 when every node's work finished or a stop signal came, else 1. ``orphan_signal``: what
+    the kernel sends when the ``dinno-swarm`` runner dies.
     """
     logging.basicConfig(level=logging.INFO)
     log = logging.getLogger(name)
@@ -109,13 +123,14 @@ def run_nodes(
     def on_signal(signum: int, _frame) -> None:
         if not stop.is_set():
             log.info('%s: %s, stopping', name, signal.Signals(signum).name)
+            arm_stop_deadline(ORPHAN_DEADLINE_S if orphaned() else STOP_DEADLINE_S)
         stop.set()
         for node in nodes:
             node.close()
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, on_signal)
-    _stop_with_parent(log)
+    _stop_with_parent(orphan_signal, log)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     executor = spinner = None
     code = 0
@@ -138,6 +153,7 @@ def run_nodes(
         log.exception('%s failed: %s', name, exc)
         code = 1
     finally:
+        arm_stop_deadline(STOP_DEADLINE_S)
         stop.set()
         for node in nodes:
             node.close()
@@ -193,20 +209,32 @@ def orphaned() -> bool:
     return parent.isdigit() and os.getppid() != int(parent)
 
 
-def _stop_with_parent(log: logging.Logger) -> None:
-    """Under ``dinno-swarm``: have the kernel send SIGTERM when the runner dies."""
+def arm_stop_deadline(seconds: int) -> None:
+    """
+    Have the kernel end this process (SIGALRM) ``seconds`` from now, unless already armed.
+
+    The last word on a stop: a teardown or a callback that hangs, even holding the interpreter
+    lock, cannot keep the process alive past it.
+    """
+    if signal.getitimer(signal.ITIMER_REAL)[0] == 0.0:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(seconds)
+
+
+def _stop_with_parent(orphan_signal: int, log: logging.Logger) -> None:
+    """Under ``dinno-swarm``: have the kernel send ``orphan_signal`` when the runner dies."""
     parent = os.environ.get(PARENT_ENV, '')
     if not parent.isdigit() or not sys.platform.startswith('linux'):
         return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        if libc.prctl(PR_SET_PDEATHSIG, int(orphan_signal), 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), 'prctl(PR_SET_PDEATHSIG) failed')
     except (OSError, AttributeError) as exc:
         log.warning('cannot follow the runner (%s): this node outlives it if it dies', exc)
         return
     if os.getppid() != int(parent):  # the runner died before we asked
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), orphan_signal)
 
 
 def _teardown(executor, spinner, log: logging.Logger) -> None:

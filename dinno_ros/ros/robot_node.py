@@ -16,6 +16,7 @@ for the monitor, only when the optimizer's vectors do not carry the parameters),
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -269,8 +270,9 @@ class RobotNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     # training runs on the main thread; one executor thread receives (never blocked by a step:
-    # the callbacks only decode and file); lifecycle.make_executor says which executor
-    return run_node('robot_node', RobotNode, args)
+    # the callbacks only decode and file); lifecycle.make_executor says which executor. A robot
+    # whose runner died has nothing to save: the kernel SIGKILLs it
+    return run_node('robot_node', RobotNode, args, orphan_signal=signal.SIGKILL)
 
 
 if __name__ == '__main__':

@@ -10,6 +10,8 @@ its own. Parameters are those of ``robot_node`` with ``robot_ids`` (a list) for 
 
 from __future__ import annotations
 
+import signal
+
 from dinno_ros.ros.lifecycle import NodeStartError, run_nodes
 from dinno_ros.ros.robot_node import RobotNode
 from rclpy.node import Node
@@ -27,7 +29,7 @@ def make_robots() -> list[Node]:
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_nodes('robots_node', make_robots, args)
+    return run_nodes('robots_node', make_robots, args, orphan_signal=signal.SIGKILL)
 
 
 if __name__ == '__main__':
