@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from conftest import CONFIGS
 from dinno_ros.core.swarm.monitor import SwarmMonitor
 from dinno_ros.core.swarm.spec import load_swarm
@@ -117,3 +119,22 @@ def test_a_run_is_not_over_while_a_vector_is_asked_for(monitor, spec):
     monitor.resend_grace = 0.0
     assert [r.round_k for r in monitor.process()] == [2, 3]
     assert monitor.done()
+
+
+def test_a_run_of_missing_tags_costs_one_grace_not_one_each(spec):
+    """A robot restarted at round 9 while the monitor reports tag 1: tags 1-8 wait 0.3 s in all."""
+    monitor = SwarmMonitor(load_swarm(CONFIGS / 'tiny_swarm.yaml', rounds=12))
+    monitor.layout_size = sum(p.numel() for p in monitor.problem.base_model().parameters())
+    monitor.resend_grace = 0.3
+    for tag in range(13):
+        for robot in range(3):
+            if robot != 2 or tag == 0 or tag >= 9:  # robot 2's tags 1-8 never come
+                feed(monitor, robot, tag)
+    t0 = time.monotonic()
+    reports = []
+    while len(reports) < 13 and time.monotonic() - t0 < 10.0:
+        reports += monitor.process()
+        time.sleep(0.01)
+    took = time.monotonic() - t0
+    assert [r.round_k for r in reports] == list(range(13)) and 0.3 <= took < 1.0, took
+    assert [r.robots for r in reports] == [[0, 1, 2]] + [[0, 1]] * 8 + [[0, 1, 2]] * 4

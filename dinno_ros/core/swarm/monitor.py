@@ -87,7 +87,8 @@ class SwarmMonitor:
         self.skipped: list[int] = []  # tags no vector of which ever arrived
         self.latest_tag: dict[int, int] = {}  # robot -> newest tag received (R: all rounds done)
         self.lost_reason: dict[int, str] = {}  # robot -> why it was declared lost
-        self.missing_since: dict[tuple[int, int], float] = {}  # (robot, tag) -> first missed
+        # robot -> when its vectors went missing: since then every tag reported lacked it
+        self.missing_since: dict[int, float] = {}
         self.resend_grace = RESEND_GRACE_S
         self.ignored: Counter[str] = Counter()  # messages put in but ignored, by reason
         self._lock = threading.Lock()
@@ -204,11 +205,15 @@ class SwarmMonitor:
         Whether tag ``next_round`` can be reported.
 
         It can when every live robot's vector and state (its forward passes) of that round are in,
-        or those missing have moved on to later tags (a lost message must not stall the monitor): a
-        missing vector, when a later vector of that robot is in and ``RESEND_GRACE_S`` s of asking
-        for it again (:meth:`wanted`) passed; a missing state, when a later state is (the states
-        travel on their own topic, and their callbacks may run after the vectors' even when they
-        arrived first).
+        or those missing have moved on to later tags (a lost message must not stall the monitor).
+
+        - A missing vector: when a later vector of that robot is in and ``RESEND_GRACE_S`` s of
+          asking for it again (:meth:`wanted`) passed. The grace runs once for a run of missing
+          tags, not once each: a robot restarted at round 900 while the monitor reports 700 has
+          no vectors of the tags between (nor has a robot that finished and left, of tags before
+          the ``KEEP_PARAMS`` it keeps); 3 s each kept the monitor behind for ten minutes.
+        - A missing state: when a later state is (the states travel on their own topic, and their
+          callbacks may run after the vectors' even when they arrived first).
         """
         tag = self.next_round
         if tag > self.spec.rounds:
@@ -217,12 +222,12 @@ class SwarmMonitor:
         if not have:
             return False
         now = time.monotonic()
-        for old in [key for key in self.missing_since if key[1] < tag]:
-            del self.missing_since[old]
+        for r in have:
+            self.missing_since.pop(r, None)
         moved = {
             r
             for r in self._moved_on(tag) - have
-            if now - self.missing_since.setdefault((r, tag), now) >= self.resend_grace
+            if now - self.missing_since.setdefault(r, now) >= self.resend_grace
         }
         stateless = have - self.lost - set(self.forward_passes.get(tag, {}))
         states_moved = {r for t, robots in self.forward_passes.items() if t > tag for r in robots}
