@@ -14,6 +14,7 @@ import itertools
 import os
 from pathlib import Path
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -173,6 +174,15 @@ class Processes:
 
 def tail(lines: list[str], n: int = 60) -> str:
     return ''.join(collections.deque(lines, maxlen=n))
+
+
+def wait_for_line(lines: list[str], pattern: str, proc, timeout: float) -> None:
+    """Wait until a line of ``proc``'s output matches ``pattern``; fail if it ends or times out."""
+    deadline = time.monotonic() + timeout
+    while not any(re.search(pattern, line) for line in lines):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f'no line matching {pattern!r}; last lines:\n{tail(lines)}')
+        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -13,9 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 import re
 import signal
-import time
 
-from conftest import CONFIGS, ros2_cli, tail
+from conftest import CONFIGS, ros2_cli, tail, wait_for_line
 import psutil
 import pytest
 import torch
@@ -33,14 +32,6 @@ def config_file(tmp_path: Path, **swarm) -> Path:
     path = tmp_path / 'cli_swarm.yaml'
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-def wait_for_line(lines: list[str], pattern: str, proc, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(re.search(pattern, line) for line in lines):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f'no line matching {pattern!r}; last lines:\n{tail(lines)}')
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 
-from conftest import CONFIGS, TAG, tagged_processes
+from conftest import CONFIGS, TAG, tagged_processes, wait_for_line
 import pytest
 import yaml
 
@@ -107,18 +107,11 @@ subprocess.run([sys.executable, *sys.argv[1:]], env=env)
 """
 
 
-def wait_for(lines: list[str], text: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(text in line for line in lines):
-        assert time.monotonic() < deadline, ''.join(lines)[-3000:]
-        time.sleep(0.1)
-
-
 def test_a_node_whose_stop_hangs_ends_by_the_deadline(processes, tmp_path) -> None:
     script = tmp_path / 'stuck.py'
     script.write_text(STUCK_NODE)
     proc, lines = processes.start([sys.executable, script, 'python', 'SIGTERM'])
-    wait_for(lines, 'working')
+    wait_for_line(lines, 'working', proc, timeout=60)
     t0 = time.monotonic()
     os.kill(proc.pid, signal.SIGTERM)
     code = processes.wait(proc, lines, timeout=30)
@@ -137,7 +130,7 @@ def test_an_orphaned_node_ends_even_when_it_hangs(
     script = tmp_path / 'stuck.py'
     script.write_text(STUCK_NODE)
     runner, lines = processes.start([sys.executable, '-c', RUNNER, script, hang, orphan_signal])
-    wait_for(lines, 'working')
+    wait_for_line(lines, 'working', runner, timeout=60)
     assert len(nodes_left(ros_env, runner.pid)) == 1
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait(timeout=10)
